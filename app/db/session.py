@@ -1,0 +1,76 @@
+"""Engines and sessions; SQLite runs in WAL mode with a busy timeout since API and workers share it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings, get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers (the API) run while a writer (a worker) commits; the busy timeout makes
+    # a second writer wait for the lock instead of failing at once with "database is locked".
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+@lru_cache(maxsize=16)
+def engine_for_url(url: str) -> Engine:
+    """One engine per database URL (cached: engines own connection pools)."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # FastAPI runs sync endpoints in a thread pool, so connections cross threads.
+        kwargs["connect_args"] = {
+            "check_same_thread": False,
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+        }
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, **kwargs)
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The engine for the given (or process-wide) settings."""
+    return engine_for_url((settings or get_settings()).db_url)
+
+
+@lru_cache(maxsize=16)
+def _factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for_url(url), expire_on_commit=False)
+
+
+def SessionLocal(settings: Settings | None = None) -> Session:  # noqa: N802 - reads as a class
+    """A new session on the given (or process-wide) settings' database."""
+    return _factory((settings or get_settings()).db_url)()
+
+
+@contextmanager
+def session_scope(settings: Settings | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any exception."""
+    session = SessionLocal(settings)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

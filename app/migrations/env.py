@@ -1,0 +1,56 @@
+"""Alembic environment: uses the connection handed over by app.db.migrate, else the settings."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from app.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    # render_as_batch: SQLite cannot ALTER most things; batch mode rebuilds tables instead.
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run against the given connection, or open one from the configured URL."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    from app.db.session import engine_for_url
+
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        from app.core.config import get_settings
+
+        url = get_settings().db_url
+    with engine_for_url(url).begin() as conn:
+        _run(conn)
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL instead of running it (`alembic upgrade head --sql`)."""
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
