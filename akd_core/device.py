@@ -1,0 +1,39 @@
+"""Device selection, mixed-precision policy and data placement."""
+
+from __future__ import annotations
+
+import torch
+
+from akd_core.errors import SpecError
+
+# Datasets up to this size live on the GPU for the whole run; larger ones are paged per batch.
+GPU_RESIDENT_BYTES = 4 * 1024**3
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` -> CUDA when present, else CPU; `cuda` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SpecError(
+            "device 'cuda' was asked for but no GPU is visible; use auto or cpu", field="device"
+        )
+    if name not in ("cpu", "cuda"):
+        raise SpecError(f"unknown device {name!r}; choose auto, cpu or cuda", field="device")
+    return torch.device(name)
+
+
+def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it, fp16 (with loss scaling) on older ones; none on CPU."""
+    if device.type != "cuda" or not enabled:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def place(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Put a whole split on the GPU when it fits, else keep it in pinned host memory."""
+    if device.type != "cuda":
+        return t
+    if t.numel() * t.element_size() <= GPU_RESIDENT_BYTES:
+        return t.to(device)
+    return t.pin_memory()

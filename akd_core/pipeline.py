@@ -1,0 +1,190 @@
+"""run_job: the one entry point of a distillation run, called by `akd distill` and the worker."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from akd_core.cache import LogitCache, cache_key
+from akd_core.data import Dataset, load_dataset
+from akd_core.data.augment import crop_flip, is_random
+from akd_core.device import amp_dtype_for, place, select_device
+from akd_core.errors import SpecError, TrainingError
+from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
+from akd_core.fileio import atomic_write_json
+from akd_core.models import build_model
+from akd_core.report import REPORT_JSON, ArmSummary, RunFacts, teacher_facts, write_outputs
+from akd_core.spec import JobSpec
+from akd_core.teachers import Teacher, check_teacher, load_teacher
+from akd_core.trainer import ArmTrainer, Progress, TrainData, accuracy
+
+log = logging.getLogger(__name__)
+Resolver = Callable[[str], Path]
+
+# Share of the progress bar given to each stage (training arms share TRAIN_SPAN).
+TRAIN_SPAN = (0.10, 0.92)
+
+
+def resolve_source(source: str, resolve: Resolver | None, field: str) -> Path | None:
+    """Map a spec source to a local path (None for builtin: sources)."""
+    scheme, _, rest = source.partition(":")
+    if scheme == "builtin":
+        return None
+    if scheme == "file":
+        path = Path(rest).expanduser()
+        if not path.is_file():
+            raise SpecError(f"file {path} does not exist or is not a file", field=field)
+        return path
+    if resolve is None:
+        raise SpecError(
+            f"{source!r} refers to an upload, which only the service can resolve; "
+            "with the CLI use file:<path>",
+            field=field,
+        )
+    return resolve(source)
+
+
+def run_job(
+    spec: JobSpec,
+    out_dir: Path,
+    *,
+    resolve: Resolver | None = None,
+    on_event: EventSink | None = None,
+    should_cancel: CancelCheck | None = None,
+    resume: bool = False,
+    cache_dir: Path | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Run a whole job: load, cache teacher logits, train every arm, export, report."""
+    hooks = Hooks(on_event, should_cancel)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    dev = select_device(device or spec.device)
+    amp_dtype = amp_dtype_for(dev, spec.mixed_precision)
+    stage = _stage_emitter(hooks)
+
+    stage("loading", 0.0, "loading the dataset and the teacher")
+    data_path = resolve_source(spec.dataset.source, resolve, "dataset.source")
+    with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
+        ds = load_dataset(spec.dataset, data_path, spec.seed, work_dir=Path(work))
+    teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
+    if teacher_path is None:
+        raise SpecError("the teacher must be an upload or a file", field="teacher.source")
+    teacher = load_teacher(spec.teacher, teacher_path, dev)
+    check_teacher(teacher, ds.input_shape, ds.num_classes)
+    hooks.check_cancel()
+
+    stage("caching_teacher", 0.03, "running the teacher over the data")
+    random_aug = is_random(spec.dataset.augment)
+    needs_train = not random_aug and any(a != "student" for a in spec.arms)
+    t0 = time.perf_counter()
+    logits, cache_hit = _teacher_logits(teacher, ds, cache_dir or out_dir / ".cache", needs_train)
+    cache_seconds = time.perf_counter() - t0
+    teacher_val = _np_accuracy(logits["val"], ds.y_val)
+    teacher_test = _np_accuracy(logits["test"], ds.y_test)
+    _check_teacher_accuracy(spec, teacher_val, ds.num_classes)
+    teacher_info = teacher_facts(teacher, teacher_path)
+    if not random_aug:
+        teacher.release()  # the cache holds all the teacher knows about this data
+
+    data = TrainData(
+        x_train=place(torch.from_numpy(ds.x_train), dev),
+        y_train=place(torch.from_numpy(ds.y_train), dev),
+        x_val=place(torch.from_numpy(ds.x_val), dev),
+        y_val=place(torch.from_numpy(ds.y_val), dev),
+        teacher_train=place(torch.from_numpy(logits["train"]), dev) if needs_train else None,
+        teacher_fn=(lambda xb: teacher.predict(xb).float()) if random_aug else None,
+        augment=crop_flip if random_aug else None,
+    )
+    x_test, y_test = (
+        place(torch.from_numpy(ds.x_test), dev),
+        place(torch.from_numpy(ds.y_test), dev),
+    )
+    progress = Progress(
+        total_epochs=spec.epoch_budget * len(spec.arms), start=TRAIN_SPAN[0], end=TRAIN_SPAN[1]
+    )
+    arms: dict[str, ArmSummary] = {}
+    students: dict[str, torch.nn.Module] = {}
+    for arm in spec.arms:
+        torch.manual_seed(spec.seed)  # every arm starts from the same initial student
+        model = build_model(spec.student.arch, ds.input_shape, ds.num_classes, spec.student.options)
+        result = ArmTrainer(arm, spec, model, data, dev, out_dir, hooks, progress, amp_dtype).run(
+            resume
+        )
+        model.load_state_dict(result.best_state)
+        test_acc = accuracy(model, x_test, y_test, 512, torch.no_grad)
+        arms[arm] = ArmSummary.from_result(result, test_acc)
+        students[arm] = model.cpu().eval()
+
+    stage("exporting", TRAIN_SPAN[1], "exporting the student to ONNX")
+    hooks.check_cancel()
+    facts = RunFacts(
+        spec=spec,
+        dataset=ds,
+        teacher=teacher_info,
+        teacher_val_accuracy=teacher_val,
+        teacher_test_accuracy=teacher_test,
+        device=str(dev),
+        amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
+        cache_seconds=cache_seconds,
+        cache_hit=cache_hit,
+    )
+    report = write_outputs(
+        out_dir, facts, students[spec.method], arms, on_stage=lambda s, f: stage(s, f, "")
+    )
+    report["timings"]["total_s"] = time.perf_counter() - started
+    atomic_write_json(out_dir / REPORT_JSON, report)
+    hooks.emit(ProgressEvent(kind="done", stage="evaluating", message="done", progress=1.0))
+    return report
+
+
+def _stage_emitter(hooks: Hooks) -> Callable[[str, float, str], None]:
+    def stage(name: str, progress: float, message: str) -> None:
+        hooks.emit(ProgressEvent(kind="phase", stage=name, message=message, progress=progress))
+
+    return stage
+
+
+def _teacher_logits(
+    teacher: Teacher, ds: Dataset, cache_root: Path, needs_train: bool
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Teacher logits per split from the cache, or computed once (eval, no_grad, batched)."""
+    cache = LogitCache(cache_root)
+    key = cache_key(teacher.fingerprint, ds.fingerprint)
+    cached = cache.get(key)
+    wanted = ["val", "test"] + (["train"] if needs_train else [])
+    if cached is not None and all(k in cached for k in wanted):
+        return cached, True
+    splits = {"train": ds.x_train, "val": ds.x_val, "test": ds.x_test}
+    logits = {name: teacher.logits_for(splits[name], batch_size=512) for name in wanted}
+    for name, arr in logits.items():
+        if not np.isfinite(arr).all():
+            raise TrainingError(f"the teacher produced non-finite logits on the {name} split")
+    cache.put(key, logits)
+    return logits, False
+
+
+def _np_accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((logits.argmax(axis=1) == y).mean()) if len(y) else 0.0
+
+
+def _check_teacher_accuracy(spec: JobSpec, val_accuracy: float, num_classes: int) -> None:
+    """Stop early when the teacher is near chance: preprocessing or labels do not match."""
+    floor = spec.min_teacher_accuracy
+    if floor is None:
+        floor = min(1.5 / num_classes, 0.9)
+    if val_accuracy < floor:
+        raise TrainingError(
+            f"the teacher's validation accuracy is {val_accuracy:.1%}, near chance for "
+            f"{num_classes} classes (threshold {floor:.1%}). The teacher probably expects other "
+            "preprocessing (check dataset.normalize: none, train-mean-std or explicit mean/std) "
+            "or a different label order. Set min_teacher_accuracy to 0 to proceed anyway."
+        )

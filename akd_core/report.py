@@ -1,0 +1,201 @@
+"""The outputs of a run (CONTRACT): student.onnx, student.safetensors, report.json, report.md."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from akd_core import __version__
+from akd_core.data import Dataset
+from akd_core.export import export_onnx, onnx_accuracy, onnx_latency_ms, onnx_parity, quantize_int8
+from akd_core.fileio import atomic_write, atomic_write_json
+from akd_core.models import count_params
+from akd_core.report_md import write_model_card
+from akd_core.spec import JobSpec
+from akd_core.trainer import ArmResult
+
+STUDENT_ONNX = "student.onnx"
+STUDENT_INT8_ONNX = "student.int8.onnx"
+STUDENT_WEIGHTS = "student.safetensors"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """Test and validation figures of one trained arm."""
+
+    accuracy: float
+    val_accuracy: float
+    best_phase: int
+    best_epoch: int
+    train_seconds: float
+    history: list[dict[str, Any]]
+
+    @classmethod
+    def from_result(cls, result: ArmResult, test_accuracy: float) -> ArmSummary:
+        return cls(
+            accuracy=test_accuracy,
+            val_accuracy=result.best_val_accuracy,
+            best_phase=result.best_phase,
+            best_epoch=result.best_epoch,
+            train_seconds=result.train_seconds,
+            history=result.history,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "val_accuracy": self.val_accuracy,
+            "best_phase": self.best_phase,
+            "best_epoch": self.best_epoch,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+        }
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the pipeline learned before and around training, for the report."""
+
+    spec: JobSpec
+    dataset: Dataset
+    teacher: dict[str, Any]  # format, fingerprint, params, size_bytes
+    teacher_val_accuracy: float
+    teacher_test_accuracy: float
+    device: str
+    amp: str | None
+    cache_seconds: float
+    cache_hit: bool
+
+
+def onnx_metadata(facts: RunFacts) -> dict[str, str]:
+    """ONNX metadata_props: what an edge runtime needs to feed the student correctly."""
+    ds, spec = facts.dataset, facts.spec
+    return {
+        "akd.version": __version__,
+        "akd.method": spec.method,
+        "akd.student_arch": spec.student.arch,
+        "labels": json.dumps(ds.classes),
+        "input_shape": json.dumps(list(ds.input_shape)),
+        "preprocessing": json.dumps(ds.normalization),
+    }
+
+
+def write_outputs(
+    out_dir: Path,
+    facts: RunFacts,
+    student: torch.nn.Module,
+    arms: dict[str, ArmSummary],
+    on_stage: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """Export the main arm's student, check it, and write the report; returns report.json's dict."""
+    spec, ds = facts.spec, facts.dataset
+    student = student.cpu().eval()
+    state = {k: v.contiguous() for k, v in student.state_dict().items()}
+    atomic_write(out_dir / STUDENT_WEIGHTS, lambda tmp: save_file(state, str(tmp)))
+    onnx_path = export_onnx(
+        student, ds.input_shape, out_dir / STUDENT_ONNX, onnx_metadata(facts), spec.export.opset
+    )
+    if on_stage:
+        on_stage("evaluating", 0.96)
+    parity = onnx_parity(onnx_path, student, ds.x_test)
+    onnx_acc = onnx_accuracy(onnx_path, ds.x_test, ds.y_test, 512)
+    onnx_info = {
+        "file": STUDENT_ONNX,
+        "opset": spec.export.opset,
+        "size_bytes": onnx_path.stat().st_size,
+        "parity_max_abs_diff": parity["max_abs_diff"],
+        "argmax_agreement": parity["argmax_agreement"],
+        "accuracy": onnx_acc,
+        "latency_ms_batch1": onnx_latency_ms(onnx_path, ds.input_shape),
+    }
+    int8 = _int8_variant(out_dir, onnx_path, facts, onnx_acc) if spec.export.int8 else None
+
+    main = arms[spec.method]
+    student_params = count_params(student)
+    teacher_params = facts.teacher.get("params")
+    report: dict[str, Any] = {
+        "akd_version": __version__,
+        "method": spec.method,
+        "spec": spec.model_dump(mode="json"),
+        "dataset": ds.summary(),
+        "preprocessing": ds.normalization,
+        "teacher": {
+            **facts.teacher,
+            "accuracy": facts.teacher_test_accuracy,
+            "val_accuracy": facts.teacher_val_accuracy,
+        },
+        "student": {"arch": spec.student.arch, "params": student_params, **main.to_dict()},
+        "baselines": {
+            arm: summary.to_dict() for arm, summary in arms.items() if arm != spec.method
+        },
+        "params": {"teacher": teacher_params, "student": student_params},
+        "compression": (teacher_params / student_params) if teacher_params else None,
+        "onnx": onnx_info,
+        "int8": int8,
+        "history": main.history,
+        "device": facts.device,
+        "mixed_precision": facts.amp,
+        "timings": {
+            "teacher_cache_s": facts.cache_seconds,
+            "teacher_cache_hit": facts.cache_hit,
+            "train_s": {arm: s.train_seconds for arm, s in arms.items()},
+        },
+    }
+    write_model_card(out_dir, report)
+    atomic_write_json(out_dir / REPORT_JSON, report)
+    return report
+
+
+def _int8_variant(out_dir: Path, fp32: Path, facts: RunFacts, fp32_acc: float) -> dict[str, Any]:
+    """Quantize dynamically; keep student.int8.onnx only if it passes the accuracy check."""
+    ds, limit = facts.dataset, facts.spec.export.int8_max_accuracy_drop
+    path = out_dir / STUDENT_INT8_ONNX
+    quantize_int8(fp32, path)
+    acc = onnx_accuracy(path, ds.x_test, ds.y_test, 512)
+    info: dict[str, Any] = {
+        "accuracy": acc,
+        "size_bytes": path.stat().st_size,
+        "latency_ms_batch1": onnx_latency_ms(path, ds.input_shape),
+        "kept": bool(fp32_acc - acc <= limit),
+    }
+    if info["kept"]:
+        info["file"] = STUDENT_INT8_ONNX
+    else:
+        path.unlink()
+        info["reason"] = (
+            f"INT8 accuracy {acc:.4f} is more than {limit:.4f} below FP32 {fp32_acc:.4f}"
+        )
+    return info
+
+
+def onnx_param_count(path: Path) -> int:
+    """Parameters of an ONNX model: the total size of its initializers."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(sum(np.prod(t.dims) for t in model.graph.initializer))
+
+
+def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:
+    """Format, fingerprint, parameter count and file size of the teacher, for the report."""
+    if teacher.module is not None:
+        params: int | None = count_params(teacher.module)
+    elif teacher.format == "onnx":
+        params = onnx_param_count(path)
+    else:
+        params = None
+    return {
+        "format": teacher.format,
+        "fingerprint": teacher.fingerprint,
+        "params": params,
+        "size_bytes": path.stat().st_size,
+    }

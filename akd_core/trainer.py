@@ -1,0 +1,349 @@
+"""The training loop of one arm (annealing, kd or student), resumable epoch by epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from akd_core.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from akd_core.errors import TrainingError
+from akd_core.events import Hooks, ProgressEvent
+from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
+from akd_core.optim import build_optimizer, build_scheduler
+from akd_core.schedule import phi, temperature_at
+from akd_core.spec import JobSpec
+
+TeacherFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """One phase of an arm: its number in the history, job stage name, epochs and loss."""
+
+    number: int  # 1 or 2 in the report history
+    stage: str  # annealing | finetuning | training
+    epochs: int
+    loss: str  # anneal | kd | ce
+
+
+def plan_arm(arm: str, spec: JobSpec) -> list[PhasePlan]:
+    """The phases of an arm; every arm gets the same total epoch budget E1 + E2."""
+    a = spec.annealing
+    if arm == "annealing":
+        phases = [PhasePlan(1, "annealing", a.phase1_epochs, "anneal")]
+        if a.phase2_epochs:
+            phases.append(PhasePlan(2, "finetuning", a.phase2_epochs, "ce"))
+        return phases
+    return [PhasePlan(1, "training", a.total_epochs, "kd" if arm == "kd" else "ce")]
+
+
+@dataclass
+class TrainData:
+    """Tensors of one run; x on the training device, teacher logits cached or computed per batch."""
+
+    x_train: torch.Tensor  # (N, *input_shape)
+    y_train: torch.Tensor  # (N,) int64
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    teacher_train: torch.Tensor | None = None  # (N, K) cached logits, None with random augmentation
+    teacher_fn: TeacherFn | None = None  # runs the frozen teacher on an (augmented) batch
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+
+
+@dataclass
+class Progress:
+    """Run-wide progress over all arms' epochs, for the progress fraction and the ETA."""
+
+    total_epochs: int
+    start: float = 0.0
+    end: float = 1.0
+    done_epochs: int = 0
+    seconds_per_epoch: float | None = None
+
+    def fraction(self) -> float:
+        return self.start + (self.end - self.start) * self.done_epochs / max(self.total_epochs, 1)
+
+    def advance(self, epoch_seconds: float) -> None:
+        self.done_epochs += 1
+        s = self.seconds_per_epoch
+        self.seconds_per_epoch = epoch_seconds if s is None else 0.7 * s + 0.3 * epoch_seconds
+
+    def eta_s(self) -> float | None:
+        if self.seconds_per_epoch is None:
+            return None
+        return self.seconds_per_epoch * (self.total_epochs - self.done_epochs)
+
+
+@dataclass
+class ArmResult:
+    """What one arm produced: its best-on-validation weights and its per-epoch history."""
+
+    arm: str
+    best_state: dict[str, torch.Tensor]
+    best_val_accuracy: float
+    best_phase: int
+    best_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp) -> float:
+    """Top-1 accuracy of `model` in eval mode, batched."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        with amp():
+            pred = model(x[i : i + batch_size]).argmax(dim=-1)
+        correct += int((pred == y[i : i + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+class ArmTrainer:
+    """Trains one arm's student through its phases, checkpointing after every epoch."""
+
+    def __init__(
+        self,
+        arm: str,
+        spec: JobSpec,
+        model: nn.Module,
+        data: TrainData,
+        device: torch.device,
+        out_dir: Path,
+        hooks: Hooks,
+        progress: Progress,
+        amp_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.arm, self.spec, self.model, self.data = arm, spec, model.to(device), data
+        self.device, self.hooks, self.progress = device, hooks, progress
+        self.ckpt = checkpoint_path(out_dir, arm)
+        self.phases = plan_arm(arm, spec)
+        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        self.generator = torch.Generator().manual_seed(spec.seed * 1009 + len(arm))
+        kd = spec.kd
+        self.losses = {
+            "anneal": AnnealingLoss(),
+            "kd": HintonKDLoss(kd.temperature, kd.alpha),
+            "ce": CrossEntropyLoss(),
+        }
+
+    def amp(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # -- the loop, top to bottom -------------------------------------------------------
+    def run(self, resume: bool) -> ArmResult:
+        """Train every phase (resuming from the checkpoint when asked) and return the result."""
+        state = load_checkpoint(self.ckpt) if resume else None
+        if state is not None and state.get("done"):
+            return self._result(state)
+        started = time.perf_counter()
+        phase_idx, epoch = (state["phase_idx"], state["epoch"]) if state else (0, 0)
+        history: list[dict[str, Any]] = list(state["history"]) if state else []
+        best = state["best"] if state else None  # best of the current phase, on validation
+        phase1_best = state.get("phase1_best") if state else None
+        prior_seconds = float(state["train_seconds"]) if state else 0.0
+        if state:
+            self.model.load_state_dict(state["model"])
+            restore_rng(state["rng"], self.generator)
+        self.progress.done_epochs += sum(p.epochs for p in self.phases[:phase_idx]) + epoch
+
+        while phase_idx < len(self.phases):
+            plan = self.phases[phase_idx]
+            steps = self._steps_per_epoch()
+            optimizer = build_optimizer(self.model, self.spec.optimizer)
+            scheduler = build_scheduler(optimizer, self.spec.optimizer, plan.epochs, steps)
+            if state and epoch > 0:
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            state = None
+            self.hooks.emit(self._event("phase", plan, f"{self.arm}: {plan.stage} starts"))
+            while epoch < plan.epochs:
+                record = self._train_epoch(plan, epoch, steps, optimizer, scheduler)
+                history.append(record)
+                if best is None or record["val_accuracy"] > best["val_accuracy"]:
+                    best = {
+                        "val_accuracy": record["val_accuracy"],
+                        "epoch": epoch + 1,
+                        "phase": plan.number,
+                        "state": _cpu_state(self.model),
+                    }
+                epoch += 1
+                self._save(
+                    phase_idx,
+                    epoch,
+                    optimizer,
+                    scheduler,
+                    history,
+                    best,
+                    phase1_best,
+                    prior_seconds + time.perf_counter() - started,
+                    done=False,
+                )
+            # Phase 2 starts from the best Phase-1 student, with a fresh optimizer and schedule.
+            phase_idx, epoch = phase_idx + 1, 0
+            if phase_idx < len(self.phases):
+                phase1_best = best
+                self.model.load_state_dict(best["state"])
+                best = None
+        final = {
+            "best": best,
+            "history": history,
+            "train_seconds": prior_seconds + time.perf_counter() - started,
+        }
+        self._save(
+            len(self.phases),
+            0,
+            None,
+            None,
+            history,
+            best,
+            phase1_best,
+            final["train_seconds"],
+            done=True,
+        )
+        return self._result(final)
+
+    def _train_epoch(self, plan: PhasePlan, epoch: int, steps: int, optimizer, scheduler):
+        """One pass over the training data; returns the history record of this epoch."""
+        d, bs = self.data, self.spec.optimizer.batch_size
+        T = phi_T = None
+        if plan.loss == "anneal":
+            tau_max = self.spec.annealing.tau_max
+            T = temperature_at(epoch, plan.epochs, tau_max)
+            phi_T = phi(T, tau_max)
+        self.model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(d.x_train), generator=self.generator)
+        total_loss, seen = 0.0, 0
+        for step in range(steps):
+            self.hooks.check_cancel()
+            idx = perm[step * bs : (step + 1) * bs]
+            xb, yb = d.x_train[idx.to(d.x_train.device)], d.y_train[idx.to(d.y_train.device)]
+            if d.augment is not None:
+                xb = d.augment(xb.cpu(), self.generator)
+            xb = xb.to(self.device, non_blocking=True)
+            yb = yb.to(self.device, non_blocking=True)
+            with self.amp():
+                out = self.model(xb).float()  # (B, K) student logits
+            loss = self._loss(plan, out, xb, yb, idx, phi_T)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"{self.arm}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                    "lower optimizer.lr or check the teacher logits' scale"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            scheduler.step()
+            total_loss += loss.item() * len(idx)
+            seen += len(idx)
+        seconds = time.perf_counter() - t0
+        val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256), self.amp)
+        self.progress.advance(seconds)
+        record = {
+            "phase": plan.number,
+            "epoch": epoch + 1,
+            "T": T,
+            "phi": phi_T,
+            "train_loss": total_loss / max(seen, 1),
+            "val_accuracy": val,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+        }
+        self.hooks.emit(self._event("epoch", plan, "", record, samples_per_s=seen / seconds))
+        return record
+
+    def _loss(self, plan, out, xb, yb, idx, phi_T):
+        if plan.loss == "ce":
+            return self.losses["ce"](out, yb)
+        d = self.data
+        if d.teacher_train is not None:
+            tb = d.teacher_train[idx.to(d.teacher_train.device)].to(self.device)
+        else:
+            assert d.teacher_fn is not None
+            tb = d.teacher_fn(xb)  # (B, K) frozen teacher on the same augmented batch
+        if plan.loss == "anneal":
+            return self.losses["anneal"](out, tb, phi_T)
+        return self.losses["kd"](out, tb, yb)
+
+    def _steps_per_epoch(self) -> int:
+        n, bs = len(self.data.x_train), self.spec.optimizer.batch_size
+        # A trailing batch of one sample would break BatchNorm in train mode: drop it.
+        return n // bs + (1 if n % bs > 1 else 0) if n > 1 else 1
+
+    def _event(self, kind, plan, message, record=None, samples_per_s=None):
+        r = record or {}
+        return ProgressEvent(
+            kind=kind,
+            stage=plan.stage,
+            arm=self.arm,
+            message=message,
+            progress=self.progress.fraction(),
+            phase=plan.number,
+            epoch=r.get("epoch"),
+            epochs=plan.epochs,
+            T=r.get("T"),
+            phi=r.get("phi"),
+            train_loss=r.get("train_loss"),
+            val_accuracy=r.get("val_accuracy"),
+            samples_per_s=samples_per_s,
+            eta_s=self.progress.eta_s(),
+        )
+
+    def _save(
+        self, phase_idx, epoch, optimizer, scheduler, history, best, phase1_best, seconds, done
+    ):
+        save_checkpoint(
+            self.ckpt,
+            {
+                "arm": self.arm,
+                "phase_idx": phase_idx,
+                "epoch": epoch,
+                "done": done,
+                "model": _cpu_state(self.model),
+                "optimizer": optimizer.state_dict() if optimizer else {},
+                "scheduler": scheduler.state_dict() if scheduler else {},
+                "history": history,
+                "best": best,
+                "phase1_best": phase1_best,
+                "train_seconds": seconds,
+                "rng": rng_state(self.generator),
+            },
+        )
+
+    def _result(self, state: dict[str, Any]) -> ArmResult:
+        best = state["best"]
+        if best is None or not math.isfinite(best["val_accuracy"]):
+            raise TrainingError(f"{self.arm}: no epoch was trained")
+        return ArmResult(
+            arm=self.arm,
+            best_state=best["state"],
+            best_val_accuracy=best["val_accuracy"],
+            best_phase=best["phase"],
+            best_epoch=best["epoch"],
+            history=list(state["history"]),
+            train_seconds=float(state["train_seconds"]),
+        )
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in copy.copy(model.state_dict()).items()}
