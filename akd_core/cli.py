@@ -1,0 +1,121 @@
+"""`akd distill SPEC --out DIR`: a whole run on this machine, no service needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from akd_core.errors import AKDError, JobCancelled, TrainingError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `akd distill` (shared with the top-level `akd` command)."""
+    parser.add_argument(
+        "spec", type=Path, help="job spec (JSON); schema in docs/job-spec.schema.json"
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default runs/<spec name>)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override spec.device")
+    parser.add_argument("--cache-dir", type=Path, help="teacher-logit cache (default <out>/.cache)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class _ProgressBar:
+    """A tqdm bar over the run's progress fraction, with the latest epoch's figures."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def __call__(self, event: Any) -> None:
+        if self.bar is None:
+            return
+        self.bar.n = int(event.progress * 1000)
+        label = event.stage if event.arm is None else f"{event.arm}/{event.stage}"
+        post = ""
+        if event.kind == "epoch":
+            post = f" ep {event.epoch}/{event.epochs}"
+            if event.phi is not None:
+                post += f" T={event.T} phi={event.phi:.2f}"
+            post += f" loss={event.train_loss:.4f} val={event.val_accuracy:.3f}"
+        self.bar.set_description_str(f"{label}{post}")
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def summary_text(report: dict[str, Any], out_dir: Path) -> str:
+    """The one-screen summary printed at the end of a run."""
+    s, t, o = report["student"], report["teacher"], report["onnx"]
+    lines = [
+        f"teacher   {t['accuracy']:.4f}  ({t['params'] or '?'} params, {t['format']})",
+        f"student   {s['accuracy']:.4f}  ({s['params']} params, {s['arch']}, {report['method']})",
+    ]
+    for arm, b in report["baselines"].items():
+        lines.append(f"  {arm:<8}{b['accuracy']:.4f}  (same budget, baseline)")
+    if report.get("compression"):
+        lines.append(f"compression {report['compression']:.1f}x fewer parameters")
+    lines.append(
+        f"onnx      max|diff| {o['parity_max_abs_diff']:.1e}, argmax agreement "
+        f"{o['argmax_agreement']:.4f}, {o['latency_ms_batch1']:.3f} ms at batch 1"
+    )
+    lines.append(f"outputs   {out_dir}/student.onnx, report.json, report.md")
+    return "\n".join(lines)
+
+
+def distill_main(args: argparse.Namespace) -> int:
+    """Run `akd distill`; returns the process exit code."""
+    from akd_core.pipeline import run_job
+    from akd_core.spec import load_spec_file
+
+    bar = _ProgressBar(enabled=not args.quiet)
+    try:
+        spec = load_spec_file(args.spec)
+        out_dir = args.out or Path("runs") / args.spec.stem
+        report = run_job(
+            spec,
+            out_dir,
+            on_event=bar,
+            resume=args.resume,
+            cache_dir=args.cache_dir,
+            device=args.device,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        print("\ninterrupted; rerun with --resume to continue from the last epoch", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except JobCancelled as exc:
+        bar.close()
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except AKDError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    bar.close()
+    print(summary_text(report, out_dir))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m akd_core.cli SPEC --out DIR`, the same as `akd distill`."""
+    parser = argparse.ArgumentParser(prog="akd distill", description=__doc__)
+    add_distill_arguments(parser)
+    return distill_main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
