@@ -1,0 +1,60 @@
+"""The Celery application: a broker that only wakes workers; the database holds the truth.
+
+Worker process model (robustness notes):
+- Prefork with concurrency 1 is the default (`celery -A worker.celery_app worker -c 1`).
+  The task runs in a forked child, so a crash, an OOM kill or a CUDA fault takes down the
+  child only; the parent notices (WorkerLostError) and, with reject_on_worker_lost, the
+  message goes back to the queue. The claim's attempt counter stops a job that kills its
+  worker every time from looping forever.
+- The parent must never import torch: a prefork parent that ran a multi-threaded torch op
+  before forking leaves the child hung on its first torch op. This module and
+  worker/tasks.py import no torch; akd_core.pipeline is imported inside the task body.
+- Cancellation is a database flag that the training loop polls, never revoke(terminate):
+  killing a child mid-write could leave half-written artifacts and a lost GPU context.
+- No result backend: job outcomes are written to the job row by the task itself.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.core.config import Settings, get_settings
+
+TASK_NAME = "akd.run_job"  # app/queue.py sends it by this name
+QUEUE = "akd"
+# Longer than the longest job: an unacknowledged message is handed to another worker only
+# after this long, so a slow job is never run twice by redelivery. Worker deaths are caught
+# much sooner by the reaper, which watches heartbeats instead (worker/reaper.py).
+VISIBILITY_TIMEOUT_S = 24 * 3600
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """Build the Celery app from the service settings."""
+    settings = settings or get_settings()
+    # Unset broker_url means the embedded server of `akd serve` (its socket under data_dir);
+    # the supervisor also passes the exact URL to its children as AKD_BROKER_URL.
+    app = Celery("akd", broker=settings.effective_broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_default_queue=QUEUE,
+        task_routes={TASK_NAME: {"queue": QUEUE}},
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_retry_on_startup=True,
+        # The job itself heartbeats; Celery's own events and gossip add nothing here.
+        worker_send_task_events=False,
+        worker_enable_remote_control=False,
+        worker_hijack_root_logger=False,
+        # A fresh child every few jobs returns memory a long training run fragmented.
+        worker_max_tasks_per_child=20,
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,47 @@
+"""The Celery task: it receives a job id only and hands it to the runner."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from celery.signals import worker_init, worker_process_init
+
+from app.core.config import get_settings
+from worker.celery_app import TASK_NAME, celery_app
+from worker.runner import execute_job, make_worker_id
+
+log = logging.getLogger(__name__)
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@worker_init.connect
+def _migrate_on_start(**_: Any) -> None:
+    """Bring the schema up to date once, in the parent, before any job runs."""
+    from app.db.migrate import upgrade
+    from app.db.session import get_engine
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    upgrade(settings)
+    # Pooled connections must not cross the fork into the task processes.
+    get_engine(settings).dispose()
+
+
+@worker_process_init.connect
+def _fresh_pool_in_child(**_: Any) -> None:
+    """Drop any database connections inherited from the parent process."""
+    from app.db.session import get_engine
+
+    get_engine(get_settings()).dispose(close=False)
+
+
+@celery_app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_job(self: Any, job_id: str) -> str | None:
+    """Claim and run one job; the outcome lives on the job row, not in a result backend."""
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        log.error("dropping a message with a malformed job id: %r", job_id)
+        return None
+    worker_id = make_worker_id(self.request.hostname)
+    return execute_job(job_id, worker_id)
