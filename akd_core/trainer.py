@@ -232,7 +232,8 @@ class ArmTrainer:
         self.model.train()
         t0 = time.perf_counter()
         perm = torch.randperm(len(d.x_train), generator=self.generator)
-        total_loss, seen = 0.0, 0
+        # Summed on the device: a .item() per step would stall the GPU pipeline.
+        total_loss, seen = torch.zeros((), device=self.device), 0
         for step in range(steps):
             self.hooks.check_cancel()
             idx = perm[step * bs : (step + 1) * bs]
@@ -244,19 +245,20 @@ class ArmTrainer:
             with self.amp():
                 out = self.model(xb).float()  # (B, K) student logits
             loss = self._loss(plan, out, xb, yb, idx, phi_T)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"{self.arm}: the loss became {loss.item()} at epoch {epoch + 1}; "
-                    "lower optimizer.lr or check the teacher logits' scale"
-                )
             optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(optimizer)
             self.scaler.update()
             scheduler.step()
-            total_loss += loss.item() * len(idx)
+            total_loss += loss.detach() * len(idx)
             seen += len(idx)
+        mean_loss = total_loss.item() / max(seen, 1)  # also waits for the GPU: honest timing
         seconds = time.perf_counter() - t0
+        if not math.isfinite(mean_loss):
+            raise TrainingError(
+                f"{self.arm}: the training loss became {mean_loss} in epoch {epoch + 1}; "
+                "lower optimizer.lr or check the scale of the teacher logits"
+            )
         val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256), self.amp)
         self.progress.advance(seconds)
         record = {
@@ -264,7 +266,7 @@ class ArmTrainer:
             "epoch": epoch + 1,
             "T": T,
             "phi": phi_T,
-            "train_loss": total_loss / max(seen, 1),
+            "train_loss": mean_loss,
             "val_accuracy": val,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": seconds,

@@ -1,0 +1,114 @@
+"""Cost of one Annealing-KD Phase-1 epoch relative to one student-only epoch.
+
+CIFAR-shaped data (3x32x32, 10 classes), ResNet-56 teacher, ResNet-8 student, same data and
+batch size, all measured in this process and reported as ratios (the machine is shared and
+noisy). Three arms through the real trainer:
+  student-only  CE on hard labels
+  cached        Phase 1 with the teacher logits cache (this project's default)
+  per-batch     Phase 1 running the teacher on every batch (the official code's way)
+The cache build time (one teacher pass over the training set) is printed separately.
+
+    .venv/bin/python bench/overhead.py [--samples 2048] [--repeats 3] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from akd_core.device import select_device
+from akd_core.events import Hooks
+from akd_core.models import build_model, count_params
+from akd_core.spec import parse_spec
+from akd_core.trainer import ArmTrainer, Progress, TrainData
+
+
+def _spec(batch_size: int):
+    return parse_spec(
+        {
+            "teacher": {"source": "upload:bench", "format": "onnx"},
+            "student": {"arch": "resnet8"},
+            "dataset": {"source": "builtin:bench"},
+            "annealing": {"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0},
+            "optimizer": {"name": "sgd", "batch_size": batch_size},
+        }
+    )
+
+
+@torch.no_grad()
+def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """One eval-mode pass of the teacher over x: what the cache stores."""
+    return torch.cat([teacher(x[i : i + batch]).float() for i in range(0, len(x), batch)])
+
+
+def one_epoch(arm: str, data: TrainData, device, out: Path, batch_size: int) -> float:
+    """Seconds of one training epoch (the trainer's own timing, validation excluded)."""
+    torch.manual_seed(0)
+    model = build_model("resnet8", (3, 32, 32), 10)
+    trainer = ArmTrainer(arm, _spec(batch_size), model, data, device, out, Hooks(), Progress(1))
+    return trainer.run(resume=False).history[0]["seconds"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--samples", type=int, default=2048)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    device = select_device(args.device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.samples, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (args.samples,), generator=g).to(device)
+    xv, yv = x[:256], y[:256]
+    teacher = build_model("resnet56", (3, 32, 32), 10).to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    t0 = time.perf_counter()
+    cached = teacher_logits(teacher, x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    cache_build = time.perf_counter() - t0
+
+    arms = {
+        "student-only": ("student", TrainData(x, y, xv, yv)),
+        "cached": ("annealing", TrainData(x, y, xv, yv, teacher_train=cached)),
+        "per-batch": (
+            "annealing",
+            TrainData(x, y, xv, yv, teacher_fn=lambda xb: teacher_logits(teacher, xb)),
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    with tempfile.TemporaryDirectory() as tmp:
+        one_epoch("student", arms["student-only"][1], device, Path(tmp) / "warmup", args.batch_size)
+        for r in range(args.repeats):  # interleaved so drift in machine load hits every arm
+            for name, (arm, data) in arms.items():
+                times[name].append(
+                    one_epoch(arm, data, device, Path(tmp) / f"{name}{r}", args.batch_size)
+                )
+    med = {name: statistics.median(v) for name, v in times.items()}
+    name = (
+        torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()}"
+    )
+    print(
+        f"device: {name}; {args.samples} CIFAR-shaped samples, batch {args.batch_size}, "
+        f"teacher resnet56 ({count_params(teacher):,} params) -> student resnet8"
+    )
+    print(f"student-only epoch        {med['student-only']:.3f} s (median of {args.repeats})")
+    print(
+        f"phase-1 epoch, cached     {med['cached']:.3f} s  ratio {med['cached'] / med['student-only']:.3f}"
+    )
+    print(
+        f"phase-1 epoch, per-batch  {med['per-batch']:.3f} s  ratio {med['per-batch'] / med['student-only']:.3f}"
+    )
+    print(f"cache build (one teacher pass over {args.samples} samples): {cache_build:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
