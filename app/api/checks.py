@@ -1,0 +1,109 @@
+"""Checks that run before anything is created: upload content and a spec's sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from akd_core.archives import ArchiveLimits, check_archive
+from akd_core.errors import AKDError
+from akd_core.formats import infer_dataset_format, infer_teacher_format, sniff
+from akd_core.models.names import check_arch_name
+from akd_core.spec import JobSpec, parse_spec
+from app.api.problems import ApiProblem
+from app.core.config import Settings
+from app.db.models import Upload
+
+# Sniffed kinds that are zip or tar containers: each member is checked before anyone
+# extracts or decompresses it (an .npz is a zip and np.load would inflate a bomb in memory).
+ARCHIVE_KINDS = frozenset({"zip", "tar", "cifar", "npz"})
+FILE_SOURCE_MESSAGE = "file: sources are for the CLI; upload the file and use upload:<id>"
+
+
+# Leading bytes of zip, gzip, bzip2 and xz streams: a file that starts like an archive but
+# does not open as one (truncated, corrupt) is refused rather than stored as "unknown".
+_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+def _looks_like_archive(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    return head.startswith(_ARCHIVE_MAGIC) or head[257:262] == b"ustar"
+
+
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    """The archive caps configured for this server."""
+    return ArchiveLimits(
+        max_members=settings.archive_max_members,
+        max_total_bytes=settings.archive_max_total_bytes,
+        max_ratio=settings.archive_max_ratio,
+    )
+
+
+def inspect_upload(path: Path, settings: Settings) -> str:
+    """Sniff a stored upload's kind; raise ApiProblem(422) for an unsafe or broken archive."""
+    kind = sniff(path)
+    if kind in ARCHIVE_KINDS or (kind == "unknown" and _looks_like_archive(path)):
+        try:
+            check_archive(path, archive_limits(settings))
+        except AKDError as exc:
+            raise ApiProblem(
+                422,
+                f"the uploaded archive was refused: {exc.message}",
+                title=exc.title,
+                field="file",
+                slug="unsafe-archive",
+            ) from exc
+    return kind
+
+
+def _upload_for(session: Session, source: str, owner: str, field: str) -> Upload:
+    upload_id = source.removeprefix("upload:")
+    upload = session.get(Upload, upload_id)
+    # Another owner's upload answers exactly like a missing one: ids are not disclosed.
+    if upload is None or upload.owner != owner or not Path(upload.path).is_file():
+        raise ApiProblem(
+            422,
+            f"{field}: there is no upload {upload_id!r} for this caller; upload the file "
+            "with POST /uploads and use the returned id as upload:<id>",
+            title="Unknown upload",
+            field=field,
+            slug="unknown-upload",
+        )
+    return upload
+
+
+def _check_source_scheme(source: str, field: str) -> None:
+    if source.startswith("file:"):
+        raise ApiProblem(
+            422, f"{field}: {FILE_SOURCE_MESSAGE}", title="Invalid job spec", field=field
+        )
+
+
+def validate_sources(session: Session, spec: JobSpec, owner: str) -> JobSpec:
+    """Check architectures and every source of `spec`; return it with formats filled in.
+
+    Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
+    """
+    check_arch_name(spec.student.arch, "student.arch")
+    if spec.teacher.arch:
+        check_arch_name(spec.teacher.arch, "teacher.arch")
+    _check_source_scheme(spec.teacher.source, "teacher.source")
+    _check_source_scheme(spec.dataset.source, "dataset.source")
+
+    teacher_format = spec.teacher.format
+    if spec.teacher.source.startswith("upload:"):
+        upload = _upload_for(session, spec.teacher.source, owner, "teacher.source")
+        teacher_format = infer_teacher_format(Path(upload.path), spec.teacher.format)  # type: ignore[assignment]
+    dataset_format = spec.dataset.format
+    if spec.dataset.source.startswith("upload:"):
+        upload = _upload_for(session, spec.dataset.source, owner, "dataset.source")
+        dataset_format = infer_dataset_format(Path(upload.path), spec.dataset.format)  # type: ignore[assignment]
+
+    # Store the resolved formats so the worker runs exactly what was validated here; parsing
+    # again re-runs the cross-field rules (e.g. an inferred safetensors teacher needs an arch).
+    data = spec.model_dump(mode="json")
+    data["teacher"]["format"] = teacher_format
+    data["dataset"]["format"] = dataset_format
+    return parse_spec(data)

@@ -1,0 +1,55 @@
+"""GET /jobs/{id}/artifacts/{name}: download one of the files a job produced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from app.api.deps import OwnerDep, SessionDep, SettingsDep
+from app.api.problems import ApiProblem
+from app.db import jobs as job_store
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MEDIA_TYPES = {
+    ".onnx": "application/octet-stream",
+    ".safetensors": "application/octet-stream",
+    ".json": "application/json",
+    ".md": "text/markdown; charset=utf-8",
+    ".png": "image/png",
+    ".csv": "text/csv; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    summary="Download an artifact",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_artifact(
+    job_id: str, name: str, session: SessionDep, settings: SettingsDep, owner: OwnerDep
+) -> FileResponse:
+    """One artifact by name (the names are listed in the job's `artifacts`)."""
+    job = job_store.get_job_for_owner(session, job_id, owner)
+    if job is None:
+        raise ApiProblem(
+            404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"
+        )
+    # Only names the worker recorded are served, so no request can reach any other path.
+    names = list(job.artifacts or [])
+    root = (settings.artifacts / job.id).resolve()
+    path = (root / name).resolve()
+    if name not in names or path.parent != root or not path.is_file():
+        listing = ", ".join(names) if names else "none yet"
+        raise ApiProblem(
+            404,
+            f"job {job.id} has no artifact {name[:100]!r}; available: {listing}",
+            field="name",
+            slug="artifact-not-found",
+        )
+    media = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+    return FileResponse(path, media_type=media, filename=name)

@@ -1,0 +1,100 @@
+"""GET /jobs/{id}/events: the job's progress as server-sent events, replayable by id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import OwnerDep, SessionDep, SettingsDep
+from app.api.problems import ApiProblem
+from app.core.config import Settings
+from app.db import jobs as job_store
+from app.db.models import FINAL_STATES
+from app.db.session import session_scope
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def format_sse(event_id: int | None, kind: str, data: object) -> str:
+    """One SSE frame: id, event name and a one-line JSON payload."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _poll(settings: Settings, job_id: str, after: int) -> tuple[str | None, list[str], int]:
+    # The state is read BEFORE the events: if it is final here, every event the worker wrote
+    # (they commit together with or before the final state) is in the batch that follows.
+    with session_scope(settings) as session:
+        job = job_store.get_job(session, job_id)
+        state = job.state if job else None
+        frames, last = [], after
+        for ev in job_store.events_after(session, job_id, after):
+            frames.append(format_sse(ev.id, ev.kind, {"job_id": job_id, **ev.data}))
+            last = ev.id
+        return state, frames, last
+
+
+async def _stream(
+    request: Request, settings: Settings, job_id: str, after: int
+) -> AsyncIterator[str]:
+    last_sent = time.monotonic()
+    yield f"retry: {int(settings.sse_poll_s * 2000)}\n\n"
+    while True:
+        state, frames, after = await run_in_threadpool(_poll, settings, job_id, after)
+        for frame in frames:
+            yield frame
+        if frames:
+            last_sent = time.monotonic()
+            continue  # there may be more than one batch: drain before deciding to end
+        if state is None or state in FINAL_STATES:
+            yield format_sse(None, "end", {"job_id": job_id, "state": state})
+            return
+        if await request.is_disconnected():
+            return
+        if time.monotonic() - last_sent >= settings.sse_keepalive_s:
+            yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
+            last_sent = time.monotonic()
+        await asyncio.sleep(settings.sse_poll_s)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Stream a job's progress (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def job_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    """Events after Last-Event-ID (header or query), then live ones; ends when the job ends."""
+    if job_store.get_job_for_owner(session, job_id, owner) is None:
+        raise ApiProblem(
+            404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"
+        )
+    after = last_event_id or 0
+    if last_event_id_header is not None:
+        if not last_event_id_header.strip().isdigit():
+            raise ApiProblem(
+                422,
+                f"Last-Event-ID must be the numeric id of an event, not {last_event_id_header[:40]!r}",
+                field="Last-Event-ID",
+            )
+        after = max(after, int(last_event_id_header))
+    return StreamingResponse(
+        _stream(request, settings, job_id, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,40 @@
+"""Service metadata: health check and the published job-spec JSON Schema."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from akd_core.spec import json_schema
+from app.api.deps import OwnerDep, SessionDep
+from app.schemas import Health
+
+router = APIRouter(tags=["meta"])
+
+
+def _version() -> str:
+    try:
+        return version("akd")
+    except PackageNotFoundError:
+        return "dev"
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness and database check")
+def healthz(session: SessionDep) -> Health:
+    """'ok' when the API answers and its database is reachable."""
+    try:
+        session.execute(text("SELECT 1"))
+        db = "ok"
+    except SQLAlchemyError:
+        db = "unreachable"
+    return Health(status="ok" if db == "ok" else "degraded", database=db, version=_version())
+
+
+@router.get("/schema/job-spec", summary="The JSON Schema of the job spec")
+def job_spec_schema(owner: OwnerDep) -> dict[str, Any]:
+    """The schema every POST /jobs body is validated against."""
+    return json_schema()

@@ -1,0 +1,82 @@
+"""POST /uploads: stream a file to disk under a size cap, hash it, sniff it, check archives."""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.api.checks import inspect_upload
+from app.api.deps import OwnerDep, SettingsDep
+from app.api.problems import ApiProblem
+from app.db.jobs import new_id
+from app.db.models import Upload
+from app.db.session import session_scope
+from app.schemas import UploadPublic
+from app.uploads import UploadRejected, receive_upload
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+# The body is parsed by our streaming reader, not FastAPI, so describe it for /docs by hand.
+_MULTIPART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadPublic,
+    summary="Upload a teacher or dataset file",
+    openapi_extra=_MULTIPART_BODY,
+    responses={413: {"description": "Over the size cap"}, 422: {"description": "Unsafe archive"}},
+)
+async def create_upload(request: Request, settings: SettingsDep, owner: OwnerDep) -> UploadPublic:
+    """Store one file; reference it in a job spec as `upload:<id>`."""
+    upload_id = new_id()
+    dest = settings.uploads / upload_id
+    try:
+        received = await receive_upload(request, dest, settings.max_upload_bytes)
+    except UploadRejected as exc:
+        raise ApiProblem(exc.status, exc.message, field=exc.field, slug="upload") from exc
+    try:
+        # Sniffing and archive walks read the whole file: keep them off the event loop.
+        kind = await run_in_threadpool(inspect_upload, received.path, settings)
+
+        def _record() -> None:
+            with session_scope(settings) as session:
+                session.add(
+                    Upload(
+                        id=upload_id,
+                        owner=owner,
+                        filename=received.filename,
+                        size=received.size,
+                        sha256=received.sha256,
+                        path=str(received.path),
+                        kind=kind,
+                    )
+                )
+
+        await run_in_threadpool(_record)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return UploadPublic(
+        id=upload_id,
+        sha256=received.sha256,
+        size=received.size,
+        kind=kind,
+        filename=received.filename,
+    )

@@ -1,0 +1,78 @@
+"""Response and request bodies of the REST API (JobCreate is the CONTRACT job spec itself)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from akd_core.spec import JobSpec
+
+JobCreate = JobSpec  # the body of POST /jobs is exactly the job spec
+
+
+class UploadPublic(BaseModel):
+    """A stored upload; reference it in a spec as `upload:<id>`."""
+
+    id: str
+    sha256: str
+    size: int
+    kind: str = Field(description="What the content was sniffed to be (onnx, npz, zip, ...).")
+    filename: str
+
+
+class JobLinks(BaseModel):
+    """Where to go next for a job."""
+
+    self: str
+    events: str
+    cancel: str
+    artifacts: dict[str, str] = Field(default_factory=dict, description="name -> download URL")
+
+
+class JobPublic(BaseModel):
+    """A job as its owner sees it."""
+
+    id: str
+    state: str = Field(description="queued | running | cancelling | succeeded | failed | cancelled")
+    phase: str | None = None
+    progress: float = 0.0
+    attempt: int = 0
+    max_attempts: int
+    cancel_requested: bool = False
+    failure_reason: str | None = None
+    metrics: dict[str, Any] | None = None
+    artifacts: list[str] = Field(default_factory=list)
+    spec: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+    links: JobLinks
+
+
+class JobsPage(BaseModel):
+    """One page of jobs, newest first; pass `next` as `cursor` for the following page."""
+
+    items: list[JobPublic]
+    next: str | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+
+
+class Health(BaseModel):
+    """Liveness and database reachability."""
+
+    status: str
+    database: str
+    version: str
