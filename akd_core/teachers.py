@@ -1,0 +1,335 @@
+"""The one loader for untrusted teacher files: ONNX, TorchScript, or safetensors + a registry arch.
+
+Nothing here unpickles: the file's bytes are sniffed first (`infer_teacher_format`), so a
+torch.save pickle is refused before any loader opens it. TorchScript goes through
+torch.jit.load only; safetensors holds raw tensors. There is no torch.load in this module.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from akd_core.errors import TeacherLoadError
+from akd_core.formats import infer_teacher_format
+from akd_core.models import build_model
+from akd_core.models.onnx_runner import (
+    OnnxInput,
+    make_session,
+    numpy_dtype,
+    run_batched,
+    single_input,
+)
+from akd_core.spec import TeacherSpec
+
+_HASH_CHUNK = 1024 * 1024
+_LIST_KEYS = 5  # how many offending keys an error message shows
+# BatchNorm's step counter is absent from some exports and unused in eval mode.
+_OPTIONAL_SUFFIX = "num_batches_tracked"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of the file's bytes, read in chunks (teachers can be gigabytes)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Teacher:
+    """A frozen classifier: `predict` gives (B, K) float32 logits, always in eval mode, no grad."""
+
+    module: nn.Module | None = None  # the nn.Module for torchscript/safetensors, None for onnx
+    declared_input: OnnxInput | None = None  # what an ONNX file says it takes
+
+    def __init__(self, fmt: str, fingerprint: str, device: torch.device) -> None:
+        self.format = fmt
+        self.fingerprint = fingerprint
+        self.device = device
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *input_shape) -> (B, K) float32 logits on x's device."""
+        raise NotImplementedError
+
+    def logits_for(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, K) float32 logits for a whole array, computed `batch_size` rows at a time."""
+        parts = [
+            self.predict(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])))
+            .cpu()
+            .numpy()
+            for i in range(0, len(x), max(1, batch_size))
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def release(self) -> None:
+        """Free the model's memory; the teacher cannot predict afterwards."""
+        gc.collect()
+        if self.device.type == "cuda" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class TorchTeacher(Teacher):
+    """A TorchScript module or a registry model with safetensors weights."""
+
+    def __init__(self, fmt: str, fingerprint: str, module: nn.Module, device: torch.device) -> None:
+        super().__init__(fmt, fingerprint, device)
+        module = module.to(device)
+        module.eval()  # BatchNorm uses its running statistics and never updates them
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.module = module
+        floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+        self._dtype = floats[0] if floats else torch.float32
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *input_shape) -> (B, K) float32 logits on x's device."""
+        if self.module is None:
+            raise RuntimeError("the teacher was released")
+        # no_grad rather than inference_mode: the logits become loss targets next to
+        # tensors that require grad, which inference tensors may not.
+        with torch.no_grad():
+            out = self.module(x.to(self.device, self._dtype))
+        return _logits_tensor(out).float().to(x.device)
+
+    def release(self) -> None:
+        """Free the model's memory; the teacher cannot predict afterwards."""
+        self.module = None
+        super().release()
+
+
+def _logits_tensor(out: object) -> torch.Tensor:
+    # TorchScript models may return a tuple or a dict (e.g. {"logits": ...}); take the logits.
+    if isinstance(out, dict) and "logits" in out:
+        out = out["logits"]
+    elif isinstance(out, tuple | list) and out:
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        raise TeacherLoadError(
+            f"the teacher returned {type(out).__name__}, not a tensor of logits; "
+            "export a model whose forward returns (B, K) logits",
+            field="teacher.source",
+        )
+    return out
+
+
+class OnnxTeacher(Teacher):
+    """An ONNX file run by onnxruntime (CPU, or CUDA when the device is cuda and available)."""
+
+    def __init__(self, fingerprint: str, path: Path, device: torch.device) -> None:
+        super().__init__("onnx", fingerprint, device)
+        self._session = make_session(path, use_cuda=device.type == "cuda")
+        self.declared_input = single_input(self._session)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *input_shape) -> (B, K) float32 logits on x's device."""
+        arr = x.detach().to("cpu", torch.float32).numpy()
+        return torch.from_numpy(self.logits_for(arr, max(1, len(arr)))).to(x.device)
+
+    def logits_for(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, K) float32 logits for a whole array, computed `batch_size` rows at a time."""
+        if self._session is None:
+            raise RuntimeError("the teacher was released")
+        return run_batched(self._session, x, batch_size)
+
+    def release(self) -> None:
+        """Free the model's memory; the teacher cannot predict afterwards."""
+        self._session = None
+        super().release()
+
+
+def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several unrelated types on corrupt bytes
+        raise TeacherLoadError(
+            f"{path.name!r} cannot be parsed as ONNX: {_short(exc)}", field="teacher.source"
+        ) from exc
+    # External data would make onnxruntime read other files by a path the upload chose.
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        raise TeacherLoadError(
+            f"{path.name!r} keeps its weights in external .data files; export it as one "
+            "self-contained file (torch.onnx.export(..., external_data=False))",
+            field="teacher.source",
+        )
+    init_names = {t.name for t in proto.graph.initializer}
+    inputs = [i.name for i in proto.graph.input if i.name not in init_names]
+    del proto
+    if len(inputs) != 1:
+        raise TeacherLoadError(
+            f"the ONNX teacher has {len(inputs)} inputs ({', '.join(inputs) or 'none'}); "
+            "exactly one input (the batch of samples) is supported",
+            field="teacher.source",
+        )
+    try:
+        teacher = OnnxTeacher(fingerprint, path, device)
+    except Exception as exc:  # onnxruntime's errors have no common public base class
+        raise TeacherLoadError(
+            f"onnxruntime cannot load {path.name!r}: {_short(exc)}", field="teacher.source"
+        ) from exc
+    inp = teacher.declared_input
+    if inp is not None and numpy_dtype(inp) is None:
+        raise TeacherLoadError(
+            f"the ONNX teacher's input {inp.name!r} is {inp.onnx_type}; only float inputs "
+            "(images, features, signals) are supported",
+            field="teacher.source",
+        )
+    return teacher
+
+
+def _load_torchscript(path: Path, fingerprint: str, device: torch.device) -> Teacher:
+    try:
+        module = torch.jit.load(str(path), map_location=device)
+    except Exception as exc:  # torch.jit.load raises RuntimeError or C++ errors on bad archives
+        raise TeacherLoadError(
+            f"{path.name!r} is not a loadable TorchScript archive: {_short(exc)}; save the "
+            "teacher with torch.jit.save(torch.jit.script(model) or torch.jit.trace(model, x))",
+            field="teacher.source",
+        ) from exc
+    return TorchTeacher("torchscript", fingerprint, module, device)
+
+
+def _weights_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_SUFFIX)]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            more = f", ... ({len(keys)} in all)" if len(keys) > _LIST_KEYS else ""
+            problems.append(f"{label}: {', '.join(keys[:_LIST_KEYS])}{more}")
+    return problems
+
+
+def _load_safetensors(
+    path: Path,
+    fingerprint: str,
+    device: torch.device,
+    spec: TeacherSpec,
+    input_shape: tuple[int, ...] | None,
+    num_classes: int | None,
+) -> Teacher:
+    if not spec.arch:
+        raise TeacherLoadError(
+            "format 'safetensors' holds weights only: name the architecture in teacher.arch",
+            field="teacher.arch",
+        )
+    if input_shape is None or num_classes is None:
+        raise ValueError("a safetensors teacher needs input_shape and num_classes to be built")
+    model = build_model(
+        spec.arch, input_shape, num_classes, spec.arch_options, field="teacher.arch"
+    )
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise TeacherLoadError(
+            f"{path.name!r} is not a readable safetensors file: {_short(exc)}",
+            field="teacher.source",
+        ) from exc
+    problems = _weights_mismatch(model, state)
+    if problems:
+        raise TeacherLoadError(
+            f"the weights in {path.name!r} do not fit teacher.arch {spec.arch!r} with options "
+            f"{spec.arch_options} for inputs {tuple(input_shape)} and {num_classes} classes; "
+            + "; ".join(problems),
+            field="teacher.arch",
+        )
+    model.load_state_dict(state, strict=False)  # only optional BatchNorm counters may be absent
+    return TorchTeacher("safetensors", fingerprint, model, device)
+
+
+def load_teacher(
+    spec: TeacherSpec,
+    path: Path,
+    device: torch.device,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> Teacher:
+    """Load a teacher file safely, frozen and in eval mode on `device`.
+
+    `input_shape` and `num_classes` (the dataset's) are needed to build the registry
+    architecture of a safetensors teacher; the other formats carry their own graph.
+    """
+    path = Path(path)
+    fmt = infer_teacher_format(path, spec.format)  # refuses pickles before anything opens them
+    if fmt == "hf":
+        raise TeacherLoadError(
+            "teacher.format 'hf' (a transformers model folder) is not supported yet; "
+            "export the model to ONNX (e.g. with optimum or torch.onnx.export) and upload that",
+            field="teacher.format",
+        )
+    fingerprint = file_sha256(path)
+    if fmt == "onnx":
+        return _load_onnx(path, fingerprint, device)
+    if fmt == "torchscript":
+        return _load_torchscript(path, fingerprint, device)
+    if fmt == "safetensors":
+        return _load_safetensors(path, fingerprint, device, spec, input_shape, num_classes)
+    raise TeacherLoadError(f"unsupported teacher format {fmt!r}", field="teacher.format")
+
+
+def _declared_fits(declared: OnnxInput, input_shape: tuple[int, ...]) -> bool:
+    # Named or unknown dims (str, None, <= 0) accept any size; fixed ones must match.
+    dims = declared.shape[1:]
+    if len(dims) != len(input_shape):
+        return False
+    return all(
+        not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, input_shape, strict=True)
+    )
+
+
+def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Run the teacher on 2 zero samples; raise TeacherLoadError unless it gives (2, K) finite logits."""
+    fed = (2, *input_shape)
+    declared = teacher.declared_input
+    told = f"; the model declares input shape {declared.shape_text()}" if declared else ""
+    if declared is not None and not _declared_fits(declared, input_shape):
+        raise TeacherLoadError(
+            f"the teacher does not take the dataset's samples: fed shape {fed}{told}",
+            field="teacher.source",
+        )
+    try:
+        out = teacher.predict(torch.zeros(fed, device=teacher.device))
+    except TeacherLoadError:
+        raise
+    except Exception as exc:  # the model's own error, whatever its runtime raises
+        raise TeacherLoadError(
+            f"the teacher rejected input of shape {fed}{told}: {_short(exc)}",
+            field="teacher.source",
+        ) from exc
+    if out.ndim != 2 or out.shape[0] != 2:
+        raise TeacherLoadError(
+            f"the teacher returned shape {tuple(out.shape)} for input {fed}; expected (2, "
+            f"{num_classes}) logits",
+            field="teacher.source",
+        )
+    if out.shape[1] != num_classes:
+        raise TeacherLoadError(
+            f"the teacher outputs {out.shape[1]} classes but the dataset has {num_classes} "
+            "classes; check the labels or the teacher",
+            field="teacher.source",
+        )
+    if not torch.isfinite(out).all():
+        raise TeacherLoadError(
+            f"the teacher returned non-finite logits (NaN or inf) for zero inputs of shape {fed}",
+            field="teacher.source",
+        )
