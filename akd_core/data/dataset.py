@@ -1,0 +1,66 @@
+"""The in-memory dataset handed to training: three splits, labels and preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["image", "features", "signal"]
+# Dimensions of one sample (without N) for each kind: (C, H, W), (F,), (C, L).
+KIND_NDIM: dict[str, int] = {"image": 3, "features": 1, "signal": 2}
+
+
+@dataclass(frozen=True, eq=False)
+class RawData:
+    """What a reader returns: arrays as stored, before splitting and normalisation."""
+
+    x: np.ndarray  # (N, ...) uint8 or float; `scale` divides it into [0, 1] when set
+    y: np.ndarray  # (N,) int64
+    classes: list[str]
+    kind: Kind
+    source: str  # file or builtin name, for error messages
+    scale: float | None = None  # e.g. 255.0 for uint8 pixels
+    # Splits the data brings along ("val", "test"): (x, y) pairs like the above.
+    given: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train/val/test splits as float32 inputs and int64 labels, ready for training."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    kind: Kind
+    input_shape: tuple[int, ...]
+    normalization: dict[str, Any]
+    fingerprint: str
+    source_name: str
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels index (0 .. num_classes - 1)."""
+        return len(self.classes)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description for reports: sizes per split, classes and input shape."""
+        return {
+            "source": self.source_name,
+            "kind": self.kind,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "classes": list(self.classes),
+            "sizes": {
+                "train": int(len(self.y_train)),
+                "val": int(len(self.y_val)),
+                "test": int(len(self.y_test)),
+            },
+            "normalization": self.normalization,
+            "fingerprint": self.fingerprint,
+        }

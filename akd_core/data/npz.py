@@ -1,0 +1,74 @@
+"""NumPy .npz datasets: x, y and optional x_val/y_val, x_test/y_test and class names."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from akd_core.archives import ArchiveLimits, check_archive
+from akd_core.data.checks import check_inputs, check_labels, fail
+from akd_core.data.dataset import Kind, RawData
+from akd_core.spec import DatasetSpec
+
+SPLIT_KEYS = {"val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
+
+
+def _layout(x: np.ndarray, source: str, name: str) -> tuple[np.ndarray, Kind]:
+    """Arrange x as (N, F), (N, C, L) or (N, C, H, W), turning (N, H, W, C) images around."""
+    if x.ndim == 2:
+        return x, "features"
+    if x.ndim == 3:
+        return x, "signal"
+    if x.ndim == 4:
+        if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "image"
+        return x, "image"
+    raise fail(
+        source,
+        f"{name} has shape {x.shape}; expected N x F features, N x C x L signals or "
+        "N x C x H x W (or N x H x W x C) images",
+    )
+
+
+def read_npz(path: Path, spec: DatasetSpec, work_dir: Path) -> RawData:
+    """Read an .npz (no pickled objects) into RawData, checking shapes and labels."""
+    source = path.name
+    check_archive(path, ArchiveLimits())  # an .npz is a zip: refuse bombs before numpy reads it
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise fail(source, f"cannot be read as .npz without pickles ({exc})") from exc
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise fail(source, f"has no array {key!r}; found {sorted(arrays)} (need x and y)")
+    x, kind = _layout(arrays["x"], source, "x")
+    y = check_labels(arrays["y"], source, "y")
+    check_inputs(x, y, source, "x")
+    given: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split, (xk, yk) in SPLIT_KEYS.items():
+        if (xk in arrays) != (yk in arrays):
+            raise fail(source, f"has only one of {xk!r} and {yk!r}; give both or neither")
+        if xk not in arrays:
+            continue
+        xs, _ = _layout(arrays[xk], source, xk)
+        if xs.shape[1:] != x.shape[1:]:
+            raise fail(source, f"{xk} has samples of shape {xs.shape[1:]} but x has {x.shape[1:]}")
+        ys = check_labels(arrays[yk], source, yk)
+        check_inputs(xs, ys, source, xk)
+        given[split] = (xs, ys)
+    classes = _class_names(arrays, source, [y, *(ys for _, ys in given.values())])
+    # Only uint8 images are pixels with a known range; other arrays are used as stored.
+    scale = 255.0 if kind == "image" and x.dtype == np.uint8 else None
+    return RawData(x, y, classes, kind, source, scale, given)
+
+
+def _class_names(arrays: dict[str, np.ndarray], source: str, labels: list[np.ndarray]) -> list[str]:
+    if "classes" in arrays:
+        names = arrays["classes"]
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise fail(source, "classes must be a 1-D array of strings (one name per class)")
+        return [str(n) for n in names.astype(str)]
+    return [str(i) for i in range(max(int(y.max()) for y in labels) + 1)]
