@@ -205,7 +205,7 @@ def _load_torchscript(path: Path, fingerprint: str, device: torch.device) -> Tea
 def _weights_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_SUFFIX)]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = sorted(k for k in state if k not in expected and not k.endswith(_OPTIONAL_SUFFIX))
     wrong = [
         f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
         for k, v in expected.items()
@@ -252,7 +252,7 @@ def _load_safetensors(
             + "; ".join(problems),
             field="teacher.arch",
         )
-    model.load_state_dict(state, strict=False)  # only optional BatchNorm counters may be absent
+    model.load_state_dict(state, strict=False)  # only BatchNorm step counters may differ
     return TorchTeacher("safetensors", fingerprint, model, device)
 
 
