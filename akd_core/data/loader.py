@@ -116,6 +116,9 @@ def load_dataset(
     spec: DatasetSpec, path: Path | None, seed: int, work_dir: Path | None = None
 ) -> Dataset:
     """Load the dataset a spec names into memory: validated, split, normalised, fingerprinted."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    # Extracted files are read into memory, so a scratch folder can go right after reading.
     with tempfile.TemporaryDirectory(prefix="akd-data-") as scratch:
         raw, fmt, digest = _read(spec, path, Path(work_dir) if work_dir else Path(scratch))
     y = check_labels(raw.y, raw.source)

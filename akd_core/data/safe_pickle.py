@@ -1,7 +1,8 @@
 """A restricted unpickler for CIFAR batches: plain data only, no Python global is ever loaded.
 
 The published CIFAR python batches store `data` as a numpy array, which a pickle can only
-describe by naming numpy globals. Those few names are answered with inert stand-ins that
+describe by naming numpy globals (and Python 3's protocol 2 writes bytes as a call to
+_codecs.encode). Those few names are answered with inert stand-ins that
 merely record their arguments; nothing is imported or called. Afterwards each record is
 checked (numeric dtype, sizes that add up) and rebuilt with np.frombuffer. Every other
 global (os.system, builtins.eval, ...) is refused.
@@ -85,7 +86,15 @@ def _array(raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     return flat.reshape(shape, order="F" if order in ("F", b"F") else "C")
 
 
+def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(str, "latin1").
+    if not isinstance(text, str) or encoding != "latin1":
+        raise ValueError("only latin1-encoded byte strings are accepted")
+    return text.encode("latin1")
+
+
 _STAND_INS: dict[tuple[str, str], Any] = {
+    ("_codecs", "encode"): _encode,
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _Dtype,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
