@@ -52,17 +52,19 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 
 def _dynamo_proto(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        model,
-        (example,),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes=({0: batch},),
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecation noise
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
     if program is None:  # only when f= is given, which it is not here
         raise RuntimeError("torch.onnx.export returned no program")
     return program.model_proto

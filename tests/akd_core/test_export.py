@@ -1,0 +1,140 @@
+"""ONNX export: one self-contained file, dynamic batch, metadata, parity, INT8, accuracy, latency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from akd_core.export import (
+    export_onnx,
+    onnx_accuracy,
+    onnx_latency_ms,
+    onnx_parity,
+    quantize_int8,
+    read_metadata,
+)
+from akd_core.models import build_model
+
+torch.set_num_threads(1)
+SHAPE = (3, 16, 16)
+METADATA = {
+    "labels": json.dumps(["cat", "dog", "frog", "ship"]),
+    "preprocessing": json.dumps({"normalize": "train-mean-std", "mean": [0.5] * 3}),
+    "input_shape": json.dumps(list(SHAPE)),
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = build_model("resnet8", SHAPE, 4)
+    net.train()  # the caller's model may be mid-training: export must not change that
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, model: torch.nn.Module) -> Path:
+    return export_onnx(model, SHAPE, tmp_path_factory.mktemp("out") / "student.onnx", METADATA)
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((20, *SHAPE)).astype(np.float32)
+
+
+def test_export_writes_one_self_contained_file(exported: Path) -> None:
+    assert [p.name for p in exported.parent.iterdir()] == ["student.onnx"]  # no .data, no temp
+
+
+def test_exported_model_has_a_dynamic_batch_axis(exported: Path) -> None:
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert [o.name for o in session.get_outputs()] == ["logits"]
+    for batch in (1, 7):
+        (out,) = session.run(None, {"input": np.zeros((batch, *SHAPE), np.float32)})
+        assert out.shape == (batch, 4)
+
+
+def test_metadata_round_trips(exported: Path) -> None:
+    meta = read_metadata(exported)
+    assert {k: meta[k] for k in METADATA} == METADATA
+    assert json.loads(meta["labels"])[3] == "ship"
+
+
+def test_onnx_matches_torch(exported: Path, model: torch.nn.Module, x: np.ndarray) -> None:
+    parity = onnx_parity(exported, model, x, batch_size=6)
+    assert parity["max_abs_diff"] < 1e-4
+    assert parity["argmax_agreement"] == 1.0
+
+
+def test_export_leaves_the_callers_model_unchanged(exported: Path, model: torch.nn.Module) -> None:
+    assert model.training
+    assert next(model.parameters()).requires_grad
+
+
+def test_metadata_values_must_be_strings(tmp_path: Path, model: torch.nn.Module) -> None:
+    with pytest.raises(TypeError, match="labels"):
+        export_onnx(model, SHAPE, tmp_path / "s.onnx", {"labels": ["a", "b"]})  # type: ignore[dict-item]
+    assert not list(tmp_path.iterdir())
+
+
+def test_parity_notices_a_different_model(exported: Path, x: np.ndarray) -> None:
+    torch.manual_seed(1)
+    other = build_model("resnet8", SHAPE, 4)
+    assert onnx_parity(exported, other, x)["max_abs_diff"] > 1e-3
+
+
+def _fp32_predictions(path: Path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0].argmax(1)
+
+
+def test_int8_copy_runs_and_keeps_metadata(exported: Path, x: np.ndarray) -> None:
+    dst = quantize_int8(exported, exported.parent / "student.int8.onnx")
+    try:
+        assert dst.stat().st_size < exported.stat().st_size / 2
+        assert read_metadata(dst)["labels"] == METADATA["labels"]
+        # Labels = the FP32 model's own predictions: INT8 should agree on most of them.
+        assert onnx_accuracy(dst, x, _fp32_predictions(exported, x), batch_size=8) >= 0.8
+    finally:
+        dst.unlink()
+
+
+def test_accuracy_counts_wrong_labels(exported: Path, x: np.ndarray) -> None:
+    right = _fp32_predictions(exported, x)
+    assert onnx_accuracy(exported, x, right, batch_size=8) == 1.0
+    wrong = (right + 1) % 4
+    assert onnx_accuracy(exported, x, wrong, batch_size=8) == 0.0
+
+
+def test_latency_is_a_positive_median(exported: Path) -> None:
+    ms = onnx_latency_ms(exported, SHAPE, batch_size=1, repeats=5)
+    assert 0.0 < ms < 1000.0
+
+
+def test_mlp_on_features_exports_with_dynamic_batch(tmp_path: Path) -> None:
+    net = build_model("mlp", (20,), 3, {"hidden": [8]})
+    path = export_onnx(net, (20,), tmp_path / "m.onnx", {})
+    feats = np.random.default_rng(1).standard_normal((7, 20)).astype(np.float32)
+    assert onnx_parity(path, net, feats)["max_abs_diff"] < 1e-4
+
+
+def test_falls_back_to_the_torchscript_exporter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import akd_core.export as export
+
+    def fail(*_args: object) -> None:
+        raise RuntimeError("torch.export cannot capture this model")
+
+    monkeypatch.setattr(export, "_dynamo_proto", fail)
+    net = build_model("cnn-tiny", (1, 8, 8), 10)
+    path = export_onnx(net, (1, 8, 8), tmp_path / "s.onnx", {"k": "v"})
+    assert read_metadata(path) == {"k": "v"}
+    digits = np.random.default_rng(2).standard_normal((5, 1, 8, 8)).astype(np.float32)
+    assert onnx_parity(path, net, digits)["max_abs_diff"] < 1e-4
