@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -22,6 +23,7 @@ from app.schemas import JobLinks, JobPublic, JobsPage
 log = logging.getLogger("akd.api")
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 MAX_SPEC_BYTES = 1024 * 1024
+MAX_SPEC_DEPTH = 32  # free-form option dicts are the deepest part of a real spec
 
 # The body is read raw so that parse_spec's field-naming messages reach the caller;
 # the schema is still published (components are added in app.main.custom_openapi).
@@ -45,7 +47,7 @@ def job_public(job: Job) -> JobPublic:
         max_attempts=job.max_attempts,
         cancel_requested=job.cancel_requested,
         failure_reason=job.failure_reason,
-        metrics=job.metrics,
+        metrics=json_safe(job.metrics),
         artifacts=list(job.artifacts or []),
         spec=job.spec,
         created_at=job.created_at,
@@ -59,6 +61,17 @@ def job_public(job: Job) -> JobPublic:
             artifacts={n: f"{base}/artifacts/{n}" for n in job.artifacts or []},
         ),
     )
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN/inf floats replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _not_found(job_id: str) -> ApiProblem:
@@ -80,7 +93,9 @@ async def _read_spec_body(request: Request) -> Any:
         if len(body) > MAX_SPEC_BYTES:
             raise ApiProblem(413, f"a job spec is at most {MAX_SPEC_BYTES} bytes of JSON")
     try:
-        return json.loads(body)
+        data = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise _too_deep() from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(
             422,
@@ -89,6 +104,46 @@ async def _read_spec_body(request: Request) -> Any:
             field="spec",
             slug="spec",
         ) from exc
+    if _depth(data) > MAX_SPEC_DEPTH:
+        raise _too_deep()
+    return data
+
+
+def _refuse_constant(name: str) -> float:
+    # NaN and Infinity are not JSON (RFC 8259) and could not be returned in a response.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range for a number")
+    return value
+
+
+def _too_deep() -> ApiProblem:
+    return ApiProblem(
+        422,
+        f"the JSON body is nested deeper than {MAX_SPEC_DEPTH} levels; no job spec needs that",
+        title="Invalid job spec",
+        field="spec",
+        slug="spec",
+    )
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_SPEC_DEPTH:
+            break
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 @router.post(

@@ -1,0 +1,116 @@
+"""The job row's compare-and-set lease: one runner at a time, takeover only when stale."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from app.db import jobs as job_store
+from app.db.migrate import upgrade
+from app.db.models import Job, utcnow
+from app.db.session import session_scope
+
+
+def _job(settings, max_attempts: int = 3) -> str:
+    settings.ensure_dirs()
+    upgrade(settings)
+    with session_scope(settings) as s:
+        return job_store.create_job(s, "local", {}, max_attempts).id
+
+
+def _age_heartbeat(settings, job_id: str, seconds: float) -> None:
+    with session_scope(settings) as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def test_two_concurrent_claims_only_one_wins(settings):
+    job_id = _job(settings)
+    results: dict[str, object] = {}
+    barrier = threading.Barrier(2)
+
+    def claim(worker: str) -> None:
+        with session_scope(settings) as s:
+            barrier.wait()
+            results[worker] = job_store.claim_job(s, job_id, worker, 60)
+
+    threads = [threading.Thread(target=claim, args=(w,)) for w in ("w1", "w2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [w for w, job in results.items() if job is not None]
+    assert len(winners) == 1
+    with session_scope(settings) as s:
+        job = job_store.get_job(s, job_id)
+        assert job.state == "running" and job.attempt == 1 and job.lease_owner == winners[0]
+
+
+def test_a_fresh_lease_is_not_taken_over(settings):
+    job_id = _job(settings)
+    with session_scope(settings) as s:
+        assert job_store.claim_job(s, job_id, "w1", 60).attempt == 1
+        assert job_store.claim_job(s, job_id, "w2", 60) is None
+        assert job_store.heartbeat(s, job_id, "w1")
+        assert not job_store.heartbeat(s, job_id, "w2")
+
+
+def test_a_stale_job_is_taken_over_with_attempt_2_and_the_old_worker_loses_its_lease(settings):
+    job_id = _job(settings)
+    with session_scope(settings) as s:
+        job_store.claim_job(s, job_id, "w1", 60)
+    _age_heartbeat(settings, job_id, 120)
+    with session_scope(settings) as s:
+        assert job_store.stale_jobs(s, 60) == [job_id]
+        job = job_store.claim_job(s, job_id, "w2", 60)
+        assert job is not None and job.attempt == 2 and job.lease_owner == "w2"
+        # The first worker, back from the dead, can no longer write anything.
+        assert not job_store.heartbeat(s, job_id, "w1")
+        assert not job_store.set_progress(s, job_id, "w1", phase="annealing", progress=0.5)
+        assert not job_store.finish_job(s, job_id, "w1", "succeeded")
+        assert job_store.finish_job(s, job_id, "w2", "succeeded", metrics={"acc": 0.9})
+        assert job_store.get_job(s, job_id).state == "succeeded"
+        assert job_store.claim_job(s, job_id, "w3", 0) is None
+
+
+def test_a_stale_job_out_of_attempts_fails_with_a_reason(settings):
+    job_id = _job(settings, max_attempts=1)
+    with session_scope(settings) as s:
+        job_store.claim_job(s, job_id, "w1", 60)
+    _age_heartbeat(settings, job_id, 120)
+    with session_scope(settings) as s:
+        assert job_store.claim_job(s, job_id, "w2", 60) is None
+        job = job_store.get_job(s, job_id)
+        assert job.state == "failed"
+        assert "max_attempts=1" in job.failure_reason
+
+
+def test_a_stale_cancelling_job_ends_cancelled_instead_of_rerunning(settings):
+    job_id = _job(settings)
+    with session_scope(settings) as s:
+        job_store.claim_job(s, job_id, "w1", 60)
+        assert job_store.request_cancel(s, job_id) == "cancelling"
+    _age_heartbeat(settings, job_id, 120)
+    with session_scope(settings) as s:
+        assert job_store.claim_job(s, job_id, "w2", 60) is None
+        assert job_store.get_job(s, job_id).state == "cancelled"
+
+
+def test_progress_is_recorded_and_refreshes_the_heartbeat(settings):
+    job_id = _job(settings)
+    with session_scope(settings) as s:
+        job_store.claim_job(s, job_id, "w1", 60)
+    _age_heartbeat(settings, job_id, 30)
+    time.sleep(0.01)
+    with session_scope(settings) as s:
+        assert job_store.set_progress(s, job_id, "w1", phase="annealing", progress=1.7)
+        job = job_store.get_job(s, job_id)
+        assert job.phase == "annealing" and job.progress == 1.0
+        assert utcnow() - job.heartbeat_at < timedelta(seconds=5)
+        assert job_store.stale_jobs(s, 10) == []

@@ -1,0 +1,101 @@
+"""POST /jobs: every invalid spec is a 422 naming the field, and creates nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from app_support import assert_problem, npz_bytes, onnx_bytes, pickle_bytes, spec_for, upload_id
+from sqlalchemy import func, select
+
+from app.db.models import Job
+from app.db.session import session_scope
+
+
+def _job_count(settings) -> int:
+    with session_scope(settings) as s:
+        return int(s.execute(select(func.count()).select_from(Job)).scalar_one())
+
+
+@pytest.fixture
+def ids(client) -> dict[str, str]:
+    return {
+        "onnx": upload_id(client, "teacher.onnx", onnx_bytes()),
+        "npz": upload_id(client, "data.npz", npz_bytes()),
+        "pickle": upload_id(client, "teacher.pt", pickle_bytes()),
+        "csv": upload_id(client, "table.csv", b"a,b,label\n1,2,0\n3,4,1\n"),
+    }
+
+
+def test_valid_spec_is_accepted_with_location_and_enqueued(client, ids, enqueued, settings):
+    r = client.post("/jobs", json=spec_for(ids["onnx"], ids["npz"]))
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/jobs/{job['id']}"
+    assert job["state"] == "queued" and job["attempt"] == 0
+    assert enqueued == [job["id"]]
+    # The stored spec records the formats that were checked against the bytes.
+    assert job["spec"]["dataset"]["format"] == "npz"
+    assert job["links"]["events"] == f"/jobs/{job['id']}/events"
+    assert client.get(f"/jobs/{job['id']}").json()["id"] == job["id"]
+
+
+def _bad_specs(ids: dict[str, str]) -> list[tuple[dict[str, Any], str, str]]:
+    base = spec_for(ids["onnx"], ids["npz"])
+    return [
+        ({**base, "colour": "blue"}, "colour", "unknown field"),
+        ({**base, "annealing": {"tau_max": 4, "phase1_epochs": 10}}, "annealing", "multiple"),
+        ({**base, "student": {"arch": "resnet9000"}}, "student.arch", "resnet8"),
+        (
+            {**base, "teacher": {"source": "upload:doesnotexist", "format": "onnx"}},
+            "teacher.source",
+            "POST /uploads",
+        ),
+        ({**base, "dataset": {"source": "upload:nope"}}, "dataset.source", "no upload"),
+        (
+            {**base, "teacher": {"source": "file:/etc/passwd", "format": "onnx"}},
+            "teacher.source",
+            "file: sources are for the CLI",
+        ),
+        (
+            {**base, "teacher": {"source": f"upload:{ids['pickle']}", "format": "torchscript"}},
+            "teacher.format",
+            "pickle",
+        ),
+        (
+            {**base, "teacher": {"source": f"upload:{ids['npz']}", "format": "onnx"}},
+            "teacher.format",
+            "onnx",
+        ),
+        (
+            {**base, "dataset": {"source": f"upload:{ids['csv']}", "format": "npz"}},
+            "dataset.format",
+            "csv",
+        ),
+        ({**base, "teacher": {"source": "ftp://x"}}, "teacher.source", "not a valid source"),
+    ]
+
+
+def test_invalid_specs_are_422_naming_the_field_and_create_nothing(client, ids, enqueued, settings):
+    for spec, field, words in _bad_specs(ids):
+        r = client.post("/jobs", json=spec)
+        body = assert_problem(r, 422, field=field)
+        assert words in body["detail"], (field, body["detail"])
+    assert _job_count(settings) == 0
+    assert enqueued == []
+
+
+def test_non_json_and_non_object_bodies_are_422(client, settings):
+    assert_problem(client.post("/jobs", content=b"{not json"), 422, field="spec")
+    assert_problem(client.post("/jobs", json=[1, 2]), 422, field="spec")
+    assert _job_count(settings) == 0
+
+
+def test_a_broker_outage_keeps_the_job_queued(client, ids, monkeypatch, settings):
+    def down(job_id: str) -> None:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr("app.queue.enqueue", down)
+    r = client.post("/jobs", json=spec_for(ids["onnx"], ids["npz"]))
+    assert r.status_code == 202
+    assert client.get(f"/jobs/{r.json()['id']}").json()["state"] == "queued"

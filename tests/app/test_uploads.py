@@ -1,0 +1,117 @@
+"""POST /uploads: stored bytes, hashing, the size cap and archive checks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+from app_support import assert_problem, make_settings, npz_bytes, onnx_bytes, upload
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+
+
+def _stored_files(settings) -> list[Path]:
+    return [p for p in settings.uploads.rglob("*") if p.is_file()]
+
+
+def test_upload_stores_the_bytes_with_sha256_size_and_kind(client, settings):
+    data = onnx_bytes()
+    r = upload(client, "../../teacher model.onnx", data)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert body["size"] == len(data)
+    assert body["kind"] == "onnx"
+    # The name keeps its extension but loses any directory part.
+    assert body["filename"] == "teacher_model.onnx"
+    stored = settings.uploads / body["id"] / "teacher_model.onnx"
+    assert stored.read_bytes() == data
+
+
+def test_upload_one_byte_over_the_cap_is_413_and_leaves_nothing(tmp_path, enqueued):
+    settings = make_settings(tmp_path, max_upload_bytes=1000)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert upload(client, "ok.bin", b"a" * 1000).status_code == 201
+        before = _stored_files(settings)
+        r = upload(client, "big.bin", b"a" * 1001)
+        body = assert_problem(r, 413)
+        assert "1000 bytes" in body["detail"]
+        assert _stored_files(settings) == before
+
+
+def test_declared_length_far_over_the_cap_is_refused_before_reading(tmp_path, enqueued):
+    settings = make_settings(tmp_path, max_upload_bytes=1000)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+
+        def body():  # the stream must not be consumed at all
+            raise AssertionError("the body was read")
+            yield b""
+
+        r = client.post(
+            "/uploads",
+            content=body(),
+            headers={
+                "content-type": "multipart/form-data; boundary=xyz",
+                "content-length": str(10**9),
+            },
+        )
+        assert_problem(r, 413)
+
+
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar_with_symlink() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("cats/evil.png")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+    return buf.getvalue()
+
+
+def test_unsafe_archives_are_refused_and_not_stored(client, settings):
+    bomb = _zip({"cats/zeros.png": b"\0" * (20 * 1024 * 1024)}, zipfile.ZIP_DEFLATED)
+    cases = {
+        "slip.zip": _zip({"../../evil.txt": b"x"}),
+        "abs.zip": _zip({"/etc/evil.txt": b"x"}),
+        "link.tar": _tar_with_symlink(),
+        "bomb.zip": bomb,
+        "truncated.zip": _zip({"cats/a.png": b"x" * 5000})[:-60],
+    }
+    for name, data in cases.items():
+        r = upload(client, name, data)
+        body = assert_problem(r, 422, field="file")
+        assert "archive" in body["detail"], (name, body)
+    assert _stored_files(settings) == []
+
+
+def test_a_safe_image_folder_archive_is_accepted(client):
+    data = _zip({"cats/a.png": b"\x89PNG" + b"1" * 50, "dogs/b.png": b"\x89PNG" + b"2" * 50})
+    r = upload(client, "images.zip", data)
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "zip"
+
+
+def test_upload_without_a_file_part_is_a_problem(client, settings):
+    r = client.post("/uploads", data={"note": "no file here"}, files={"x": (None, b"v")})
+    assert_problem(r, 422, field="file")
+    r = client.post("/uploads", content=b"raw", headers={"content-type": "application/json"})
+    assert_problem(r, 415)
+    assert _stored_files(settings) == []
+
+
+def test_npz_upload_is_sniffed(client):
+    r = upload(client, "data.npz", npz_bytes())
+    assert r.status_code == 201
+    assert r.json()["kind"] == "npz"
