@@ -88,7 +88,8 @@ def _sniff_tar(path: Path) -> str:
             for i, member in enumerate(tf):
                 if i >= MAX_SNIFF_MEMBERS:
                     break
-                base.add(member.name.rstrip("/").rsplit("/", 1)[-1])
+                if member.isfile():  # a folder named "train" is not a CIFAR batch
+                    base.add(member.name.rsplit("/", 1)[-1])
     except (tarfile.TarError, OSError, EOFError):
         return "unknown"
     if base >= _CIFAR10_MEMBERS or (base >= _CIFAR100_MEMBERS and "meta" in base):

@@ -27,6 +27,12 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torc
     Draws, in order: row offsets (B,), column offsets (B,), flip coins (B,), all from
     `generator` on its own device, so a seeded generator gives the same batch every time.
     """
+    if x.ndim != 4:
+        raise SpecError(
+            f"dataset.augment 'crop-flip' needs image batches (B, C, H, W); got shape "
+            f"{tuple(x.shape)}; use augment 'none' for feature or signal data",
+            field="dataset.augment",
+        )
     b, _, h, w = x.shape
     gen_device = generator.device
     oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gen_device).to(x.device)

@@ -231,3 +231,13 @@ def test_max_train_samples_caps_train_keeping_every_class(tmp_path: Path) -> Non
 def test_unknown_builtin_lists_available() -> None:
     with pytest.raises(DatasetError, match="unknown builtin dataset 'mnist'; available: digits"):
         load_dataset(_spec(source="builtin:mnist"), None, seed=0)
+
+
+def test_sparse_npz_compressed_far_past_archive_ratio_still_loads(tmp_path: Path) -> None:
+    x = np.zeros((4000, 200), np.float32)  # 3.2 MB of zeros deflate ~1000x
+    x[np.arange(4000), np.arange(4000) % 200] = 1.0
+    path = tmp_path / "sparse.npz"
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, x=x, y=np.arange(4000) % 200 % 4)
+    assert x.nbytes / path.stat().st_size > 200
+    assert load_dataset(_spec(), path, seed=0).input_shape == (200,)

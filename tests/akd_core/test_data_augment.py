@@ -65,3 +65,8 @@ def test_is_random_knows_the_augmentations() -> None:
     with pytest.raises(SpecError, match="accepted: none, crop-flip") as info:
         is_random("mixup")
     assert info.value.field == "dataset.augment"
+
+
+def test_crop_flip_refuses_non_image_batches() -> None:
+    with pytest.raises(SpecError, match=r"\(B, C, H, W\); got shape \(4, 10\)"):
+        crop_flip(torch.zeros(4, 10), _gen(0))
