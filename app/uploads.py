@@ -134,9 +134,9 @@ def check_declared_length(request: Request, max_bytes: int) -> None:
 
 
 def _too_large_message(size: int | None, max_bytes: int) -> str:
-    got = f"{size} bytes" if size is not None else "more"
+    got = f"is {size} bytes" if size is not None else f"passed {max_bytes} bytes"
     return (
-        f"the upload is {got} but this server accepts at most {max_bytes} bytes per file "
+        f"the upload {got} but this server accepts at most {max_bytes} bytes per file "
         "(setting AKD_MAX_UPLOAD_BYTES); send a smaller file"
     )
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
 from app_support import assert_problem, make_settings, npz_bytes, onnx_bytes, upload
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 
 from app.main import create_app
+from app.uploads import UploadRejected, receive_upload
 
 
 def _stored_files(settings) -> list[Path]:
@@ -115,3 +119,27 @@ def test_npz_upload_is_sniffed(client):
     r = upload(client, "data.npz", npz_bytes())
     assert r.status_code == 201
     assert r.json()["kind"] == "npz"
+
+
+def test_the_stream_is_not_read_past_the_cap(tmp_path):
+    """receive_upload stops pulling body chunks as soon as the cap is passed."""
+    pulled: list[int] = []
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n\r\n'
+
+    async def receive() -> dict:
+        pulled.append(1)
+        chunk = head if len(pulled) == 1 else b"z" * 65536
+        return {"type": "http.request", "body": chunk, "more_body": len(pulled) < 1000}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/uploads",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+    }
+    dest = tmp_path / "u1"
+    with pytest.raises(UploadRejected) as err:
+        asyncio.run(receive_upload(Request(scope, receive), dest, max_bytes=100_000))
+    assert err.value.status == 413
+    assert len(pulled) < 5  # 64 MB were on offer; about 100 kB were read
+    assert not dest.exists()
