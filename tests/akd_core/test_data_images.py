@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -196,3 +197,54 @@ def test_cifar_batch_with_numpy_object_array_is_refused(tmp_path: Path) -> None:
     path = _cifar10(tmp_path / "c.tar.gz", {"cifar-10-batches-py/test_batch": evil})
     with pytest.raises(DatasetError, match="test_batch.*cannot be loaded safely"):
         load_dataset(DatasetSpec(source="upload:x"), path, seed=0)
+
+
+def _py2_string(b: bytes) -> bytes:
+    return b"U" + bytes([len(b)]) + b  # SHORT_BINSTRING: how Python 2 wrote a str
+
+
+def _py2_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch opcode for opcode as Python 2 + numpy wrote the published CIFAR files."""
+    n, m = data.shape
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + _py2_string(b"u1")
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + _py2_string(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
+    raw = data.tobytes()
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\n"
+        + b"cnumpy\nndarray\n"
+        + b"K\x00\x85"
+        + _py2_string(b"b")
+        + b"\x87R"
+        + b"(K\x01M"
+        + struct.pack("<H", n)
+        + b"M"
+        + struct.pack("<H", m)
+        + b"\x86"
+        + dtype
+        + b"\x89T"
+        + struct.pack("<I", len(raw))
+        + raw
+        + b"tb"
+    )
+    label_list = b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"e"
+    return (
+        b"\x80\x02}(" + _py2_string(b"data") + array + _py2_string(b"labels") + label_list + b"u."
+    )
+
+
+def test_cifar_batches_in_the_published_python2_format(tmp_path: Path) -> None:
+    data = np.random.default_rng(5).integers(0, 256, size=(10, 3072), dtype=np.uint8)
+    batch = _py2_batch(data, [i % 10 for i in range(10)])
+    # The fixture is a faithful numpy pickle: the (trusted, test-made) stock unpickler agrees.
+    assert np.array_equal(pickle.loads(batch, encoding="bytes")[b"data"], data)
+    members = {f"cifar-10-batches-py/data_batch_{i}": batch for i in range(1, 6)}
+    members["cifar-10-batches-py/test_batch"] = batch
+    path = _cifar10(tmp_path / "c.tar.gz", members)
+    ds = load_dataset(DatasetSpec(source="upload:x", normalize="none"), path, seed=0)
+    np.testing.assert_allclose(ds.x_test.reshape(10, -1), data / 255.0, atol=1e-6)
