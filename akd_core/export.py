@@ -12,12 +12,9 @@ from __future__ import annotations
 import copy
 import io
 import logging
-import os
 import statistics
-import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ import onnx
 import torch
 from torch import nn
 
+from akd_core.fileio import atomic_write
 from akd_core.models.onnx_runner import make_session, run_batched
 
 INPUT_NAME = "input"
@@ -34,20 +32,6 @@ OUTPUT_NAME = "logits"
 _EXAMPLE_BATCH = 2
 
 log = logging.getLogger(__name__)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _dynamo_proto(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
@@ -119,7 +103,7 @@ def export_onnx(
             proto = _torchscript_proto(cpu_model, example, opset)
     _set_metadata(proto, metadata)
     onnx.checker.check_model(proto)
-    return _atomic_write(path, lambda tmp: onnx.save_model(proto, str(tmp)))
+    return atomic_write(path, lambda tmp: onnx.save_model(proto, str(tmp)))
 
 
 def _torch_logits(model: nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -157,7 +141,7 @@ def quantize_int8(src: Path, dst: Path) -> Path:
         _set_metadata(proto, read_metadata(src))
         onnx.save_model(proto, str(tmp))
 
-    return _atomic_write(dst, write)
+    return atomic_write(dst, write)
 
 
 def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:

@@ -78,7 +78,9 @@ def run_job(
     teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
     if teacher_path is None:
         raise SpecError("the teacher must be an upload or a file", field="teacher.source")
-    teacher = load_teacher(spec.teacher, teacher_path, dev)
+    teacher = load_teacher(
+        spec.teacher, teacher_path, dev, input_shape=ds.input_shape, num_classes=ds.num_classes
+    )
     check_teacher(teacher, ds.input_shape, ds.num_classes)
     hooks.check_cancel()
 

@@ -16,9 +16,9 @@ from akd_core.spec import parse_spec
 pytestmark = pytest.mark.slow
 
 
-def _spec(teacher, **over):
+def _spec(teacher_path, **over):
     base = {
-        "teacher": {"source": f"file:{teacher}"},
+        "teacher": {"source": f"file:{teacher_path}"},
         "student": {"arch": "mlp", "options": {"hidden": [32]}},
         "dataset": {"source": "builtin:digits"},
         "annealing": {"tau_max": 2, "phase1_epochs": 4, "phase2_epochs": 2},
@@ -128,3 +128,32 @@ def test_teacher_with_wrong_class_count_fails_fast(tmp_path):
     path = export_onnx(build_model("mlp", (1, 8, 8), 7, {}), (1, 8, 8), tmp_path / "t.onnx", {})
     with pytest.raises(TeacherLoadError, match="7"):
         run_job(_spec(path), tmp_path / "out")
+
+
+def test_safetensors_teacher_with_registry_arch(tmp_path):
+    """A weights-only teacher is rebuilt from its registry arch for the dataset's shape."""
+    from safetensors.torch import save_file
+
+    from akd_core.data import load_dataset
+    from akd_core.reference_teacher import train_classifier
+    from akd_core.spec import DatasetSpec
+
+    ds = load_dataset(DatasetSpec(source="builtin:digits"), None, 0)
+    model, acc = train_classifier(ds, "mlp", {"hidden": [64]}, epochs=10)
+    assert acc > 0.9
+    path = tmp_path / "teacher.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    spec = _spec(
+        path,
+        teacher={
+            "source": f"file:{path}",
+            "format": "safetensors",
+            "arch": "mlp",
+            "arch_options": {"hidden": [64]},
+        },
+        annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 1},
+    )
+    report = run_job(spec, tmp_path / "out")
+    assert report["teacher"]["format"] == "safetensors"
+    assert report["teacher"]["accuracy"] == pytest.approx(acc, abs=1e-6)
+    assert report["params"]["teacher"] > report["params"]["student"]
