@@ -143,3 +143,17 @@ def test_the_stream_is_not_read_past_the_cap(tmp_path):
     assert err.value.status == 413
     assert len(pulled) < 5  # 64 MB were on offer; about 100 kB were read
     assert not dest.exists()
+
+
+def test_a_highly_compressible_npz_is_accepted_but_an_oversized_one_is_not(tmp_path, enqueued):
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=np.zeros((512, 1024), np.float32), y=np.zeros(512, np.int64))
+    settings = make_settings(tmp_path, archive_max_total_bytes=3 * 1024 * 1024)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        r = upload(client, "zeros.npz", buf.getvalue())
+        assert r.status_code == 201, r.text
+        buf = io.BytesIO()
+        np.savez_compressed(buf, x=np.zeros((1024, 1024), np.float32))
+        assert_problem(upload(client, "big.npz", buf.getvalue()), 422, field="file")
