@@ -21,7 +21,8 @@ from celery import Celery
 from app.core.config import Settings, get_settings
 
 TASK_NAME = "akd.run_job"  # app/queue.py sends it by this name
-QUEUE = "akd"
+# Celery's default queue: app/queue.py sends without routing options, so both ends agree.
+QUEUE = "celery"
 # Longer than the longest job: an unacknowledged message is handed to another worker only
 # after this long, so a slow job is never run twice by redelivery. Worker deaths are caught
 # much sooner by the reaper, which watches heartbeats instead (worker/reaper.py).
@@ -44,7 +45,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         task_default_queue=QUEUE,
-        task_routes={TASK_NAME: {"queue": QUEUE}},
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
         # The job itself heartbeats; Celery's own events and gossip add nothing here.

@@ -1,0 +1,238 @@
+"""The `akd` command line: run a distillation here, serve the API, or drive a server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# Exit codes a script can trust.
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from app.client import AKDClient
+
+    return AKDClient(args.url, args.key)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+class _EventBar:
+    """A tqdm progress bar driven by the job's event stream."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.bar is None:
+            return
+        if "progress" in event:
+            self.bar.n = int(float(event["progress"]) * 1000)
+        label = event.get("state") or event.get("stage")
+        if not label:  # a log line: keep the last phase on the bar
+            return
+        if event.get("arm"):
+            label = f"{event['arm']}/{label}"
+        if event.get("epoch") is not None:
+            label += f" ep {event['epoch']}/{event.get('epochs', '?')}"
+        if event.get("val_accuracy") is not None:
+            label += f" val={event['val_accuracy']:.3f}"
+        self.bar.set_description_str(label)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _job_exit(job: dict[str, Any]) -> int:
+    state = job.get("state")
+    if state == "succeeded":
+        return EXIT_OK
+    reason = job.get("failure_reason")
+    print(f"job {job.get('id')} {state}" + (f": {reason}" if reason else ""), file=sys.stderr)
+    return EXIT_JOB_FAILED
+
+
+# -- subcommands ----------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Upload the spec's files, submit it, and with --wait follow it and fetch the outputs."""
+    from akd_core.errors import SpecError
+
+    try:
+        spec = json.loads(Path(args.spec).read_text())
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {args.spec}: {exc.strerror}", field="spec") from exc
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{args.spec} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(spec, dict):
+        raise SpecError(f"{args.spec} must hold a JSON object (the job spec)", field="spec")
+    with _client(args) as client:
+        job = client.submit(spec, base_dir=Path(args.spec).resolve().parent)
+        print(f"submitted job {job['id']}", flush=True)
+        if not args.wait:
+            print(job["id"])
+            return EXIT_OK
+        bar = _EventBar(enabled=not args.quiet)
+        try:
+            job = client.wait(job["id"], on_event=bar)
+        finally:
+            bar.close()
+        code = _job_exit(job)
+        if code == EXIT_OK:
+            out = args.out or Path("runs") / job["id"]
+            paths = client.download_all(job["id"], out)
+            print(f"job {job['id']} succeeded; {len(paths)} artifact(s) in {out}")
+            metrics = job.get("metrics") or {}
+            if metrics:
+                _print_json(metrics)
+        return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the job's status document."""
+    with _client(args) as client:
+        _print_json(client.status(args.id))
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Ask a job to stop."""
+    with _client(args) as client:
+        client.cancel(args.id)
+        print(f"job {args.id}: {client.status(args.id).get('state')}")
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download one artifact, or all of them."""
+    with _client(args) as client:
+        out = args.out or Path("runs") / args.id
+        if args.name:
+            paths = [client.download(args.id, args.name, out)]
+        else:
+            paths = client.download_all(args.id, out)
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List the caller's jobs, newest first."""
+    params = {"limit": args.limit} | ({"cursor": args.cursor} if args.cursor else {})
+    with _client(args) as client:
+        page = client.jobs(**params)
+    items = page.get("items", page if isinstance(page, list) else [])
+    for job in items:
+        print(f"{job['id']}  {job.get('state', ''):<10} {job.get('phase') or '':<16} "
+              f"{float(job.get('progress') or 0):>5.0%}  {job.get('created_at', '')}")  # fmt: skip
+    if isinstance(page, dict) and page.get("next"):
+        print(f"more: akd jobs --cursor {page['next']}")
+    return EXIT_OK
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Create an API key in the server's database (run on the server) and print it once."""
+    from app.core.config import get_settings
+    from app.core.security import create_key
+    from app.db.migrate import upgrade
+    from app.db.session import session_scope
+
+    settings = get_settings()
+    upgrade(settings)
+    with session_scope(settings) as session:
+        key_id, plaintext = create_key(session, args.name)
+    print(f"key id {key_id} ({args.name}); the key is shown only now:", file=sys.stderr)
+    print(plaintext)
+    return EXIT_OK
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Run a whole distillation on this machine (no server)."""
+    from akd_core.cli import distill_main
+
+    return int(distill_main(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API, a worker and an embedded Redis until Ctrl-C."""
+    from app.serve import serve_main
+
+    return serve_main(args)
+
+
+# -- parser ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The `akd` argument parser with every subcommand."""
+    from akd_core.cli import add_distill_arguments
+    from app.serve import add_serve_arguments
+
+    parser = argparse.ArgumentParser(prog="akd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], remote: bool = True) -> Any:
+        p = sub.add_parser(name, help=(func.__doc__ or "").strip().rstrip("."))
+        p.set_defaults(func=func)
+        if remote:
+            p.add_argument("--url", help="server URL (default $AKD_URL or http://127.0.0.1:8000)")
+            p.add_argument("--key", help="API key (default $AKD_API_KEY)")
+        return p
+
+    add_distill_arguments(add("distill", cmd_distill, remote=False))
+    add_serve_arguments(add("serve", cmd_serve, remote=False))
+    p = add("submit", cmd_submit)
+    p.add_argument("spec", type=Path, help="job spec (JSON); file: sources are uploaded")
+    p.add_argument("--wait", action="store_true", help="follow progress, then download outputs")
+    p.add_argument("--out", type=Path, help="where --wait puts the artifacts (runs/<job id>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add("status", cmd_status).add_argument("id")
+    add("cancel", cmd_cancel).add_argument("id")
+    p = add("download", cmd_download)
+    p.add_argument("id")
+    p.add_argument("name", nargs="?", help="one artifact (default: all)")
+    p.add_argument("--out", type=Path, help="folder (default runs/<job id>)")
+    p = add("jobs", cmd_jobs)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--cursor", help="the next page's cursor from a previous listing")
+    keys = sub.add_parser("keys", help="manage API keys (on the server machine)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    p = keys_sub.add_parser("create", help="create a key and print it once")
+    p.add_argument("name", help="who the key is for")
+    p.set_defaults(func=cmd_keys_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `akd` command; returns the exit code."""
+    from akd_core.errors import AKDError
+    from app.client import AKDClientError, AKDUnreachable
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except AKDUnreachable as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except AKDClientError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_JOB_FAILED
+    except AKDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
