@@ -32,6 +32,8 @@ OUTPUT_NAME = "logits"
 _EXAMPLE_BATCH = 2
 
 log = logging.getLogger(__name__)
+# The exporter warns at every export that torchvision (never installed here) has no ops to register.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
 def _dynamo_proto(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:

@@ -157,7 +157,8 @@ class OptimizerSpec(_Strict):
         None, ge=0.0, description="Default: 1e-4 for sgd, 1e-2 for adamw."
     )
     schedule: Literal["step", "cosine", "constant"] | None = Field(
-        None, description="step: x0.1 at 50% and 75% of each phase (paper); default cosine for adamw."
+        None,
+        description="step: x0.1 at 50% and 75% of each phase (paper); default cosine for adamw.",
     )
     batch_size: int = Field(128, ge=1, le=65536)
 
@@ -228,7 +229,7 @@ class JobSpec(_Strict):
         return [self.method, *[m for m in self.compare if m != self.method]]
 
 
-def _loc(err: dict[str, Any]) -> str:
+def _loc(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"] if not re.fullmatch(r"function-after\[.*\]", str(p)))
 
 

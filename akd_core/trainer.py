@@ -200,6 +200,7 @@ class ArmTrainer:
             # Phase 2 starts from the best Phase-1 student, with a fresh optimizer and schedule.
             phase_idx, epoch = phase_idx + 1, 0
             if phase_idx < len(self.phases):
+                assert best is not None, "a phase always trains at least one epoch"
                 phase1_best = best
                 self.model.load_state_dict(best["state"])
                 best = None

@@ -35,7 +35,7 @@ def _spec(batch_size: int):
             "student": {"arch": "resnet8"},
             "dataset": {"source": "builtin:bench"},
             "annealing": {"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0},
-            "optimizer": {"name": "sgd", "batch_size": batch_size},
+            "optimizer": {"batch_size": batch_size},
         }
     )
 
