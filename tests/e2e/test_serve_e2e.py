@@ -1,0 +1,126 @@
+"""`akd serve` as one command: it starts, refuses unsafe binds, and keeps jobs across restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.client import AKDClient
+from app.serve import free_port
+from tests.e2e.conftest import ROOT, SLOW_SPEC, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AKD_")}
+    return env | {"PYTHONPATH": str(ROOT), "AKD_HEARTBEAT_S": "0.5", "AKD_STALE_AFTER_S": "3",
+                  "OMP_NUM_THREADS": "1"}  # fmt: skip
+
+
+class Served:
+    """One `akd serve` process on a data dir."""
+
+    def __init__(self, data: Path, port: int, log: Path) -> None:
+        self.data, self.port, self.log = data, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve", "--data-dir", str(data),
+                 "--port", str(port)],
+                env=_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, 60, "akd serve to answer")
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C it and return its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                pytest.fail("akd serve did not stop within 40 s of Ctrl-C")
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[Served] = []
+
+    def start(data: Path, port: int) -> Served:
+        s = Served(data, port, tmp_path / f"serve{len(started)}.log")
+        started.append(s)
+        return s
+
+    try:
+        yield start
+    finally:
+        for s in started:
+            s.kill()
+
+
+def _events(data: Path, job_id: str) -> list[dict[str, Any]]:
+    from app.core.config import Settings
+    from app.db.jobs import events_after
+    from app.db.session import session_scope
+
+    with session_scope(Settings(data_dir=data)) as session:
+        return [e.data | {"event": e.kind} for e in events_after(session, job_id)]
+
+
+@pytest.mark.slow
+def test_a_running_job_resumes_after_serve_restarts(serve, tmp_path, digits_teacher):
+    data, port = tmp_path / "data", free_port()
+    first = serve(data, port)
+    with AKDClient(first.url, api_key="") as client:
+        spec = SLOW_SPEC | {"teacher": {"source": f"file:{digits_teacher}"}}
+        job_id = client.submit(spec)["id"]
+        wait_for(
+            lambda: any(e["event"] == "epoch" and e["epoch"] >= 2 for e in _events(data, job_id)),
+            120,
+            "epoch 2",
+        )
+    assert first.stop() == 0
+    assert "stopped" in first.log.read_text()
+    leftovers = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "children outlived akd serve"
+
+    second = serve(data, port)
+    with AKDClient(second.url, api_key="") as client:
+        final = client.wait(job_id, timeout_s=180)
+    assert final["state"] == "succeeded", final.get("failure_reason")
+    assert final["attempt"] == 2
+    assert second.stop() == 0
+
+
+def test_serve_refuses_a_public_address_without_keys(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0",
+         "--data-dir", str(tmp_path / "d")],
+        env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "AKD_REQUIRE_KEYS" in out.stderr and "Traceback" not in out.stderr
