@@ -57,12 +57,18 @@ class AKDClient:
     """Talks to one AKD server, with an optional API key (bearer token)."""
 
     def __init__(
-        self, url: str | None = None, api_key: str | None = None, timeout_s: float = 60.0
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = (url or os.environ.get("AKD_URL") or DEFAULT_URL).rstrip("/")
         key = api_key if api_key is not None else os.environ.get("AKD_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout_s, transport=transport
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -1,0 +1,138 @@
+"""The Python client and the `akd` command line against a scripted fake server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app import cli
+from app.client import AKDClient, AKDClientError, parse_sse
+
+JOB_ID = "ab" * 16
+
+
+class FakeServer:
+    """Answers like the AKD API for one job; records what it was sent."""
+
+    def __init__(self, final_state: str = "succeeded") -> None:
+        self.final_state = final_state
+        self.uploads: list[str] = []
+        self.submitted: dict[str, Any] | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if method == "POST" and path == "/uploads":
+            name = "teacher.onnx" if b"teacher.onnx" in request.content else "data.npz"
+            self.uploads.append(name)
+            return httpx.Response(201, json={"id": f"up{len(self.uploads)}", "size": 4})
+        if method == "POST" and path == "/jobs":
+            self.submitted = json.loads(request.content)
+            if self.submitted["student"]["arch"] == "nope":
+                return httpx.Response(422, json={"title": "Invalid job spec",
+                                                 "detail": "student.arch: unknown 'nope'"})  # fmt: skip
+            return httpx.Response(202, json={"id": JOB_ID, "state": "queued"},
+                                  headers={"Location": f"/jobs/{JOB_ID}"})  # fmt: skip
+        if path == f"/jobs/{JOB_ID}/events":
+            body = (
+                'id: 1\nevent: state\ndata: {"state":"running","attempt":1}\n\n'
+                ": keep-alive\n\n"
+                'id: 2\nevent: epoch\ndata: {"kind":"epoch","stage":"annealing","epoch":1,'
+                '"progress":0.5}\n\n'
+                f'event: end\ndata: {{"state":"{self.final_state}"}}\n\n'
+            )
+            return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+        if path == f"/jobs/{JOB_ID}":
+            reason = None if self.final_state == "succeeded" else "teacher at chance level"
+            return httpx.Response(200, json={"id": JOB_ID, "state": self.final_state,
+                                             "failure_reason": reason,
+                                             "artifacts": ["student.onnx", "report.json"]})  # fmt: skip
+        if path.startswith(f"/jobs/{JOB_ID}/artifacts/"):
+            return httpx.Response(200, content=b"bytes of " + path.rsplit("/", 1)[-1].encode())
+        return httpx.Response(404, json={"title": "Not found", "detail": f"no job at {path}"})
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "teacher.onnx").write_bytes(b"onnx")
+    (tmp_path / "data.npz").write_bytes(b"npz!")
+    spec = {"teacher": {"source": "file:teacher.onnx"}, "student": {"arch": "mlp"},
+            "dataset": {"source": "file:data.npz"}}  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return tmp_path
+
+
+def test_submit_uploads_local_files_and_pins_their_formats(files):
+    server = FakeServer()
+    with AKDClient("http://akd", transport=httpx.MockTransport(server)) as client:
+        spec = json.loads((files / "spec.json").read_text())
+        job = client.submit(spec, base_dir=files)
+    assert job["id"] == JOB_ID
+    assert server.uploads == ["teacher.onnx", "data.npz"]
+    assert server.submitted is not None
+    assert server.submitted["teacher"] == {"source": "upload:up1", "format": "onnx"}
+    assert server.submitted["dataset"] == {"source": "upload:up2", "format": "npz"}
+    assert spec["teacher"]["source"] == "file:teacher.onnx"  # the caller's dict is untouched
+
+
+def test_wait_streams_events_then_returns_the_final_status():
+    seen: list[dict[str, Any]] = []
+    with AKDClient("http://akd", transport=httpx.MockTransport(FakeServer())) as client:
+        job = client.wait(JOB_ID, on_event=seen.append)
+    assert job["state"] == "succeeded"
+    assert [e["event"] for e in seen] == ["state", "epoch", "end"]
+    assert seen[1]["id"] == 2 and seen[1]["epoch"] == 1
+
+
+def test_problem_details_become_client_errors():
+    client = AKDClient("http://akd", transport=httpx.MockTransport(FakeServer()))
+    with client, pytest.raises(AKDClientError) as err:
+        client.status("missing")
+    assert err.value.status == 404
+    assert err.value.detail == "Not found: no job at /jobs/missing"
+
+
+def test_parse_sse_joins_multiline_data_and_skips_comments():
+    lines = [": hello", "id: 7", "event: log", 'data: {"a":', "data: 1}", ""]
+    assert list(parse_sse(iter(lines))) == [{"a": 1, "id": 7, "event": "log"}]
+
+
+def _run_cli(monkeypatch, server: FakeServer, *argv: str) -> int:
+    monkeypatch.setattr(
+        cli, "_client", lambda args: AKDClient("http://akd", transport=httpx.MockTransport(server))
+    )
+    return cli.main(list(argv))
+
+
+def test_cli_submit_wait_downloads_artifacts_and_exits_0(monkeypatch, files, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = _run_cli(monkeypatch, FakeServer(), "submit", str(files / "spec.json"), "--wait",
+                    "--quiet", "--out", str(out))  # fmt: skip
+    assert code == cli.EXIT_OK
+    assert (out / "student.onnx").read_bytes() == b"bytes of student.onnx"
+    assert (out / "report.json").exists()
+
+
+def test_cli_exit_codes_a_script_can_trust(monkeypatch, files, capsys):
+    failed = _run_cli(monkeypatch, FakeServer("failed"), "submit", str(files / "spec.json"),
+                      "--wait", "--quiet")  # fmt: skip
+    assert failed == cli.EXIT_JOB_FAILED
+    assert "teacher at chance level" in capsys.readouterr().err
+
+    spec = json.loads((files / "spec.json").read_text())
+    spec["student"]["arch"] = "nope"
+    (files / "bad.json").write_text(json.dumps(spec))
+    assert _run_cli(monkeypatch, FakeServer(), "submit", str(files / "bad.json")) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "student.arch: unknown 'nope'" in err and "Traceback" not in err
+
+    (files / "broken.json").write_text("{not json")
+    assert _run_cli(monkeypatch, FakeServer(), "submit", str(files / "broken.json")) == 2
+
+
+def test_cli_reports_an_unreachable_server_with_exit_3(capsys):
+    assert cli.main(["status", JOB_ID, "--url", "http://127.0.0.1:9", "--key", ""]) == 3
+    assert "unreachable" in capsys.readouterr().err.lower()

@@ -1,0 +1,78 @@
+"""The reaper re-enqueues jobs whose worker died, once per staleness period."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from app.db import jobs as jobs_db
+from app.db.models import Job, utcnow
+from app.db.session import session_scope
+from worker.reaper import Reaper, release_leases
+
+
+def _running(settings, job_id: str, owner: str, age_s: float) -> None:
+    with session_scope(settings) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state="running", lease_owner=owner, attempt=1,
+                    heartbeat_at=utcnow() - timedelta(seconds=age_s))
+        )  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stale_jobs_are_enqueued_once_per_period(settings, make_job):
+    dead, alive = make_job(), make_job()
+    _running(settings, dead, "w-dead", age_s=settings.stale_after_s + 1)
+    _running(settings, alive, "w-alive", age_s=0)
+    sent: list[str] = []
+    clock = Clock()
+    reaper = Reaper(settings, enqueue=sent.append, clock=clock)
+    assert reaper.reap_once() == [dead]
+    assert reaper.reap_once() == []  # not again while the first message may still be pending
+    clock.now += settings.stale_after_s + 0.1
+    assert reaper.reap_once() == [dead]
+    assert sent == [dead, dead]
+
+
+def test_start_requeues_queued_and_stale_jobs_but_not_finished_ones(settings, make_job):
+    queued, stale, done = make_job(), make_job(), make_job()
+    _running(settings, stale, "w-dead", age_s=settings.stale_after_s + 1)
+    with session_scope(settings) as session:
+        assert jobs_db.request_cancel(session, done) == "cancelled"
+    sent: list[str] = []
+    Reaper(settings, enqueue=sent.append).requeue_unfinished()
+    assert sorted(sent) == sorted([queued, stale])
+
+
+def test_a_failing_broker_is_retried_next_pass(settings, make_job):
+    job_id = make_job()
+    calls: list[str] = []
+
+    def flaky(jid: str) -> None:
+        calls.append(jid)
+        if len(calls) == 1:
+            raise ConnectionError("broker down")
+
+    reaper = Reaper(settings, enqueue=flaky)
+    assert reaper.requeue_unfinished() == []
+    assert reaper.requeue_unfinished() == [job_id]
+
+
+def test_released_leases_are_claimable_at_once(settings, make_job):
+    mine, theirs = make_job(), make_job()
+    _running(settings, mine, "akd-serve-1234@host:1:aa", age_s=0)
+    _running(settings, theirs, "other@host:2:bb", age_s=0)
+    assert release_leases(settings, "akd-serve-1234@") == [mine]
+    with session_scope(settings) as session:
+        assert jobs_db.claim_job(session, mine, "next", settings.stale_after_s) is not None
+        assert jobs_db.claim_job(session, theirs, "next", settings.stale_after_s) is None

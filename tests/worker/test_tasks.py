@@ -1,0 +1,39 @@
+"""The Celery side: robust delivery settings, a torch-free parent, and the thin task."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from worker.celery_app import TASK_NAME, VISIBILITY_TIMEOUT_S, celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_messages_survive_worker_death_and_carry_json_only():
+    conf = celery_app.conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+    assert conf.broker_transport_options["visibility_timeout"] == VISIBILITY_TIMEOUT_S >= 12 * 3600
+
+
+def test_the_worker_parent_never_imports_torch():
+    # A prefork parent that ran torch before forking hangs its children (DESIGN pitfall).
+    code = "import sys, worker.tasks; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    assert out.stdout.strip() == "False"
+
+
+def test_the_task_is_registered_under_the_name_the_api_sends(monkeypatch):
+    import worker.tasks as tasks
+
+    assert TASK_NAME == "akd.run_job" and TASK_NAME in celery_app.tasks
+    called: list[str] = []
+    monkeypatch.setattr(tasks, "execute_job", lambda job_id, worker_id: called.append(job_id))
+    assert celery_app.tasks[TASK_NAME].apply(args=["../../etc/passwd"]).get() is None
+    assert called == []  # a malformed id never reaches the database
+    celery_app.tasks[TASK_NAME].apply(args=["ab" * 16]).get()
+    assert called == ["ab" * 16]
