@@ -19,7 +19,8 @@ DEMO_SPEC: dict[str, Any] = {
     "student": {"arch": "cnn-tiny"},
     "dataset": {"source": "builtin:digits"},
     "method": "annealing",
-    "annealing": {"tau_max": 4, "phase1_epochs": 8, "phase2_epochs": 4},
+    "annealing": {"tau_max": 5, "phase1_epochs": 30, "phase2_epochs": 15},
+    "optimizer": {"batch_size": 64},
     "compare": ["student", "kd"],
     "seed": SEED,
 }
@@ -100,6 +101,8 @@ def _show(event: dict[str, Any]) -> None:
         attempt = f" (attempt {event['attempt']})" if event.get("attempt") else ""
         print(f"job {event.get('state')}{attempt}", flush=True)
     elif event.get("kind") == "epoch":
+        if event["epoch"] % 5 and event["epoch"] != event.get("epochs"):
+            return  # one line per five epochs keeps the demo on one screen
         arm = event.get("arm", "")
         line = f"  {arm:<10} {stage:<12} epoch {event.get('epoch')}/{event.get('epochs')}"
         if event.get("T") is not None:
