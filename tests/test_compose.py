@@ -54,7 +54,9 @@ def test_the_image_installs_the_postgres_driver_and_builds_from_the_dockerfile()
         build = SERVICES[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).is_file()
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    assert re.search(r"psycopg\[binary\]", dockerfile)
+    assert re.search(r"pip install \"\.\[postgres\]\"", dockerfile)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'postgres = \["psycopg\[binary\]', pyproject)
     assert "TORCH_VARIANT" in dockerfile
 
 
