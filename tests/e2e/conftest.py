@@ -23,10 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 READY_S = 60.0
 
 # A job long enough to interrupt (about 1 s per epoch here) and short enough for CI.
+# Slow enough (small batches, 24 epochs of ~0.3 s here) that a test can act while it runs.
 SLOW_SPEC: dict[str, Any] = {
     "student": {"arch": "cnn-tiny"},
     "dataset": {"source": "builtin:digits"},
-    "annealing": {"tau_max": 2, "phase1_epochs": 6, "phase2_epochs": 2},
+    "annealing": {"tau_max": 2, "phase1_epochs": 20, "phase2_epochs": 4},
+    "optimizer": {"batch_size": 32},
+}
+# Runs for minutes unless cancelled: a cancel can never lose the race against the job's end.
+ENDLESS_SPEC: dict[str, Any] = {
+    **SLOW_SPEC,
+    "annealing": {"tau_max": 2, "phase1_epochs": 1000, "phase2_epochs": 0},
 }
 QUICK_SPEC: dict[str, Any] = {
     "student": {"arch": "mlp"},

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import QUICK_SPEC, SLOW_SPEC, Stack, system_redis, wait_for
+from tests.e2e.conftest import (
+    ENDLESS_SPEC,
+    QUICK_SPEC,
+    SLOW_SPEC,
+    Stack,
+    system_redis,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -85,7 +92,7 @@ def test_cancel_a_queued_and_a_running_job(make_stack, digits_teacher):
         client.cancel(queued)
         assert client.status(queued)["state"] == "cancelled"
         stack.start_worker()
-        running = client.submit(spec_with(SLOW_SPEC, digits_teacher))["id"]
+        running = client.submit(spec_with(ENDLESS_SPEC, digits_teacher))["id"]
         wait_for(lambda: stack.reached_epoch(running, 1), 120, "the job to train")
         client.cancel(running)
         final = client.wait(running, timeout_s=30)
