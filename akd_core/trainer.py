@@ -151,76 +151,53 @@ class ArmTrainer:
     # -- the loop, top to bottom -------------------------------------------------------
     def run(self, resume: bool) -> ArmResult:
         """Train every phase (resuming from the checkpoint when asked) and return the result."""
-        state = load_checkpoint(self.ckpt) if resume else None
-        if state is not None and state.get("done"):
-            return self._result(state)
-        started = time.perf_counter()
-        phase_idx, epoch = (state["phase_idx"], state["epoch"]) if state else (0, 0)
-        history: list[dict[str, Any]] = list(state["history"]) if state else []
-        best = state["best"] if state else None  # best of the current phase, on validation
-        phase1_best = state.get("phase1_best") if state else None
-        prior_seconds = float(state["train_seconds"]) if state else 0.0
-        if state:
-            self.model.load_state_dict(state["model"])
-            restore_rng(state["rng"], self.generator)
-        self.progress.done_epochs += sum(p.epochs for p in self.phases[:phase_idx]) + epoch
+        saved = load_checkpoint(self.ckpt) if resume else None
+        if saved is not None and saved["done"]:
+            return self._result(saved)
+        # What a checkpoint must carry besides weights, optimizer and RNG to continue exactly.
+        # "best" is the best epoch of the current phase on the validation split.
+        loop: dict[str, Any] = {
+            "phase_idx": 0, "epoch": 0, "history": [], "best": None, "train_seconds": 0.0,
+        }  # fmt: skip
+        if saved is not None:
+            loop = {k: saved[k] for k in loop}
+            self.model.load_state_dict(saved["model"])
+            restore_rng(saved["rng"], self.generator)
+        done_before = sum(p.epochs for p in self.phases[: loop["phase_idx"]]) + loop["epoch"]
+        self.progress.done_epochs += done_before
+        started, seconds_before = time.perf_counter(), loop["train_seconds"]
 
-        while phase_idx < len(self.phases):
-            plan = self.phases[phase_idx]
+        while loop["phase_idx"] < len(self.phases):
+            plan = self.phases[loop["phase_idx"]]
             steps = self._steps_per_epoch()
             optimizer = build_optimizer(self.model, self.spec.optimizer)
             scheduler = build_scheduler(optimizer, self.spec.optimizer, plan.epochs, steps)
-            if state and epoch > 0:
-                optimizer.load_state_dict(state["optimizer"])
-                scheduler.load_state_dict(state["scheduler"])
-            state = None
+            if saved is not None and loop["epoch"] > 0:  # resuming inside this phase
+                optimizer.load_state_dict(saved["optimizer"])
+                scheduler.load_state_dict(saved["scheduler"])
+            saved = None
             self.hooks.emit(self._event("phase", plan, f"{self.arm}: {plan.stage} starts"))
-            while epoch < plan.epochs:
-                record = self._train_epoch(plan, epoch, steps, optimizer, scheduler)
-                history.append(record)
+            while loop["epoch"] < plan.epochs:
+                record = self._train_epoch(plan, loop["epoch"], steps, optimizer, scheduler)
+                loop["history"].append(record)
+                best = loop["best"]
                 if best is None or record["val_accuracy"] > best["val_accuracy"]:
-                    best = {
+                    loop["best"] = {
                         "val_accuracy": record["val_accuracy"],
-                        "epoch": epoch + 1,
+                        "epoch": record["epoch"],
                         "phase": plan.number,
                         "state": _cpu_state(self.model),
                     }
-                epoch += 1
-                self._save(
-                    phase_idx,
-                    epoch,
-                    optimizer,
-                    scheduler,
-                    history,
-                    best,
-                    phase1_best,
-                    prior_seconds + time.perf_counter() - started,
-                    done=False,
-                )
+                loop["epoch"] += 1
+                loop["train_seconds"] = seconds_before + time.perf_counter() - started
+                self._save(loop, optimizer, scheduler)
             # Phase 2 starts from the best Phase-1 student, with a fresh optimizer and schedule.
-            phase_idx, epoch = phase_idx + 1, 0
-            if phase_idx < len(self.phases):
-                assert best is not None, "a phase always trains at least one epoch"
-                phase1_best = best
-                self.model.load_state_dict(best["state"])
-                best = None
-        final = {
-            "best": best,
-            "history": history,
-            "train_seconds": prior_seconds + time.perf_counter() - started,
-        }
-        self._save(
-            len(self.phases),
-            0,
-            None,
-            None,
-            history,
-            best,
-            phase1_best,
-            final["train_seconds"],
-            done=True,
-        )
-        return self._result(final)
+            loop["phase_idx"], loop["epoch"] = loop["phase_idx"] + 1, 0
+            if loop["phase_idx"] < len(self.phases):
+                self.model.load_state_dict(loop["best"]["state"])
+                loop["best"] = None
+        self._save(loop, done=True)
+        return self._result(loop)
 
     def _train_epoch(self, plan: PhasePlan, epoch: int, steps: int, optimizer, scheduler):
         """One pass over the training data; returns the history record of this epoch."""
@@ -312,23 +289,16 @@ class ArmTrainer:
             eta_s=self.progress.eta_s(),
         )
 
-    def _save(
-        self, phase_idx, epoch, optimizer, scheduler, history, best, phase1_best, seconds, done
-    ):
+    def _save(self, loop: dict[str, Any], optimizer=None, scheduler=None, done=False) -> None:
         save_checkpoint(
             self.ckpt,
             {
+                **loop,
                 "arm": self.arm,
-                "phase_idx": phase_idx,
-                "epoch": epoch,
                 "done": done,
                 "model": _cpu_state(self.model),
                 "optimizer": optimizer.state_dict() if optimizer else {},
                 "scheduler": scheduler.state_dict() if scheduler else {},
-                "history": history,
-                "best": best,
-                "phase1_best": phase1_best,
-                "train_seconds": seconds,
                 "rng": rng_state(self.generator),
             },
         )
