@@ -1,0 +1,193 @@
+"""Latency and throughput of the read API under 50 concurrent polling clients.
+
+Starts `akd serve` in a temp data dir on a free loopback port, submits three small real jobs
+(digits, a CNN teacher trained here, MLP student, 3 epochs) and waits until they have finished,
+so the worker is idle and every status document carries metrics and artifacts. Then, from
+this one process (asyncio + httpx, one connection per client, keep-alive, no think time):
+  baseline  1 client for --baseline-seconds (default 5)
+  load      --clients (default 50) clients for --seconds (default 30)
+Each client alternates GET /jobs/{id} (cycling over the three jobs) and GET /jobs. Printed:
+p50/p99 latency per route and overall, requests/s, errors, and the CPU used by the API
+process, by this client process and by the whole machine (client and server share its cores).
+
+    .venv/bin/python bench/api_load.py [--seconds 30] [--clients 50] [--baseline-seconds 5] [--jobs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from _service import Served, machine, make_teacher, percentile, small_spec
+
+from app.client import AKDClient
+
+ROUTE_ONE, ROUTE_LIST = "GET /jobs/{id}", "GET /jobs"
+REQUEST_TIMEOUT_S = 30.0
+JOB_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Record:
+    """Latencies (s) of successful requests per route, and failures."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    started: list[tuple[float, float]] = field(default_factory=list)  # (latency, start time)
+    t0: float = 0.0
+    elapsed: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.latencies.values()) + sum(self.errors.values())
+
+
+async def _client(
+    http: httpx.AsyncClient, job_ids: list[str], start: int, deadline: float, rec: Record
+) -> None:
+    i = start
+    while time.perf_counter() < deadline:
+        if i % 2 == 0:
+            route, path = ROUTE_ONE, f"/jobs/{job_ids[(i // 2) % len(job_ids)]}"
+        else:
+            route, path = ROUTE_LIST, "/jobs"
+        t0 = time.perf_counter()
+        try:
+            resp = await http.get(path)
+            ok = resp.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        dt = time.perf_counter() - t0
+        if ok:
+            rec.latencies[route].append(dt)
+            rec.started.append((dt, t0 - rec.t0))
+        else:
+            rec.errors[route] += 1
+        i += 1
+
+
+def _busy(a: Any, b: Any, seconds: float) -> float:
+    return 100 * ((b.user - a.user) + (b.system - a.system)) / seconds
+
+
+def _machine_busy(a: Any, b: Any, seconds: float) -> float:
+    return 100 * ((sum(b) - b.idle - b.iowait) - (sum(a) - a.idle - a.iowait)) / seconds
+
+
+async def measure(
+    url: str, job_ids: list[str], clients: int, seconds: float, api: psutil.Process
+) -> tuple[Record, dict[str, float]]:
+    """Run one phase; also return the CPU % used by the API, this client and the whole machine.
+
+    100% is one core; "machine" counts every process, so machine - API - client is what the
+    rest (the idle worker, the supervisor, anything else running here) took meanwhile.
+    The clients are built before the clock starts: building an httpx client costs tens of
+    milliseconds of CPU (an SSL context), which would otherwise stall the first requests.
+    """
+    https = [httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) for _ in range(clients)]
+    me = psutil.Process()
+    try:
+        api0, me0, all0 = api.cpu_times(), me.cpu_times(), psutil.cpu_times()
+        rec = Record(t0=time.perf_counter())
+        deadline = rec.t0 + seconds
+        tasks = [_client(h, job_ids, c, deadline, rec) for c, h in enumerate(https)]
+        # Requests in flight at the deadline finish; none takes longer than its timeout.
+        await asyncio.wait_for(asyncio.gather(*tasks), seconds + REQUEST_TIMEOUT_S + 30)
+        rec.elapsed = time.perf_counter() - rec.t0
+        api1, me1, all1 = api.cpu_times(), me.cpu_times(), psutil.cpu_times()
+    finally:
+        for h in https:
+            await h.aclose()
+    cpu = {
+        "api": _busy(api0, api1, rec.elapsed),
+        "client": _busy(me0, me1, rec.elapsed),
+        "machine": _machine_busy(all0, all1, rec.elapsed),
+    }
+    return rec, cpu
+
+
+def report(name: str, clients: int, rec: Record, cpu: dict[str, float]) -> dict[str, float]:
+    """Print one phase; return its overall p50/p99 (ms) and requests/s."""
+    rps = rec.count / rec.elapsed
+    errors = sum(rec.errors.values())
+    print(
+        f"\n{name}: {clients} client(s), {rec.elapsed:.1f} s, {rec.count} requests, "
+        f"{rps:.1f} req/s, {errors} error(s); CPU: API {cpu['api']:.0f}%, client "
+        f"{cpu['client']:.0f}%, whole machine {cpu['machine']:.0f}% of "
+        f"{100 * (os.cpu_count() or 1)}% (100% = one core)"
+    )
+    print(f"  {'route':<16} {'n':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    every: list[float] = []
+    for route in (ROUTE_ONE, ROUTE_LIST):
+        lat = rec.latencies.get(route, [])
+        every += lat
+        print(
+            f"  {route:<16} {len(lat):>7} {1000 * percentile(lat, 50):>8.1f} "
+            f"{1000 * percentile(lat, 99):>8.1f} {1000 * max(lat, default=float('nan')):>8.1f}"
+        )
+    p50, p99 = 1000 * percentile(every, 50), 1000 * percentile(every, 99)
+    print(
+        f"  {'overall':<16} {len(every):>7} {p50:>8.1f} {p99:>8.1f} "
+        f"{1000 * max(every, default=float('nan')):>8.1f}"
+    )
+    slowest = sorted(rec.started, reverse=True)[:5]
+    print(
+        "  slowest: " + ", ".join(f"{1000 * dt:.0f} ms (sent at {at:.2f} s)" for dt, at in slowest)
+    )
+    return {"p50": p50, "p99": p99, "rps": rps}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--baseline-seconds", type=float, default=5.0)
+    ap.add_argument("--jobs", type=int, default=3)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="akd-bench-load-") as tmp:
+        root = Path(tmp)
+        teacher = make_teacher(root / "teacher.onnx")
+        with Served(root / "data", root / "serve.log") as served:
+            job_ids = []
+            with AKDClient(served.url) as client:
+                t0 = time.perf_counter()
+                for _ in range(args.jobs):
+                    job_ids.append(client.submit(small_spec(teacher), base_dir=root)["id"])
+                for job_id in job_ids:
+                    state = client.wait(job_id, timeout_s=JOB_TIMEOUT_S)["state"]
+                    if state != "succeeded":
+                        raise SystemExit(f"job {job_id} {state}:\n{served.tail()}")
+                listed = len(client.jobs()["items"])
+            print(
+                f"{args.jobs} small jobs submitted and finished in {time.perf_counter() - t0:.1f} s "
+                f"(GET /jobs lists {listed}); the worker is idle from here on"
+            )
+            api = served.api_process()
+            base = report(
+                "baseline",
+                1,
+                *asyncio.run(measure(served.url, job_ids, 1, args.baseline_seconds, api)),
+            )
+            load = report(
+                "load",
+                args.clients,
+                *asyncio.run(measure(served.url, job_ids, args.clients, args.seconds, api)),
+            )
+    print(
+        f"\nload / baseline: p50 x{load['p50'] / base['p50']:.1f}, "
+        f"p99 x{load['p99'] / base['p99']:.1f}, req/s x{load['rps'] / base['rps']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
