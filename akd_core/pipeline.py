@@ -15,7 +15,7 @@ import torch
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
-from akd_core.device import amp_dtype_for, place, select_device
+from akd_core.device import amp_dtype_for, inference_batch_size, place, select_device
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
 from akd_core.fileio import atomic_write_json
@@ -88,7 +88,9 @@ def run_job(
     random_aug = is_random(spec.dataset.augment)
     needs_train = not random_aug and any(a != "student" for a in spec.arms)
     t0 = time.perf_counter()
-    logits, cache_hit = _teacher_logits(teacher, ds, cache_dir or out_dir / ".cache", needs_train)
+    logits, cache_hit = _teacher_logits(
+        teacher, ds, cache_dir or out_dir / ".cache", needs_train, inference_batch_size(dev)
+    )
     cache_seconds = time.perf_counter() - t0
     teacher_val = _np_accuracy(logits["val"], ds.y_val)
     teacher_test = _np_accuracy(logits["test"], ds.y_test)
@@ -122,7 +124,7 @@ def run_job(
             resume
         )
         model.load_state_dict(result.best_state)
-        test_acc = accuracy(model, x_test, y_test, 512, torch.no_grad)
+        test_acc = accuracy(model, x_test, y_test, inference_batch_size(dev))  # fp32
         arms[arm] = ArmSummary.from_result(result, test_acc)
         students[arm] = model.cpu().eval()
 
@@ -156,7 +158,7 @@ def _stage_emitter(hooks: Hooks) -> Callable[[str, float, str], None]:
 
 
 def _teacher_logits(
-    teacher: Teacher, ds: Dataset, cache_root: Path, needs_train: bool
+    teacher: Teacher, ds: Dataset, cache_root: Path, needs_train: bool, batch_size: int
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Teacher logits per split from the cache, or computed once (eval, no_grad, batched)."""
     cache = LogitCache(cache_root)
@@ -166,7 +168,7 @@ def _teacher_logits(
     if cached is not None and all(k in cached for k in wanted):
         return cached, True
     splits = {"train": ds.x_train, "val": ds.x_val, "test": ds.x_test}
-    logits = {name: teacher.logits_for(splits[name], batch_size=512) for name in wanted}
+    logits = {name: teacher.logits_for(splits[name], batch_size=batch_size) for name in wanted}
     for name, arr in logits.items():
         if not np.isfinite(arr).all():
             raise TrainingError(f"the teacher produced non-finite logits on the {name} split")

@@ -103,7 +103,9 @@ class ArmResult:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp) -> float:
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp=contextlib.nullcontext
+) -> float:
     """Top-1 accuracy of `model` in eval mode, batched."""
     model.eval()
     correct = 0

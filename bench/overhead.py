@@ -14,13 +14,14 @@ The cache build time (one teacher pass over the training set) is printed separat
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from akd_core.device import select_device
+from akd_core.device import inference_batch_size, select_device
 from akd_core.events import Hooks
 from akd_core.models import build_model, count_params
 from akd_core.spec import parse_spec
@@ -40,7 +41,7 @@ def _spec(batch_size: int):
 
 
 @torch.no_grad()
-def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
     """One eval-mode pass of the teacher over x: what the cache stores."""
     return torch.cat([teacher(x[i : i + batch]).float() for i in range(0, len(x), batch)])
 
@@ -69,10 +70,15 @@ def main() -> None:
     for p in teacher.parameters():
         p.requires_grad_(False)
 
+    infer_batch = inference_batch_size(device)  # what the pipeline uses for the cache
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    teacher_logits(
+        teacher, x[:256], infer_batch
+    )  # warm the teacher's kernels before timing the cache build
+    sync()
     t0 = time.perf_counter()
-    cached = teacher_logits(teacher, x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    cached = teacher_logits(teacher, x, infer_batch)
+    sync()
     cache_build = time.perf_counter() - t0
 
     arms = {
@@ -80,7 +86,7 @@ def main() -> None:
         "cached": ("annealing", TrainData(x, y, xv, yv, teacher_train=cached)),
         "per-batch": (
             "annealing",
-            TrainData(x, y, xv, yv, teacher_fn=lambda xb: teacher_logits(teacher, xb)),
+            TrainData(x, y, xv, yv, teacher_fn=lambda xb: teacher_logits(teacher, xb, len(xb))),
         ),
     }
     times: dict[str, list[float]] = {name: [] for name in arms}
@@ -91,27 +97,24 @@ def main() -> None:
                 times[name].append(
                     one_epoch(arm, data, device, Path(tmp) / f"{name}{r}", args.batch_size)
                 )
-    # The minimum over repeats is the least disturbed by other work on a shared machine.
-    best = {name: min(v) for name, v in times.items()}
-    name = (
+    device_name = (
         torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()}"
     )
     print(
-        f"device: {name}; {args.samples} CIFAR-shaped samples, batch {args.batch_size}, "
-        f"teacher resnet56 ({count_params(teacher):,} params) -> student resnet8"
+        f"device: {device_name}; {args.samples} CIFAR-shaped samples, batch {args.batch_size}, "
+        f"teacher resnet56 ({count_params(teacher):,} params) -> student resnet8, "
+        f"{args.repeats} interleaved repeats"
     )
-    print(f"student-only epoch        {best['student-only']:.3f} s (best of {args.repeats})")
+    print("| epoch | best (s) | median (s) | ratio of best | ratio of medians |")
+    print("|---|---|---|---|---|")
+    base_best, base_med = min(times["student-only"]), statistics.median(times["student-only"])
+    for name, v in times.items():
+        b, m = min(v), statistics.median(v)
+        print(f"| {name} | {b:.3f} | {m:.3f} | {b / base_best:.3f} | {m / base_med:.3f} |")
     print(
-        "all epoch times (s): "
-        + "; ".join(f"{k}: {[round(t, 2) for t in v]}" for k, v in times.items())
+        f"cache build (one teacher pass over {args.samples} samples): {cache_build:.3f} s "
+        f"= {cache_build / base_med:.2f} student-only epochs"
     )
-    print(
-        f"phase-1 epoch, cached     {best['cached']:.3f} s  ratio {best['cached'] / best['student-only']:.3f}"
-    )
-    print(
-        f"phase-1 epoch, per-batch  {best['per-batch']:.3f} s  ratio {best['per-batch'] / best['student-only']:.3f}"
-    )
-    print(f"cache build (one teacher pass over {args.samples} samples): {cache_build:.3f} s")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init
@@ -31,10 +32,20 @@ def _migrate_on_start(**_: Any) -> None:
 
 @worker_process_init.connect
 def _fresh_pool_in_child(**_: Any) -> None:
-    """Drop any database connections inherited from the parent process."""
+    """Drop inherited database connections; start loading torch and the core in the child."""
     from app.db.session import get_engine
 
     get_engine(get_settings()).dispose(close=False)
+    # Importing torch + akd_core takes seconds; doing it now, after the fork and in the
+    # background (Celery gives process init only a few seconds), takes it off the first job.
+    threading.Thread(target=_preload_core, name="akd-preload", daemon=True).start()
+
+
+def _preload_core() -> None:
+    try:
+        import akd_core.pipeline  # noqa: F401
+    except Exception:  # the task's own import will raise it where it can be reported
+        log.exception("preloading akd_core failed")
 
 
 @celery_app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
