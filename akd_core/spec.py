@@ -151,7 +151,7 @@ class OptimizerSpec(_Strict):
     """Optimizer and learning-rate schedule, restarted for each phase."""
 
     name: Literal["sgd", "adamw"] = "adamw"
-    lr: float | None = Field(None, gt=0.0, description="Default: 0.1 for sgd, 3e-3 for adamw.")
+    lr: float | None = Field(None, gt=0.0, description="Default: 0.1 for sgd, 1e-2 for adamw.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float | None = Field(
         None, ge=0.0, description="Default: 1e-4 for sgd, 1e-2 for adamw."
@@ -164,7 +164,7 @@ class OptimizerSpec(_Strict):
 
     @property
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else (0.1 if self.name == "sgd" else 3e-3)
+        return self.lr if self.lr is not None else (0.1 if self.name == "sgd" else 1e-2)
 
     @property
     def resolved_weight_decay(self) -> float:

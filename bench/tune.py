@@ -22,9 +22,10 @@ from akd_core.spec import parse_spec
 METHODS = ("student", "kd", "annealing")
 # name -> spec patch; the first one is the shipped default.
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "adamw 3e-3 cosine, tau 5, E1 30 / E2 15": {},
-    "adamw 1e-2 cosine": {"optimizer": {"name": "adamw", "lr": 1e-2}},
+    "adamw 1e-2 cosine (default), tau 5, E1 30 / E2 15": {},
+    "adamw 3e-3 cosine": {"optimizer": {"name": "adamw", "lr": 3e-3}},
     "adamw 1e-3 cosine": {"optimizer": {"name": "adamw", "lr": 1e-3}},
+    "adamw 3e-2 cosine": {"optimizer": {"name": "adamw", "lr": 3e-2}},
     "sgd 0.1 step (paper recipe)": {"optimizer": {"name": "sgd"}},
     "sgd 0.05 cosine": {"optimizer": {"name": "sgd", "lr": 0.05, "schedule": "cosine"}},
     "tau 5, E1 20 / E2 25": {"annealing": {"tau_max": 5, "phase1_epochs": 20, "phase2_epochs": 25}},
