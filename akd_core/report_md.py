@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Preprocessing (the teacher saw exactly this too)",
         "",
-        f"`{r['preprocessing']}`; input shape {r['dataset'].get('input_shape')}. "
+        f"`{json.dumps(r['preprocessing'])}`; input shape {r['dataset'].get('input_shape')}. "
         "The same facts are stored in the ONNX metadata (`preprocessing`, `input_shape`, `labels`).",
         "",
         "## Training history",
