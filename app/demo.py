@@ -7,12 +7,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from app.client import AKDClient
-from app.serve import free_port
+from app.serve import free_port, wait_ready
 
 SEED = 0
 DEMO_SPEC: dict[str, Any] = {
@@ -28,8 +27,6 @@ DEMO_SPEC: dict[str, Any] = {
 
 def start_server(data_dir: Path, port: int, timeout_s: float = 90.0) -> subprocess.Popen[bytes]:
     """Start `akd serve` on data_dir and port; return once /healthz answers."""
-    import httpx
-
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -43,18 +40,12 @@ def start_server(data_dir: Path, port: int, timeout_s: float = 90.0) -> subproce
         ],
         start_new_session=True,  # our Ctrl-C is forwarded explicitly, in stop_server
     )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"akd serve exited with code {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
+    if wait_ready(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, timeout_s):
+        return proc
     stop_server(proc)
-    raise RuntimeError(f"akd serve did not answer within {timeout_s:.0f} s")
+    raise RuntimeError(
+        f"akd serve exited ({proc.returncode}) or did not answer in {timeout_s:.0f} s"
+    )
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

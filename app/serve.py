@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,14 +93,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_ready(
-    url: str, proc: Child, stop: threading.Event, timeout_s: float = READY_TIMEOUT_S
+    url: str,
+    alive: Callable[[], bool],
+    timeout_s: float = READY_TIMEOUT_S,
+    stop: threading.Event | None = None,
 ) -> bool:
-    """Poll /healthz until the API answers (False if it died or timed out)."""
+    """Poll /healthz until the API answers (False if `alive()` turns False, or on timeout)."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not stop.is_set():
-        if not proc.alive:
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+        if not alive():
             return False
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
@@ -172,7 +176,7 @@ class Supervisor:
         self.children = [api, worker]
         for child in self.children:
             child.start()
-        if not wait_ready(self.url, api, self.stopping):
+        if not wait_ready(self.url, lambda: api.alive, stop=self.stopping):
             raise RuntimeError(
                 f"the API did not start on {self.url}" + (f"; see {api.log}" if api.log else "")
             )

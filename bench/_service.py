@@ -12,17 +12,14 @@ import platform
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
-from app.serve import free_port
+from app.serve import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
-READY_LINE = "AKD serving on"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 40.0
 MIB = 1024 * 1024
@@ -111,17 +108,9 @@ class Served:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"akd serve exited ({self.proc.returncode}):\n{self.tail()}")
-            if READY_LINE in self.log.read_text(errors="replace"):
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                        self._descendants = psutil.Process(self.proc.pid).children(recursive=True)
-                        return
-            time.sleep(0.2)
-        raise RuntimeError(f"akd serve not ready after {READY_TIMEOUT_S:.0f} s:\n{self.tail()}")
+        if not wait_ready(self.url, lambda: self.proc.poll() is None, READY_TIMEOUT_S):
+            raise RuntimeError(f"akd serve not ready ({self.proc.poll()}):\n{self.tail()}")
+        self._descendants = psutil.Process(self.proc.pid).children(recursive=True)
 
     def tail(self, n: int = 30) -> str:
         """The last n lines of the server's output."""
