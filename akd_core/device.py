@@ -17,15 +17,22 @@ def inference_batch_size(device: torch.device) -> int:
 
 
 def select_device(name: str) -> torch.device:
-    """`auto` -> CUDA when present, else CPU; `cuda` without a GPU is a clear error."""
+    """`auto` -> CUDA when present, else CPU; `cuda` or `cuda:N` without that GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name == "cpu":
+        return torch.device("cpu")
+    kind, _, index = name.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
         raise SpecError(
-            "device 'cuda' was asked for but no GPU is visible; use auto or cpu", field="device"
+            f"unknown device {name!r}; choose auto, cpu, cuda or cuda:N", field="device"
         )
-    if name not in ("cpu", "cuda"):
-        raise SpecError(f"unknown device {name!r}; choose auto, cpu or cuda", field="device")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0 or (index and int(index) >= count):
+        raise SpecError(
+            f"device {name!r} was asked for but {count} GPU(s) are visible; use auto or cpu",
+            field="device",
+        )
     return torch.device(name)
 
 
