@@ -114,21 +114,36 @@ class RestrictedUnpickler(pickle.Unpickler):
         return stand_in
 
 
-def _plain(obj: Any, depth: int = 0) -> Any:
-    """Rebuild array records and refuse any type beyond dict, list, bytes, str, int, array."""
+MAX_CONTAINERS = 100_000  # a CIFAR batch holds a handful of dicts and lists
+
+
+def _plain(obj: Any, depth: int = 0, memo: dict[int, Any] | None = None) -> Any:
+    """Rebuild array records and refuse any type beyond dict, list, bytes, str, int, array.
+
+    A pickle may reference one object many times (x = [x, x], nested); `memo` rebuilds each
+    shared object once, so the work stays proportional to the pickle's size, not exponential.
+    """
     if depth > 32:
         raise ValueError("nesting is deeper than 32 levels")
-    if isinstance(obj, _ArrayRecord):
-        return obj.build()
     if isinstance(obj, np.ndarray | bytes | str | int):
         return obj
-    if isinstance(obj, list):
-        return [_plain(v, depth + 1) for v in obj]
-    if isinstance(obj, dict):
-        return {_plain(k, depth + 1): _plain(v, depth + 1) for k, v in obj.items()}
-    raise ValueError(
-        f"it holds a {type(obj).__name__}; only dicts, lists, bytes, str, ints and arrays"
-    )
+    memo = {} if memo is None else memo
+    if id(obj) in memo:
+        return memo[id(obj)]
+    if len(memo) >= MAX_CONTAINERS:
+        raise ValueError(f"it holds more than {MAX_CONTAINERS} containers")
+    if isinstance(obj, _ArrayRecord):
+        out: Any = obj.build()
+    elif isinstance(obj, list):
+        out = [_plain(v, depth + 1, memo) for v in obj]
+    elif isinstance(obj, dict):
+        out = {_plain(k, depth + 1, memo): _plain(v, depth + 1, memo) for k, v in obj.items()}
+    else:
+        raise ValueError(
+            f"it holds a {type(obj).__name__}; only dicts, lists, bytes, str, ints and arrays"
+        )
+    memo[id(obj)] = out
+    return out
 
 
 def safe_loads(data: bytes, what: str) -> Any:
