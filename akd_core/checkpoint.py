@@ -32,8 +32,8 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
     """The RNG states a resumed run needs to continue bit-exactly."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available():  # the current device only: a resuming host may see fewer GPUs
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -42,4 +42,4 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     generator.set_state(state["generator"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import time
@@ -21,7 +22,7 @@ from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
 from akd_core.fileio import atomic_write_json
 from akd_core.models import build_model
 from akd_core.report import REPORT_JSON, ArmSummary, RunFacts, teacher_facts, write_outputs
-from akd_core.spec import JobSpec
+from akd_core.spec import JobSpec, TeacherSpec
 from akd_core.teachers import Teacher, check_teacher, load_teacher
 from akd_core.trainer import ArmTrainer, Progress, TrainData, accuracy
 
@@ -75,6 +76,7 @@ def run_job(
     data_path = resolve_source(spec.dataset.source, resolve, "dataset.source")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
         ds = load_dataset(spec.dataset, data_path, spec.seed, work_dir=Path(work))
+    hooks.check_cancel()
     teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
     if teacher_path is None:
         raise SpecError("the teacher must be an upload or a file", field="teacher.source")
@@ -89,7 +91,13 @@ def run_job(
     needs_train = not random_aug and any(a != "student" for a in spec.arms)
     t0 = time.perf_counter()
     logits, cache_hit = _teacher_logits(
-        teacher, ds, cache_dir or out_dir / ".cache", needs_train, inference_batch_size(dev)
+        teacher,
+        spec.teacher,
+        ds,
+        cache_dir or out_dir / ".cache",
+        needs_train,
+        inference_batch_size(dev),
+        hooks,
     )
     cache_seconds = time.perf_counter() - t0
     teacher_val = _np_accuracy(logits["val"], ds.y_val)
@@ -115,14 +123,15 @@ def run_job(
     progress = Progress(
         total_epochs=spec.epoch_budget * len(spec.arms), start=TRAIN_SPAN[0], end=TRAIN_SPAN[1]
     )
+    run_key = _run_key(spec, ds, teacher_info)
     arms: dict[str, ArmSummary] = {}
     students: dict[str, torch.nn.Module] = {}
     for arm in spec.arms:
         torch.manual_seed(spec.seed)  # every arm starts from the same initial student
         model = build_model(spec.student.arch, ds.input_shape, ds.num_classes, spec.student.options)
-        result = ArmTrainer(arm, spec, model, data, dev, out_dir, hooks, progress, amp_dtype).run(
-            resume
-        )
+        result = ArmTrainer(
+            arm, spec, model, data, dev, out_dir, hooks, progress, amp_dtype, run_key
+        ).run(resume)
         model.load_state_dict(result.best_state)
         test_acc = accuracy(model, x_test, y_test, inference_batch_size(dev))  # fp32
         arms[arm] = ArmSummary.from_result(result, test_acc)
@@ -157,23 +166,49 @@ def _stage_emitter(hooks: Hooks) -> Callable[[str, float, str], None]:
     return stage
 
 
+# Rows per call to the teacher between two cancellation checks while the cache is built.
+CACHE_CHUNK = 8192
+
+
 def _teacher_logits(
-    teacher: Teacher, ds: Dataset, cache_root: Path, needs_train: bool, batch_size: int
+    teacher: Teacher,
+    teacher_spec: TeacherSpec,
+    ds: Dataset,
+    cache_root: Path,
+    needs_train: bool,
+    batch_size: int,
+    hooks: Hooks,
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Teacher logits per split from the cache, or computed once (eval, no_grad, batched)."""
     cache = LogitCache(cache_root)
-    key = cache_key(teacher.fingerprint, ds.fingerprint)
+    # The same bytes read as another arch or with other options would give other logits.
+    how = teacher_spec.model_dump_json(include={"format", "arch", "arch_options"})
+    key = cache_key(f"{teacher.fingerprint}|{how}", ds.fingerprint)
     cached = cache.get(key)
     wanted = ["val", "test"] + (["train"] if needs_train else [])
     if cached is not None and all(k in cached for k in wanted):
         return cached, True
     splits = {"train": ds.x_train, "val": ds.x_val, "test": ds.x_test}
-    logits = {name: teacher.logits_for(splits[name], batch_size=batch_size) for name in wanted}
+    logits = {}
+    for name in wanted:
+        x, parts = splits[name], []
+        for i in range(0, len(x), CACHE_CHUNK):
+            hooks.check_cancel()
+            parts.append(teacher.logits_for(x[i : i + CACHE_CHUNK], batch_size=batch_size))
+        logits[name] = np.concatenate(parts) if parts else np.zeros((0, ds.num_classes), np.float32)
     for name, arr in logits.items():
         if not np.isfinite(arr).all():
             raise TrainingError(f"the teacher produced non-finite logits on the {name} split")
     cache.put(key, logits)
     return logits, False
+
+
+def _run_key(spec: JobSpec, ds: Dataset, teacher: dict[str, Any]) -> str:
+    """What a checkpoint must have been trained on to be resumed by this run."""
+    # Export, comparison and device settings do not change what an arm trains.
+    training = spec.model_dump_json(exclude={"compare", "export", "device", "min_teacher_accuracy"})
+    blob = f"{training}|{ds.fingerprint}|{teacher['fingerprint']}"
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _np_accuracy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -21,7 +21,7 @@ from akd_core.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from akd_core.errors import TrainingError
+from akd_core.errors import SpecError, TrainingError
 from akd_core.events import Hooks, ProgressEvent
 from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
 from akd_core.optim import build_optimizer, build_scheduler
@@ -106,13 +106,17 @@ class ArmResult:
 def accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp=contextlib.nullcontext
 ) -> float:
-    """Top-1 accuracy of `model` in eval mode, batched."""
+    """Top-1 accuracy of `model` in eval mode, batched (x may live on another device)."""
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     for i in range(0, len(x), batch_size):
+        # Splits too large for the GPU stay in pinned host memory: move each batch over.
+        xb = x[i : i + batch_size].to(device, non_blocking=True)
+        yb = y[i : i + batch_size].to(device, non_blocking=True)
         with amp():
-            pred = model(x[i : i + batch_size]).argmax(dim=-1)
-        correct += int((pred == y[i : i + batch_size]).sum())
+            pred = model(xb).argmax(dim=-1)
+        correct += int((pred == yb).sum())
     return correct / max(len(x), 1)
 
 
@@ -130,7 +134,9 @@ class ArmTrainer:
         hooks: Hooks,
         progress: Progress,
         amp_dtype: torch.dtype | None = None,
+        run_key: str = "",
     ) -> None:
+        self.run_key = run_key  # identifies spec + data + teacher; a checkpoint must match it
         self.arm, self.spec, self.model, self.data = arm, spec, model.to(device), data
         self.device, self.hooks, self.progress = device, hooks, progress
         self.ckpt = checkpoint_path(out_dir, arm)
@@ -154,6 +160,12 @@ class ArmTrainer:
     def run(self, resume: bool) -> ArmResult:
         """Train every phase (resuming from the checkpoint when asked) and return the result."""
         saved = load_checkpoint(self.ckpt) if resume else None
+        if saved is not None and saved.get("run_key") != self.run_key:
+            raise SpecError(
+                f"{self.ckpt} was written by a run with another spec, dataset or teacher; "
+                "resume only the same job (or start it in a new output folder)",
+                field="resume",
+            )
         if saved is not None and saved["done"]:
             return self._result(saved)
         # What a checkpoint must carry besides weights, optimizer and RNG to continue exactly.
@@ -163,6 +175,7 @@ class ArmTrainer:
         }  # fmt: skip
         if saved is not None:
             loop = {k: saved[k] for k in loop}
+            self.scaler.load_state_dict(saved["scaler"])
             self.model.load_state_dict(saved["model"])
             restore_rng(saved["rng"], self.generator)
         done_before = sum(p.epochs for p in self.phases[: loop["phase_idx"]]) + loop["epoch"]
@@ -302,6 +315,8 @@ class ArmTrainer:
                 "optimizer": optimizer.state_dict() if optimizer else {},
                 "scheduler": scheduler.state_dict() if scheduler else {},
                 "rng": rng_state(self.generator),
+                "scaler": self.scaler.state_dict(),  # fp16 loss scale, for an exact resume
+                "run_key": self.run_key,
             },
         )
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from safetensors.numpy import load_file
 
-from akd_core.errors import JobCancelled, TeacherLoadError, TrainingError
+from akd_core.errors import JobCancelled, SpecError, TeacherLoadError, TrainingError
 from akd_core.pipeline import run_job
 from akd_core.spec import parse_spec
 
@@ -91,6 +91,12 @@ def test_resume_gives_the_same_student(digits_teacher, tmp_path):
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(report["history"]) == strip(straight["history"])
     assert report["baselines"]["kd"]["accuracy"] == straight["baselines"]["kd"]["accuracy"]
+
+    # A checkpoint of another spec is never silently reused.
+    other = _spec(digits_teacher, compare=["kd"], seed=1)
+    with pytest.raises(SpecError, match="another spec") as err:
+        run_job(other, tmp_path / "straight", cache_dir=cache, resume=True)
+    assert err.value.field == "resume"
 
 
 def test_random_augmentation_runs_the_teacher_per_batch(digits_teacher, tmp_path):
