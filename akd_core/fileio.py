@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -32,3 +33,16 @@ def atomic_write_text(path: Path, text: str) -> Path:
 def atomic_write_json(path: Path, obj: Any) -> Path:
     """Write JSON (indented, NaN refused) atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes, or of a folder's files with their relative names; streamed."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):  # teachers and datasets can be gigabytes
+                h.update(chunk)
+    return h.hexdigest()

@@ -8,7 +8,6 @@ torch.jit.load only; safetensors holds raw tensors. There is no torch.load in th
 from __future__ import annotations
 
 import gc
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from akd_core.errors import TeacherLoadError
+from akd_core.fileio import sha256_of
 from akd_core.formats import infer_teacher_format
 from akd_core.models import build_model
 from akd_core.models.onnx_runner import (
@@ -30,19 +30,9 @@ from akd_core.models.onnx_runner import (
 )
 from akd_core.spec import TeacherSpec
 
-_HASH_CHUNK = 1024 * 1024
 _LIST_KEYS = 5  # how many offending keys an error message shows
 # BatchNorm's step counter is absent from some exports and unused in eval mode.
 _OPTIONAL_SUFFIX = "num_batches_tracked"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of the file's bytes, read in chunks (teachers can be gigabytes)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
@@ -277,7 +267,7 @@ def load_teacher(
             "export the model to ONNX (e.g. with optimum or torch.onnx.export) and upload that",
             field="teacher.format",
         )
-    fingerprint = file_sha256(path)
+    fingerprint = sha256_of(Path(path))
     if fmt == "onnx":
         return _load_onnx(path, fingerprint, device)
     if fmt == "torchscript":

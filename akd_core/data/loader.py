@@ -20,6 +20,7 @@ from akd_core.data.npz import read_npz
 from akd_core.data.splits import cap, carve
 from akd_core.data.tabular import read_csv
 from akd_core.errors import DatasetError
+from akd_core.fileio import sha256_of
 from akd_core.formats import infer_dataset_format
 from akd_core.spec import DatasetSpec
 
@@ -49,19 +50,7 @@ def _read(spec: DatasetSpec, path: Path | None, work_dir: Path) -> tuple[RawData
             f"{', '.join(READERS)}",
             field="dataset.format",
         )
-    return READERS[fmt](path, spec, work_dir), fmt, _digest(path)
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        with f.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
+    return READERS[fmt](path, spec, work_dir), fmt, sha256_of(path)
 
 
 def _fingerprint(source_digest: str, fmt: str, spec: DatasetSpec, seed: int) -> str:
