@@ -151,3 +151,34 @@ def test_unlisted_and_traversal_artifact_names_are_404(client, finished_job):
         r = client.get(f"{base}/{name}")
         assert_problem(r, 404)
         assert b"outside" not in r.content
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("header", "9" * 5000),  # beyond int()'s digit limit
+        ("header", "99999999999999999999"),  # 20 digits: past SQLite's 64-bit integers
+        ("header", str(2**63)),
+        ("header", "0" * 20),  # 20 digits, even with a small value
+        ("query", "9" * 5000),
+        ("query", "99999999999999999999"),
+        ("query", str(2**63)),
+    ],
+)
+def test_events_with_an_out_of_range_last_event_id_is_422(client, settings, where, value):
+    job_id = _new_job(settings)
+    if where == "header":
+        r = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": value})
+        assert_problem(r, 422, field="Last-Event-ID")
+    else:
+        r = client.get(f"/jobs/{job_id}/events", params={"last_event_id": value})
+        assert_problem(r, 422, field="last_event_id")
+
+
+def test_events_accept_the_largest_64_bit_last_event_id(client, settings):
+    job_id = _new_job(settings)
+    _finish(settings, job_id)
+    top = str(2**63 - 1)
+    for kwargs in ({"headers": {"Last-Event-ID": top}}, {"params": {"last_event_id": top}}):
+        frames = _read_sse(client, f"/jobs/{job_id}/events", **kwargs)
+        assert [f["event"] for f in frames] == ["end"]

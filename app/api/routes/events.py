@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -20,6 +21,24 @@ from app.db.models import FINAL_STATES
 from app.db.session import session_scope
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+# Event ids are 64-bit database integers: anything longer or larger cannot name an event
+# (and would overflow the query, or int()'s digit limit, instead of getting a clear 422).
+MAX_EVENT_ID = 2**63 - 1
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_event_id(raw: str, field: str) -> int:
+    """An event id given by a client: 1 to 19 ASCII digits, at most 2**63 - 1; else 422."""
+    text = raw.strip()
+    value = int(text) if _EVENT_ID.fullmatch(text) else None
+    if value is None or value > MAX_EVENT_ID:
+        raise ApiProblem(
+            422,
+            f"{field} must be the numeric id of an event (0 to {MAX_EVENT_ID}), not {raw[:40]!r}",
+            field=field,
+        )
+    return value
 
 
 def format_sse(event_id: int | None, kind: str, data: object) -> str:
@@ -77,22 +96,21 @@ def job_events(
     settings: SettingsDep,
     owner: OwnerDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Query(description=f"Replay events after this id (0 to {MAX_EVENT_ID}), as Last-Event-ID."),
+    ] = None,
 ) -> StreamingResponse:
     """Events after Last-Event-ID (header or query), then live ones; ends when the job ends."""
     if job_store.get_job_for_owner(session, job_id, owner) is None:
         raise ApiProblem(
             404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"
         )
-    after = last_event_id or 0
+    after = 0
+    if last_event_id is not None:
+        after = parse_event_id(last_event_id, "last_event_id")
     if last_event_id_header is not None:
-        if not last_event_id_header.strip().isdigit():
-            raise ApiProblem(
-                422,
-                f"Last-Event-ID must be the numeric id of an event, not {last_event_id_header[:40]!r}",
-                field="Last-Event-ID",
-            )
-        after = max(after, int(last_event_id_header))
+        after = max(after, parse_event_id(last_event_id_header, "Last-Event-ID"))
     return StreamingResponse(
         _stream(request, settings, job_id, after),
         media_type="text/event-stream",
