@@ -44,11 +44,9 @@ def upload_resolver(settings: Settings, owner: str) -> Callable[[str], Path]:
             row = session.execute(
                 select(Upload).where(Upload.id == upload_id, Upload.owner == owner)
             ).scalar_one_or_none()
-            stored = row.path if row is not None else None
-        if stored is None:
+            path = row.file_path(settings.uploads) if row is not None else None
+        if path is None:
             raise SpecError(f"upload {upload_id!r} does not exist (or belongs to another key)")
-        path = Path(stored)
-        path = path if path.is_absolute() else settings.uploads / path
         if not path.is_file():
             raise SpecError(f"the file of upload {upload_id!r} is missing from the server")
         return path

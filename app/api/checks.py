@@ -61,11 +61,13 @@ def inspect_upload(path: Path, settings: Settings) -> str:
     return kind
 
 
-def _upload_for(session: Session, source: str, owner: str, field: str) -> Upload:
+def _upload_file(session: Session, source: str, owner: str, field: str, uploads_root: Path) -> Path:
     upload_id = source.removeprefix("upload:")
     upload = session.get(Upload, upload_id)
     # Another owner's upload answers exactly like a missing one: ids are not disclosed.
-    if upload is None or upload.owner != owner or not Path(upload.path).is_file():
+    owned = upload is not None and upload.owner == owner
+    path = upload.file_path(uploads_root) if upload is not None and owned else None
+    if path is None or not path.is_file():
         raise ApiProblem(
             422,
             f"{field}: there is no upload {upload_id!r} for this caller; upload the file "
@@ -74,7 +76,7 @@ def _upload_for(session: Session, source: str, owner: str, field: str) -> Upload
             field=field,
             slug="unknown-upload",
         )
-    return upload
+    return path
 
 
 def _check_source_scheme(source: str, field: str) -> None:
@@ -84,7 +86,7 @@ def _check_source_scheme(source: str, field: str) -> None:
         )
 
 
-def validate_sources(session: Session, spec: JobSpec, owner: str) -> JobSpec:
+def validate_sources(session: Session, spec: JobSpec, owner: str, uploads_root: Path) -> JobSpec:
     """Check architectures and every source of `spec`; return it with formats filled in.
 
     Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
@@ -97,12 +99,12 @@ def validate_sources(session: Session, spec: JobSpec, owner: str) -> JobSpec:
 
     teacher_format = spec.teacher.format
     if spec.teacher.source.startswith("upload:"):
-        upload = _upload_for(session, spec.teacher.source, owner, "teacher.source")
-        teacher_format = infer_teacher_format(Path(upload.path), spec.teacher.format)  # type: ignore[assignment]
+        path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
+        teacher_format = infer_teacher_format(path, spec.teacher.format)  # type: ignore[assignment]
     dataset_format = spec.dataset.format
     if spec.dataset.source.startswith("upload:"):
-        upload = _upload_for(session, spec.dataset.source, owner, "dataset.source")
-        dataset_format = infer_dataset_format(Path(upload.path), spec.dataset.format)  # type: ignore[assignment]
+        path = _upload_file(session, spec.dataset.source, owner, "dataset.source", uploads_root)
+        dataset_format = infer_dataset_format(path, spec.dataset.format)  # type: ignore[assignment]
 
     # Store the resolved formats so the worker runs exactly what was validated here; parsing
     # again re-runs the cross-field rules (e.g. an inferred safetensors teacher needs an arch).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
@@ -62,9 +63,21 @@ class Upload(Base):
     filename: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    # Relative to the uploads root ("<id>/<name>"), so every process resolves it the same
+    # way whatever its working directory; rows from older versions hold an absolute path.
     path: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def file_path(self, uploads_root: Path) -> Path:
+        """The stored file: the one resolution shared by the API's checks and the worker."""
+        return resolve_upload_path(uploads_root, self.path)
+
+
+def resolve_upload_path(uploads_root: Path, stored: str) -> Path:
+    """Where an Upload.path value points: under uploads_root, or as is when absolute."""
+    path = Path(stored)
+    return path if path.is_absolute() else uploads_root / path
 
 
 class Job(Base):

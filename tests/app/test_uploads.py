@@ -14,6 +14,8 @@ from app_support import assert_problem, make_settings, npz_bytes, onnx_bytes, up
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+from app.db.models import Upload
+from app.db.session import session_scope
 from app.main import create_app
 from app.uploads import UploadRejected, receive_upload
 
@@ -157,3 +159,32 @@ def test_a_highly_compressible_npz_is_accepted_but_an_oversized_one_is_not(tmp_p
         buf = io.BytesIO()
         np.savez_compressed(buf, x=np.zeros((1024, 1024), np.float32))
         assert_problem(upload(client, "big.npz", buf.getvalue()), 422, field="file")
+
+
+def test_relative_data_dir_uploads_resolve_alike_in_the_api_and_the_worker(
+    tmp_path, monkeypatch, enqueued
+):
+    # AKD_DATA_DIR defaults to the relative ./akd-data: uvicorn and celery run from one folder.
+    from worker.runner import upload_resolver
+
+    monkeypatch.chdir(tmp_path)
+    settings = make_settings(Path("."))
+    assert not settings.uploads.is_absolute()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        teacher = upload(c, "t.onnx", onnx_bytes()).json()["id"]
+        data = upload(c, "d.npz", npz_bytes()).json()["id"]
+        spec = {
+            "teacher": {"source": f"upload:{teacher}", "format": "onnx"},
+            "student": {"arch": "mlp"},
+            "dataset": {"source": f"upload:{data}"},
+            "annealing": {"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 1},
+        }
+        r = c.post("/jobs", json=spec)
+        assert r.status_code == 202, r.text
+    with session_scope(settings) as s:
+        row = s.get(Upload, teacher)
+        assert row is not None
+        assert row.path == f"{teacher}/t.onnx"  # relative to the uploads root, not the cwd
+    resolved = upload_resolver(settings, "local")(f"upload:{teacher}")
+    assert resolved.read_bytes() == onnx_bytes()
+    assert resolved.resolve() == (tmp_path / "data" / "uploads" / teacher / "t.onnx").resolve()

@@ -210,3 +210,22 @@ def test_artifact_names_skip_checkpoints_and_temporaries(tmp_path):
         (tmp_path / name).write_text("x")
     assert artifact_names(tmp_path) == ["loss.png", "student.onnx"]
     assert artifact_names(tmp_path / "missing") == []
+
+
+def test_upload_resolver_reads_rows_relative_to_a_relative_uploads_root(tmp_path, monkeypatch):
+    # The default AKD_DATA_DIR is relative; rows hold "<id>/<name>" under the uploads root.
+    from app.db.migrate import upgrade
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=Path("akd-data"))
+    settings.ensure_dirs()
+    upgrade(settings)
+    stored = settings.uploads / "u1" / "teacher.onnx"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"onnx")
+    with session_scope(settings) as session:
+        session.add(Upload(id="u1", owner="alice", filename="teacher.onnx", size=4,
+                           sha256="0" * 64, path="u1/teacher.onnx", kind="onnx"))  # fmt: skip
+    resolved = upload_resolver(settings, "alice")("upload:u1")
+    assert resolved.read_bytes() == b"onnx"
+    assert resolved.resolve() == (tmp_path / "akd-data" / "uploads" / "u1" / "teacher.onnx")

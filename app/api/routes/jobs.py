@@ -167,7 +167,7 @@ async def create_job(
 
     def _create() -> Job:
         with session_scope(settings) as session:
-            resolved = validate_sources(session, spec, owner)
+            resolved = validate_sources(session, spec, owner, settings.uploads)
             return job_store.create_job(
                 session, owner, resolved.model_dump(mode="json"), settings.max_attempts
             )

@@ -64,7 +64,7 @@ async def create_upload(request: Request, settings: SettingsDep, owner: OwnerDep
                         filename=received.filename,
                         size=received.size,
                         sha256=received.sha256,
-                        path=str(received.path),
+                        path=received.path.relative_to(settings.uploads).as_posix(),
                         kind=kind,
                     )
                 )
