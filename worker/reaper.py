@@ -1,11 +1,13 @@
-"""The reaper: re-enqueue jobs whose worker died, so another worker resumes them.
+"""The reaper: re-enqueue jobs whose worker died or whose message was lost.
 
 A worker killed outright (SIGKILL, OOM, power loss) leaves its message unacknowledged in
 Redis until the visibility timeout (hours) and its job row `running` with a heartbeat that
 stops moving. The reaper watches heartbeats instead: a stale job gets a new message, and
 the claim's compare-and-set decides what happens (take over with attempt + 1, finish a
-cancellation, or fail the job once it is out of attempts). Duplicate messages are harmless:
-a claim of a job with a fresh lease is dropped.
+cancellation, or fail the job once it is out of attempts). A job left queued for longer
+than the staleness threshold gets a new message too: its first may never have reached the
+broker. Duplicate messages are harmless: only one claim of a queued job wins, and a claim
+of a job with a fresh lease is dropped.
 
 Run it as a thread inside `akd serve`, or alone: `python -m worker.reaper`.
 """
@@ -54,10 +56,17 @@ class Reaper:
         self._thread: threading.Thread | None = None
 
     def reap_once(self) -> list[str]:
-        """Enqueue every stale job not enqueued within the last stale_after_s; return their ids."""
+        """Enqueue stale jobs, and queued jobs older than stale_after_s, not enqueued within
+        the last stale_after_s; return their ids.
+
+        A job still queued that long may have lost its message (the broker was down at
+        POST /jobs, Redis lost it, the task failed before claiming); if it did not, the
+        extra message is dropped by the claim's compare-and-set.
+        """
+        after = self.settings.stale_after_s
         with session_scope(self.settings) as session:
-            stale = jobs_db.stale_jobs(session, self.settings.stale_after_s)
-        return self._send(stale)
+            ids = jobs_db.stale_jobs(session, after) + jobs_db.queued_jobs(session, after)
+        return self._send(ids)
 
     def requeue_unfinished(self) -> list[str]:
         """Enqueue queued and stale jobs (at start: messages may have been lost with the broker)."""

@@ -321,7 +321,13 @@ def stale_jobs(session: Session, stale_after_s: float) -> list[str]:
     return list(session.execute(query).scalars())
 
 
-def queued_jobs(session: Session) -> list[str]:
-    """Ids of queued jobs, oldest first (to re-enqueue after a broker restart)."""
-    query = select(Job.id).where(Job.state == QUEUED).order_by(Job.created_at)
+def queued_jobs(session: Session, older_than_s: float | None = None) -> list[str]:
+    """Ids of queued jobs (created over older_than_s ago when given), oldest first.
+
+    To re-enqueue them after a broker restart, or when their message was lost.
+    """
+    query = select(Job.id).where(Job.state == QUEUED)
+    if older_than_s is not None:
+        query = query.where(Job.created_at < utcnow() - timedelta(seconds=older_than_s))
+    query = query.order_by(Job.created_at)
     return list(session.execute(query).scalars())

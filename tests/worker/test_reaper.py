@@ -76,3 +76,30 @@ def test_released_leases_are_claimable_at_once(settings, make_job):
     with session_scope(settings) as session:
         assert jobs_db.claim_job(session, mine, "next", settings.stale_after_s) is not None
         assert jobs_db.claim_job(session, theirs, "next", settings.stale_after_s) is None
+
+
+def _age(settings, job_id: str, age_s: float) -> None:
+    with session_scope(settings) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(created_at=utcnow() - timedelta(seconds=age_s))
+        )
+
+
+def test_queued_jobs_whose_message_was_lost_are_resent_once_old(settings, make_job):
+    # e.g. the broker was down at POST /jobs, or Redis lost the message: the row stays queued.
+    lost, fresh = make_job(), make_job()
+    _age(settings, lost, settings.stale_after_s + 1)
+    sent: list[str] = []
+    clock = Clock()
+    reaper = Reaper(settings, enqueue=sent.append, clock=clock)
+    assert reaper.reap_once() == [lost]  # a just-created job still has its first message
+    assert reaper.reap_once() == []
+    clock.now += settings.stale_after_s + 0.1
+    _age(settings, fresh, settings.stale_after_s + 1)
+    assert sorted(reaper.reap_once()) == sorted([lost, fresh])
+    # A duplicate is harmless: only one claim of a queued job wins.
+    with session_scope(settings) as session:
+        assert jobs_db.claim_job(session, lost, "w1", settings.stale_after_s) is not None
+        assert jobs_db.claim_job(session, lost, "w2", settings.stale_after_s) is None

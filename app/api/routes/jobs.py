@@ -176,8 +176,9 @@ async def create_job(
     try:
         await run_in_threadpool(queue.enqueue, job.id)
     except Exception:
-        # The row is the truth: a queued job is re-sent when a worker starts, so the broker
-        # being down delays the job but does not lose it.
+        # The row is the truth: the reaper re-sends a job still queued after stale_after_s
+        # (and every queued job when `akd serve` or the reaper starts), so the broker being
+        # down delays the job but does not lose it.
         log.exception("could not enqueue job %s; it stays queued", job.id)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)
