@@ -86,6 +86,35 @@ def _check_source_scheme(source: str, field: str) -> None:
         )
 
 
+def check_teacher_source(source: str) -> None:
+    """Over the API a teacher is an uploaded file: `upload:<id>` (there are no builtin teachers)."""
+    _check_source_scheme(source, "teacher.source")
+    if not source.startswith("upload:"):
+        raise ApiProblem(
+            422,
+            f"teacher.source: {source[:80]!r} is not an uploaded teacher; upload the model "
+            "file with POST /uploads and use upload:<id>",
+            title="Invalid job spec",
+            field="teacher.source",
+        )
+
+
+def check_builtin_dataset(source: str, field: str = "dataset.source") -> None:
+    """Refuse `builtin:<name>` when no such dataset ships with the server."""
+    # The registry module is torch-free; imported here so the API starts without numpy.
+    from akd_core.data.builtin import BUILTINS
+
+    name = source.removeprefix("builtin:")
+    if name not in BUILTINS:
+        raise ApiProblem(
+            422,
+            f"{field}: there is no builtin dataset {name[:80]!r}; available: "
+            f"{', '.join(sorted(BUILTINS))} (or upload the data and use upload:<id>)",
+            title="Invalid job spec",
+            field=field,
+        )
+
+
 def validate_sources(session: Session, spec: JobSpec, owner: str, uploads_root: Path) -> JobSpec:
     """Check architectures and every source of `spec`; return it with formats filled in.
 
@@ -94,8 +123,10 @@ def validate_sources(session: Session, spec: JobSpec, owner: str, uploads_root: 
     check_arch_name(spec.student.arch, "student.arch")
     if spec.teacher.arch:
         check_arch_name(spec.teacher.arch, "teacher.arch")
-    _check_source_scheme(spec.teacher.source, "teacher.source")
+    check_teacher_source(spec.teacher.source)
     _check_source_scheme(spec.dataset.source, "dataset.source")
+    if spec.dataset.source.startswith("builtin:"):
+        check_builtin_dataset(spec.dataset.source)
 
     teacher_format = spec.teacher.format
     if spec.teacher.source.startswith("upload:"):

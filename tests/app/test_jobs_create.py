@@ -73,6 +73,13 @@ def _bad_specs(ids: dict[str, str]) -> list[tuple[dict[str, Any], str, str]]:
             "csv",
         ),
         ({**base, "teacher": {"source": "ftp://x"}}, "teacher.source", "not a valid source"),
+        # Checked here rather than failing later in the worker:
+        ({**base, "dataset": {"source": "builtin:mnist"}}, "dataset.source", "digits"),
+        (
+            {**base, "teacher": {"source": "builtin:digits", "format": "onnx"}},
+            "teacher.source",
+            "upload:<id>",
+        ),
     ]
 
 
@@ -83,6 +90,28 @@ def test_invalid_specs_are_422_naming_the_field_and_create_nothing(client, ids, 
         assert words in body["detail"], (field, body["detail"])
     assert _job_count(settings) == 0
     assert enqueued == []
+
+
+def test_a_known_builtin_dataset_is_accepted(client, ids, enqueued):
+    spec = {**spec_for(ids["onnx"], ids["npz"]), "dataset": {"source": "builtin:digits"}}
+    r = client.post("/jobs", json=spec)
+    assert r.status_code == 202, r.text
+    assert enqueued == [r.json()["id"]]
+
+
+def test_checking_a_builtin_source_keeps_torch_out_of_the_api(tmp_path):
+    # The builtin names come from akd_core.data.builtin: that import must stay torch-free.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from app.api.checks import check_builtin_dataset\n"
+        "check_builtin_dataset('builtin:digits')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_non_json_and_non_object_bodies_are_422(client, settings):
