@@ -141,19 +141,71 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_keys_create(args: argparse.Namespace) -> int:
-    """Create an API key in the server's database (run on the server) and print it once."""
+def _server_settings() -> Any:
+    """The server's settings (from its environment), its database migrated to the latest."""
     from app.core.config import get_settings
-    from app.core.security import create_key
     from app.db.migrate import upgrade
-    from app.db.session import session_scope
 
     settings = get_settings()
     upgrade(settings)
-    with session_scope(settings) as session:
+    return settings
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Create an API key in the server's database (run on the server) and print it once."""
+    from app.core.security import create_key
+    from app.db.session import session_scope
+
+    with session_scope(_server_settings()) as session:
         key_id, plaintext = create_key(session, args.name)
     print(f"key id {key_id} ({args.name}); the key is shown only now:", file=sys.stderr)
     print(plaintext)
+    return EXIT_OK
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    """List the server's API keys: id, name, created, revoked (never the key itself)."""
+    from app.core.security import list_keys
+    from app.db.session import session_scope
+
+    with session_scope(_server_settings()) as session:
+        rows = [
+            {
+                "id": key.id,
+                "name": key.name,
+                "created": key.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "revoked": bool(key.revoked),
+            }
+            for key in list_keys(session)
+        ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no API keys; create one with: akd keys create NAME")
+        return EXIT_OK
+    table = [("ID", "NAME", "CREATED", "REVOKED")]
+    table += [
+        (str(r["id"]), str(r["name"]), str(r["created"]), "yes" if r["revoked"] else "no")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    """Revoke an API key by id: requests with it are refused from now on."""
+    from app.core.security import revoke_key
+    from app.db.session import session_scope
+
+    with session_scope(_server_settings()) as session:
+        found = revoke_key(session, args.id)
+    if not found:
+        print(f"error: there is no API key {args.id!r}; see akd keys list", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"revoked key {args.id}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -209,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys_sub.add_parser("create", help="create a key and print it once")
     p.add_argument("name", help="who the key is for")
     p.set_defaults(func=cmd_keys_create)
+    p = keys_sub.add_parser("list", help="list keys: id, name, created, revoked")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_keys_list)
+    p = keys_sub.add_parser("revoke", help="revoke a key by id")
+    p.add_argument("id", help="the key id (from akd keys list)")
+    p.set_defaults(func=cmd_keys_revoke)
     return parser
 
 

@@ -136,3 +136,48 @@ def test_cli_exit_codes_a_script_can_trust(monkeypatch, files, capsys):
 def test_cli_reports_an_unreachable_server_with_exit_3(capsys):
     assert cli.main(["status", JOB_ID, "--url", "http://127.0.0.1:9", "--key", ""]) == 3
     assert "unreachable" in capsys.readouterr().err.lower()
+
+
+@pytest.fixture
+def server_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`akd keys` works on the server's own database: AKD_DATA_DIR under tmp_path."""
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("AKD_DATA_DIR", str(tmp_path / "server"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def test_cli_keys_list_and_revoke(server_db, capsys):
+    from app.core.security import verify_key
+    from app.db.session import session_scope
+
+    assert cli.main(["keys", "list"]) == cli.EXIT_OK
+    assert "no API keys" in capsys.readouterr().out
+    assert cli.main(["keys", "create", "alice"]) == cli.EXIT_OK
+    alice = capsys.readouterr().out.strip()
+    assert cli.main(["keys", "create", "bob"]) == cli.EXIT_OK
+    bob = capsys.readouterr().out.strip()
+
+    assert cli.main(["keys", "list", "--json"]) == cli.EXIT_OK
+    listed = capsys.readouterr().out
+    rows = json.loads(listed)
+    assert [(r["name"], r["revoked"]) for r in rows] == [("alice", False), ("bob", False)]
+    assert set(rows[0]) == {"id", "name", "created", "revoked"}
+    assert alice not in listed and bob not in listed  # never the key (nor its hash)
+    alice_id = rows[0]["id"]
+
+    assert cli.main(["keys", "revoke", alice_id]) == cli.EXIT_OK
+    assert alice_id in capsys.readouterr().err
+    assert cli.main(["keys", "list"]) == cli.EXIT_OK
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["ID", "NAME", "CREATED", "REVOKED"]
+    assert table[1].split()[:2] == [alice_id, "alice"] and table[1].split()[-1] == "yes"
+    assert table[2].split()[1] == "bob" and table[2].split()[-1] == "no"
+    with session_scope(server_db) as session:
+        assert verify_key(session, alice) is None
+        assert verify_key(session, bob) is not None
+
+    assert cli.main(["keys", "revoke", "nosuchkey"]) == cli.EXIT_USAGE
+    assert "no API key 'nosuchkey'" in capsys.readouterr().err
