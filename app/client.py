@@ -216,9 +216,36 @@ class AKDClient:
     def download_all(self, job_id: str, out_dir: str | Path) -> list[Path]:
         """Download every artifact the job lists into out_dir."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         names = self.status(job_id).get("artifacts") or []
+        if not isinstance(names, list):
+            names = [names]  # refused below: not a file name
+        # The names come from the server: each must be a plain file name, so that a server
+        # (or anything between) cannot make the client write outside out_dir.
+        for name in names:
+            check_artifact_name(name)
+        out.mkdir(parents=True, exist_ok=True)
         return [self.download(job_id, name, out / name) for name in names]
+
+
+def check_artifact_name(name: object) -> str:
+    """`name` when it is a plain file name; AKDClientError for a path, '..', '.' or empty."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or Path(name).is_absolute()
+    ):
+        raise AKDClientError(
+            502,
+            {
+                "title": "Unsafe artifact name",
+                "detail": f"the server listed the artifact name {name!r}, which is not a "
+                "plain file name; nothing was downloaded",
+            },
+        )
+    return name
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

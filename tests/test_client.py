@@ -22,6 +22,7 @@ class FakeServer:
         self.final_state = final_state
         self.uploads: list[str] = []
         self.submitted: dict[str, Any] | None = None
+        self.artifacts: list[Any] = ["student.onnx", "report.json"]
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
@@ -49,7 +50,7 @@ class FakeServer:
             reason = None if self.final_state == "succeeded" else "teacher at chance level"
             return httpx.Response(200, json={"id": JOB_ID, "state": self.final_state,
                                              "failure_reason": reason,
-                                             "artifacts": ["student.onnx", "report.json"]})  # fmt: skip
+                                             "artifacts": self.artifacts})  # fmt: skip
         if path.startswith(f"/jobs/{JOB_ID}/artifacts/"):
             return httpx.Response(200, content=b"bytes of " + path.rsplit("/", 1)[-1].encode())
         return httpx.Response(404, json={"title": "Not found", "detail": f"no job at {path}"})
@@ -181,3 +182,18 @@ def test_cli_keys_list_and_revoke(server_db, capsys):
 
     assert cli.main(["keys", "revoke", "nosuchkey"]) == cli.EXIT_USAGE
     assert "no API key 'nosuchkey'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad", ["../escape.txt", "ABSOLUTE", "sub/x.onnx", "sub\\x.onnx", "..", ".", "", 7]
+)
+def test_download_all_refuses_artifact_names_that_are_not_plain_file_names(tmp_path, bad):
+    # The names come from the server: one that is a path must not write outside out_dir.
+    server = FakeServer()
+    out = tmp_path / "deep" / "out"
+    server.artifacts = ["student.onnx", str(tmp_path / "abs.txt") if bad == "ABSOLUTE" else bad]
+    client = AKDClient("http://akd", transport=httpx.MockTransport(server))
+    with client, pytest.raises(AKDClientError, match="artifact name"):
+        client.download_all(JOB_ID, out)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == []  # nothing at all: the names are checked before any download
