@@ -7,6 +7,7 @@ from typing import Any
 
 from app.core.config import get_settings
 
+# The one definition of the task's name: worker/tasks.py registers the task under it.
 TASK_NAME = "akd.run_job"
 
 

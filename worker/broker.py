@@ -8,13 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.core.config import redis_socket_url
+
 # A unix socket path longer than this is refused by the kernel (sun_path is 108 bytes).
 _MAX_SOCKET_PATH = 100
-
-
-def socket_url(socket_path: Path) -> str:
-    """The kombu URL of a Redis server listening on a unix socket."""
-    return f"redis+socket://{socket_path}"
 
 
 def redis_server_binary(prefer_system: bool = False) -> str | None:
@@ -63,7 +60,7 @@ class EmbeddedRedis:
         """The broker URL clients use to reach this server."""
         if self.port is not None:
             return f"redis://127.0.0.1:{self.port}/0"
-        return socket_url(self.socket)
+        return redis_socket_url(self.socket)
 
     def start(self, timeout_s: float = 10.0) -> str:
         """Start the server, wait until it answers PING, and return its URL."""

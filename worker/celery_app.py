@@ -20,7 +20,7 @@ from celery import Celery
 
 from app.core.config import Settings, get_settings
 
-TASK_NAME = "akd.run_job"  # app/queue.py sends it by this name
+# The task is registered under app.queue.TASK_NAME (worker/tasks.py), the name the API sends.
 # Celery's default queue: app/queue.py sends without routing options, so both ends agree.
 QUEUE = "celery"
 # Longer than the longest job: an unacknowledged message is handed to another worker only

@@ -10,7 +10,8 @@ from typing import Any
 from celery.signals import worker_init, worker_process_init
 
 from app.core.config import get_settings
-from worker.celery_app import TASK_NAME, celery_app
+from app.queue import TASK_NAME
+from worker.celery_app import celery_app
 from worker.runner import execute_job, make_worker_id
 
 log = logging.getLogger(__name__)

