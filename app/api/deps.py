@@ -15,8 +15,8 @@ from app.db.models import LOCAL_OWNER
 from app.db.session import SessionLocal
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with (async: no I/O, so no thread-pool hop)."""
     settings: Settings = request.app.state.settings
     return settings
 

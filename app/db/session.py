@@ -32,7 +32,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def engine_for_url(url: str) -> Engine:
     """One engine per database URL (cached: engines own connection pools)."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A database server may drop idle connections, so check them on checkout; a SQLite file
+    # cannot, and the check would add a query to every request.
+    kwargs: dict[str, Any] = {"pool_pre_ping": parsed.get_backend_name() != "sqlite"}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
