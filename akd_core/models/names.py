@@ -26,6 +26,12 @@ INPUT_KINDS: dict[str, tuple[str, ...]] = {
     "mlp": (IMAGE, FEATURES, SIGNAL),
 }
 
+# The options each architecture accepts (student.options / teacher.arch_options).
+ARCH_OPTIONS: dict[str, tuple[str, ...]] = {
+    **{name: ("width",) for name in _CONV_NAMES},
+    "mlp": ("hidden",),
+}
+
 _KIND_BY_RANK = {1: FEATURES, 2: SIGNAL, 3: IMAGE}
 _KIND_LAYOUT = {FEATURES: "(F,)", SIGNAL: "(C, L)", IMAGE: "(C, H, W)"}
 
@@ -48,6 +54,17 @@ def check_arch_name(name: str, field: str = "student.arch") -> None:
         raise SpecError(
             f"unknown architecture {name!r}; available: {', '.join(MODEL_NAMES)}", field=field
         )
+
+
+def check_arch_options(name: str, options: dict, field: str = "student.options") -> None:
+    """Raise SpecError for an option that architecture `name` (a checked name) does not take."""
+    for key in options:
+        if key not in ARCH_OPTIONS[name]:
+            raise SpecError(
+                f"unknown option {key!r} for architecture {name!r}; accepted options: "
+                f"{', '.join(ARCH_OPTIONS[name])}",
+                field=field,
+            )
 
 
 def check_arch_input(name: str, input_shape: tuple[int, ...], field: str = "student.arch") -> None:

@@ -9,7 +9,13 @@ from typing import Any
 from torch import nn
 
 from akd_core.errors import SpecError
-from akd_core.models.names import INPUT_KINDS, MODEL_NAMES, check_arch_input, check_arch_name
+from akd_core.models.names import (
+    INPUT_KINDS,
+    MODEL_NAMES,
+    check_arch_input,
+    check_arch_name,
+    check_arch_options,
+)
 
 # builder(input_shape, num_classes, **options) -> nn.Module
 Builder = Callable[..., nn.Module]
@@ -76,14 +82,7 @@ def build_model(
     builder = _BUILDERS[name]
     options = dict(options or {})
     options_field = _OPTIONS_FIELD.get(field, f"{field}_options")
-    accepted = _accepted_options(builder)
-    for key in options:
-        if key not in accepted:
-            listed = ", ".join(f"{k} (default {v!r})" for k, v in accepted.items()) or "none"
-            raise SpecError(
-                f"unknown option {key!r} for architecture {name!r}; accepted options: {listed}",
-                field=options_field,
-            )
+    check_arch_options(name, options, options_field)
     try:
         return builder(tuple(int(d) for d in input_shape), int(num_classes), **options)
     except OptionError as exc:

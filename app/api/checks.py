@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from akd_core.archives import ArchiveLimits, check_archive
 from akd_core.errors import AKDError
 from akd_core.formats import infer_dataset_format, infer_teacher_format, sniff
-from akd_core.models.names import check_arch_name
+from akd_core.models.names import check_arch_name, check_arch_options
 from akd_core.spec import JobSpec, parse_spec
 from app.api.problems import ApiProblem
 from app.core.config import Settings
@@ -121,8 +121,10 @@ def validate_sources(session: Session, spec: JobSpec, owner: str, uploads_root: 
     Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
     """
     check_arch_name(spec.student.arch, "student.arch")
+    check_arch_options(spec.student.arch, spec.student.options, "student.options")
     if spec.teacher.arch:
         check_arch_name(spec.teacher.arch, "teacher.arch")
+        check_arch_options(spec.teacher.arch, spec.teacher.arch_options, "teacher.arch_options")
     check_teacher_source(spec.teacher.source)
     _check_source_scheme(spec.dataset.source, "dataset.source")
     if spec.dataset.source.startswith("builtin:"):

@@ -10,7 +10,7 @@ import torch
 
 from akd_core.errors import SpecError
 from akd_core.models import available_models, build_model, count_params, model_kind_ok
-from akd_core.models.names import INPUT_KINDS, MODEL_NAMES
+from akd_core.models.names import ARCH_OPTIONS, INPUT_KINDS, MODEL_NAMES
 
 torch.set_num_threads(1)
 
@@ -108,7 +108,11 @@ def test_odd_image_sizes_and_channel_counts_work() -> None:
 
 
 def test_names_module_matches_the_registry() -> None:
+    from akd_core.models.registry import _BUILDERS, _accepted_options
+
     assert available_models() == list(MODEL_NAMES)
+    for name in MODEL_NAMES:  # the API checks option names without torch, from names.py
+        assert set(ARCH_OPTIONS[name]) == set(_accepted_options(_BUILDERS[name])), name
     assert set(INPUT_KINDS) == set(MODEL_NAMES)
     for name, kinds in INPUT_KINDS.items():
         for kind, shape in (("image", (1, 8, 8)), ("features", (6,)), ("signal", (2, 7))):

@@ -47,6 +47,11 @@ def _bad_specs(ids: dict[str, str]) -> list[tuple[dict[str, Any], str, str]]:
         ({**base, "annealing": {"tau_max": 4, "phase1_epochs": 10}}, "annealing", "multiple"),
         ({**base, "student": {"arch": "resnet9000"}}, "student.arch", "resnet8"),
         (
+            {**base, "student": {"arch": "mlp", "options": {"depth": 3}}},
+            "student.options",
+            "accepted options: hidden",
+        ),
+        (
             {**base, "teacher": {"source": "upload:doesnotexist", "format": "onnx"}},
             "teacher.source",
             "POST /uploads",
