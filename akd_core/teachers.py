@@ -17,7 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from akd_core.errors import TeacherLoadError
+from akd_core.archives import ArchiveLimits, check_archive
+from akd_core.errors import AKDError, TeacherLoadError
 from akd_core.fileio import sha256_of
 from akd_core.formats import infer_teacher_format
 from akd_core.models import build_model
@@ -181,6 +182,13 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
 
 
 def _load_torchscript(path: Path, fingerprint: str, device: torch.device) -> Teacher:
+    # A TorchScript file is a zip: check its members (bombs, links) before torch inflates it.
+    try:
+        check_archive(path, ArchiveLimits())
+    except AKDError as exc:
+        raise TeacherLoadError(
+            f"{path.name!r} was refused: {exc.message}", field="teacher.source"
+        ) from exc
     try:
         module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # torch.jit.load raises RuntimeError or C++ errors on bad archives

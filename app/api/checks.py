@@ -16,8 +16,9 @@ from app.core.config import Settings
 from app.db.models import Upload
 
 # Sniffed kinds that are zip or tar containers: each member is checked before anyone
-# extracts or decompresses it (an .npz is a zip and np.load would inflate a bomb in memory).
-ARCHIVE_KINDS = frozenset({"zip", "tar", "cifar", "npz"})
+# extracts or decompresses it (an .npz or a TorchScript file is a zip, and np.load or
+# torch.jit.load would inflate a bomb in memory).
+ARCHIVE_KINDS = frozenset({"zip", "tar", "cifar", "npz", "torchscript"})
 FILE_SOURCE_MESSAGE = "file: sources are for the CLI; upload the file and use upload:<id>"
 
 

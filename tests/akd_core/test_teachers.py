@@ -240,3 +240,14 @@ def test_check_teacher_reports_the_shape_a_torch_teacher_rejected(
     teacher = load_teacher(_spec("teacher.pt", "torchscript"), path, CPU)
     with pytest.raises(TeacherLoadError, match=r"rejected input of shape \(2, 20\)"):
         check_teacher(teacher, (20,), CLASSES)
+
+
+def test_torchscript_zip_bomb_is_refused_before_torch_inflates_it(tmp_path: Path) -> None:
+    path = tmp_path / "teacher.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("model/code/__torch__.py", b"")
+        zf.writestr("model/data/0", b"\0" * (20 * 1024 * 1024))
+    with pytest.raises(TeacherLoadError, match="was refused") as err:
+        load_teacher(_spec("teacher.pt", "torchscript"), path, CPU)
+    assert err.value.field == "teacher.source"

@@ -94,6 +94,15 @@ def test_unsafe_archives_are_refused_and_not_stored(client, settings):
         "link.tar": _tar_with_symlink(),
         "bomb.zip": bomb,
         "truncated.zip": _zip({"cats/a.png": b"x" * 5000})[:-60],
+        # A TorchScript archive is a zip too: torch.jit.load would inflate the bomb.
+        "teacher.pt": _zip(
+            {
+                "model/data.pkl": b"\x80\x02}q\x00.",
+                "model/code/__torch__.py": b"",
+                "model/data/0": b"\0" * (20 * 1024 * 1024),
+            },
+            zipfile.ZIP_DEFLATED,
+        ),
     }
     for name, data in cases.items():
         r = upload(client, name, data)
