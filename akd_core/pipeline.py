@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from akd_core.archives import ArchiveLimits
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
@@ -62,6 +63,7 @@ def run_job(
     resume: bool = False,
     cache_dir: Path | None = None,
     device: str | None = None,
+    archive_limits: ArchiveLimits | None = None,
 ) -> dict[str, Any]:
     """Run a whole job: load, cache teacher logits, train every arm, export, report."""
     hooks = Hooks(on_event, should_cancel)
@@ -75,7 +77,7 @@ def run_job(
     stage("loading", 0.0, "loading the dataset and the teacher")
     data_path = resolve_source(spec.dataset.source, resolve, "dataset.source")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
-        ds = load_dataset(spec.dataset, data_path, spec.seed, work_dir=Path(work))
+        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), archive_limits)
     hooks.check_cancel()
     teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
     if teacher_path is None:

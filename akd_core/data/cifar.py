@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from akd_core.archives import read_members
+from akd_core.archives import ArchiveLimits, read_members
 from akd_core.data.checks import fail
 from akd_core.data.dataset import RawData
 from akd_core.data.safe_pickle import safe_loads
@@ -49,10 +49,10 @@ def _names(meta: Any, key: bytes, source: str) -> list[str]:
     return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
 
-def read_cifar(path: Path, spec: DatasetSpec, work_dir: Path) -> RawData:
+def read_cifar(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits) -> RawData:
     """Read the CIFAR-10 (data_batch_1..5, test_batch) or CIFAR-100 (train, test) batches."""
     source = path.name
-    raw = read_members(path, lambda n: _base(n) in _WANTED)
+    raw = read_members(path, lambda n: _base(n) in _WANTED, limits)
     blobs = {
         _base(n): safe_loads(data, f"dataset {source!r}: member {n!r}") for n, data in raw.items()
     }

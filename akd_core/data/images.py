@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akd_core.archives import safe_extract
+from akd_core.archives import ArchiveLimits, safe_extract
 from akd_core.data.checks import fail
 from akd_core.data.dataset import RawData
 from akd_core.spec import DatasetSpec
@@ -52,13 +52,15 @@ def _read_image(path: Path, member: str, size: int | None, source: str) -> np.nd
     return arr  # (H, W) for grayscale, (H, W, 3) for colour
 
 
-def read_imagefolder(path: Path, spec: DatasetSpec, work_dir: Path) -> RawData:
+def read_imagefolder(
+    path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits
+) -> RawData:
     """Extract (safely) and read an image folder; classes are the sorted subfolder names."""
     source = path.name
     if path.is_dir():
         root = path
     else:
-        root = safe_extract(path, Path(tempfile.mkdtemp(dir=work_dir)) / "images")
+        root = safe_extract(path, Path(tempfile.mkdtemp(dir=work_dir)) / "images", limits)
     base = _class_root(root)
     class_dirs = sorted(
         (p for p in base.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from akd_core.archives import ArchiveLimits
 from akd_core.data import normalize
 from akd_core.data.builtin import load_builtin
 from akd_core.data.checks import check_classes, check_inputs, check_labels, fail
@@ -26,7 +27,7 @@ from akd_core.spec import DatasetSpec
 
 # Bump when reading, splitting or normalising changes, so old fingerprints stop matching.
 FINGERPRINT_VERSION = 1
-Reader = Callable[[Path, DatasetSpec, Path], RawData]
+Reader = Callable[[Path, DatasetSpec, Path, ArchiveLimits], RawData]
 READERS: dict[str, Reader] = {
     "npz": read_npz,
     "imagefolder": read_imagefolder,
@@ -35,7 +36,9 @@ READERS: dict[str, Reader] = {
 }
 
 
-def _read(spec: DatasetSpec, path: Path | None, work_dir: Path) -> tuple[RawData, str, str]:
+def _read(
+    spec: DatasetSpec, path: Path | None, work_dir: Path, limits: ArchiveLimits
+) -> tuple[RawData, str, str]:
     """(raw data, resolved format, digest of the source) for a builtin or a file source."""
     scheme, _, name = spec.source.partition(":")
     if scheme == "builtin":
@@ -50,7 +53,7 @@ def _read(spec: DatasetSpec, path: Path | None, work_dir: Path) -> tuple[RawData
             f"{', '.join(READERS)}",
             field="dataset.format",
         )
-    return READERS[fmt](path, spec, work_dir), fmt, sha256_of(path)
+    return READERS[fmt](path, spec, work_dir, limits), fmt, sha256_of(path)
 
 
 def _fingerprint(source_digest: str, fmt: str, spec: DatasetSpec, seed: int) -> str:
@@ -102,14 +105,26 @@ def _as_float(x: np.ndarray, scale: float | None) -> np.ndarray:
 
 
 def load_dataset(
-    spec: DatasetSpec, path: Path | None, seed: int, work_dir: Path | None = None
+    spec: DatasetSpec,
+    path: Path | None,
+    seed: int,
+    work_dir: Path | None = None,
+    archive_limits: ArchiveLimits | None = None,
 ) -> Dataset:
-    """Load the dataset a spec names into memory: validated, split, normalised, fingerprinted."""
+    """Load the dataset a spec names into memory: validated, split, normalised, fingerprinted.
+
+    `archive_limits` are the caps archives must pass (the service passes its configured ones).
+    """
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
     # Extracted files are read into memory, so a scratch folder can go right after reading.
     with tempfile.TemporaryDirectory(prefix="akd-data-") as scratch:
-        raw, fmt, digest = _read(spec, path, Path(work_dir) if work_dir else Path(scratch))
+        raw, fmt, digest = _read(
+            spec,
+            path,
+            Path(work_dir) if work_dir else Path(scratch),
+            archive_limits or ArchiveLimits(),
+        )
     y = check_labels(raw.y, raw.source)
     check_inputs(raw.x, y, raw.source)
     for name, (x_given, y_given) in raw.given.items():

@@ -12,7 +12,6 @@ from akd_core.data.checks import check_inputs, check_labels, fail
 from akd_core.data.dataset import Kind, RawData
 from akd_core.spec import DatasetSpec
 
-NPZ_LIMITS = ArchiveLimits(max_ratio=float("inf"))
 SPLIT_KEYS = {"val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
 
 
@@ -33,13 +32,13 @@ def _layout(x: np.ndarray, source: str, name: str) -> tuple[np.ndarray, Kind]:
     )
 
 
-def read_npz(path: Path, spec: DatasetSpec, work_dir: Path) -> RawData:
+def read_npz(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits) -> RawData:
     """Read an .npz (no pickled objects) into RawData, checking shapes and labels."""
     source = path.name
     # An .npz is a zip: refuse links, escapes and oversized totals before numpy reads it. The
     # ratio cap is lifted: arrays of zeros legitimately deflate ~1000x (deflate's ceiling),
     # and the total-bytes cap is what bounds memory here.
-    check_archive(path, NPZ_LIMITS)
+    check_archive(path, limits.for_kind("npz"))
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

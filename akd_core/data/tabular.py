@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from akd_core.archives import ArchiveLimits
 from akd_core.data.checks import fail
 from akd_core.data.dataset import RawData
 from akd_core.errors import DatasetError
@@ -33,7 +34,7 @@ def _labels(raw: list[str]) -> tuple[np.ndarray, list[str]]:
     return y, [str(i) for i in range(max(int(y.max()) + 1, 0))]
 
 
-def read_csv(path: Path, spec: DatasetSpec, work_dir: Path) -> RawData:
+def read_csv(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits) -> RawData:
     """Read a CSV table into (N, F) float features and integer labels."""
     source = path.name
     rows = _read_rows(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from akd_core.archives import ArchiveLimits, check_archive
+from akd_core.archives import check_archive
 from akd_core.errors import AKDError
 from akd_core.formats import infer_dataset_format, infer_teacher_format, sniff
 from akd_core.models.names import check_arch_name, check_arch_options
@@ -33,24 +33,12 @@ def _looks_like_archive(path: Path) -> bool:
     return head.startswith(_ARCHIVE_MAGIC) or head[257:262] == b"ustar"
 
 
-def archive_limits(settings: Settings, kind: str = "zip") -> ArchiveLimits:
-    """The archive caps configured for this server, for an archive sniffed as `kind`."""
-    # Arrays of zeros legitimately deflate ~1000x, so an .npz has no ratio cap (as in the
-    # dataset reader); its total-bytes cap still bounds what numpy would inflate.
-    ratio = float("inf") if kind == "npz" else settings.archive_max_ratio
-    return ArchiveLimits(
-        max_members=settings.archive_max_members,
-        max_total_bytes=settings.archive_max_total_bytes,
-        max_ratio=ratio,
-    )
-
-
 def inspect_upload(path: Path, settings: Settings) -> str:
     """Sniff a stored upload's kind; raise ApiProblem(422) for an unsafe or broken archive."""
     kind = sniff(path)
     if kind in ARCHIVE_KINDS or (kind == "unknown" and _looks_like_archive(path)):
         try:
-            check_archive(path, archive_limits(settings, kind))
+            check_archive(path, settings.archive_limits().for_kind(kind))
         except AKDError as exc:
             raise ApiProblem(
                 422,

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from akd_core.archives import ArchiveLimits
+
 GIB = 1024**3
 
 
@@ -117,6 +119,15 @@ class Settings(BaseSettings):
         if self.broker_url:
             return self.broker_url
         return redis_socket_url(self.embedded_redis_socket.resolve())
+
+    def archive_limits(self) -> ArchiveLimits:
+        """The archive caps of this server: uploads are checked with them, and so is the
+        worker's reading of the same files."""
+        return ArchiveLimits(
+            max_members=self.archive_max_members,
+            max_total_bytes=self.archive_max_total_bytes,
+            max_ratio=self.archive_max_ratio,
+        )
 
     def ensure_dirs(self) -> None:
         """Create the local folders the service writes to."""

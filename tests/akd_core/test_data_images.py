@@ -248,3 +248,19 @@ def test_cifar_batches_in_the_published_python2_format(tmp_path: Path) -> None:
     path = _cifar10(tmp_path / "c.tar.gz", members)
     ds = load_dataset(DatasetSpec(source="upload:x", normalize="none"), path, seed=0)
     np.testing.assert_allclose(ds.x_test.reshape(10, -1), data / 255.0, atol=1e-6)
+
+
+def test_the_callers_archive_caps_apply(tmp_path: Path) -> None:
+    """The service passes its configured caps; an archive within the defaults can exceed them."""
+    from akd_core.archives import ArchiveLimits
+
+    path = _write_zip(tmp_path / "pets.zip", _folder_members(n=10))
+    spec = DatasetSpec(source="file:pets.zip")
+    assert load_dataset(spec, path, 0).num_classes == 2
+    with pytest.raises(DatasetError, match="members"):
+        load_dataset(spec, path, 0, archive_limits=ArchiveLimits(max_members=5))
+    cifar = _cifar10(tmp_path / "c.tar.gz")
+    with pytest.raises(DatasetError, match="members"):
+        load_dataset(
+            DatasetSpec(source="file:c"), cifar, 0, archive_limits=ArchiveLimits(max_members=2)
+        )
