@@ -50,27 +50,23 @@ class ApiProblem(Exception):
         self.headers = dict(headers or {})
 
 
-def problem_response(
-    request: Request,
-    status: int,
-    detail: str,
-    *,
-    title: str | None = None,
-    field: str | None = None,
-    slug: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
+def problem_response(request: Request, problem: ApiProblem) -> JSONResponse:
     """Build the problem+json response (type, title, status, detail, instance, field)."""
     body: dict[str, Any] = {
-        "type": TYPE_BASE + slug if slug else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
+        "type": TYPE_BASE + problem.slug if problem.slug else "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
         "instance": request.url.path,
     }
-    if field:
-        body["field"] = field
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    if problem.field:
+        body["field"] = problem.field
+    return JSONResponse(
+        body,
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem.headers or None,
+    )
 
 
 def _loc_to_field(loc: Sequence[Any]) -> str | None:
@@ -83,15 +79,7 @@ def _loc_to_field(loc: Sequence[Any]) -> str | None:
 
 async def _on_api_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiProblem)
-    return problem_response(
-        request,
-        exc.status,
-        exc.detail,
-        title=exc.title,
-        field=exc.field,
-        slug=exc.slug,
-        headers=exc.headers,
-    )
+    return problem_response(request, exc)
 
 
 async def _on_akd_error(request: Request, exc: Exception) -> JSONResponse:
@@ -99,7 +87,9 @@ async def _on_akd_error(request: Request, exc: Exception) -> JSONResponse:
     status = next((s for cls, s in AKD_STATUS.items() if isinstance(exc, cls)), 400)
     slug = type(exc).__name__.removesuffix("Error").lower() or "error"
     detail = f"{exc.field}: {exc.message}" if exc.field else exc.message
-    return problem_response(request, status, detail, title=exc.title, field=exc.field, slug=slug)
+    return problem_response(
+        request, ApiProblem(status, detail, title=exc.title, field=exc.field, slug=slug)
+    )
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -112,7 +102,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     if len(errors) > 1:
         detail += f" (and {len(errors) - 1} more problem(s))"
     return problem_response(
-        request, 422, detail, title="Invalid request", field=field, slug="validation"
+        request, ApiProblem(422, detail, title="Invalid request", field=field, slug="validation")
     )
 
 
@@ -135,10 +125,10 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         detail = f"{request.method} is not allowed on {request.url.path}"
         detail += f"; use {', '.join(allowed)}." if allowed else "."
         headers = {"Allow": ", ".join(allowed)} if allowed else None
-        return problem_response(request, status, detail, headers=headers)
+        return problem_response(request, ApiProblem(status, detail, headers=headers))
     else:
         detail = str(exc.detail)
-    return problem_response(request, status, detail, headers=exc.headers)
+    return problem_response(request, ApiProblem(status, detail, headers=exc.headers))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -146,9 +136,11 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
         request,
-        500,
-        "The server hit an unexpected error; it was logged. Retry, and report it if it persists.",
-        slug="internal",
+        ApiProblem(
+            500,
+            "The server hit an unexpected error; it was logged. Retry, and report it if it persists.",
+            slug="internal",
+        ),
     )
 
 
