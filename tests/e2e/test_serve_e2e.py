@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from app.client import AKDClient
@@ -61,9 +63,17 @@ class Served:
         return self.proc.returncode
 
     def kill(self) -> None:
+        """Teardown after a failed test: the children live in process groups of their own."""
         if self.proc.poll() is None:
+            try:
+                children = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.Error:
+                children = []
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
 
 
 @pytest.fixture
