@@ -62,6 +62,17 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="How often the event stream polls the DB."
     )
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    sse_max_duration_s: float = Field(
+        default=1800.0, gt=0, description="An event stream ends after this; clients reconnect."
+    )
+    max_streams_per_key: int = Field(default=10, ge=1, description="Open event streams per key.")
+    max_uploads_per_key: int = Field(default=4, ge=1, description="Uploads in flight per key.")
+    upload_idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="An upload that sends nothing this long is aborted."
+    )
+    upload_total_timeout_s: float = Field(
+        default=3600.0, gt=0, description="An upload that takes longer in all is aborted."
+    )
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
