@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
+    stage_timeout_s: float = Field(
+        default=1800.0, gt=0, description="A stage with no progress for this long is hung."
+    )
+    reaper_max_resends: int = Field(
+        default=10, ge=1, description="Re-sent messages (backing off 2x) before a job is failed."
+    )
+    event_retention_days: float = Field(
+        default=30.0, ge=0, description="Events of finished jobs are deleted after; 0 keeps them."
+    )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     sse_poll_s: float = Field(
         default=0.5, gt=0, description="How often the event stream polls the DB."
