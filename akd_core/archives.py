@@ -12,11 +12,12 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from akd_core.errors import DatasetError
+from akd_core.limits import Limits
 
 _CHUNK = 1024 * 1024
 
@@ -27,22 +28,8 @@ class UnsafeArchiveError(DatasetError):
     title = "Unsafe archive"
 
 
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Caps an archive must respect before extraction."""
-
-    max_members: int = 100_000
-    max_total_bytes: int = 8 * 1024**3
-    max_ratio: float = 200.0
-    # Ratio checks start past this many uncompressed bytes: small members compress
-    # arbitrarily well (e.g. blank images) without any harm.
-    ratio_min_bytes: int = 1024 * 1024
-
-    def for_kind(self, kind: str) -> ArchiveLimits:
-        """The caps for an archive sniffed as `kind`."""
-        # Arrays of zeros legitimately deflate ~1000x, so an .npz has no ratio cap; its
-        # total-bytes cap still bounds what numpy would inflate.
-        return replace(self, max_ratio=float("inf")) if kind == "npz" else self
+# The archive caps are fields of the one Limits dataclass; this name is kept for callers.
+ArchiveLimits = Limits
 
 
 @dataclass(frozen=True)
@@ -145,7 +132,17 @@ def _tar_member(info: tarfile.TarInfo) -> MemberInfo:
     return MemberInfo(name, info.size, info.isdir(), None)
 
 
-_READ_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+# What a truncated or corrupt archive makes zipfile/tarfile and their codecs raise; a zip
+# whose UTF-8 flag is set on a name that is not UTF-8 raises UnicodeDecodeError.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    UnicodeDecodeError,
+)
 
 
 def _corrupt(path: Path, exc: BaseException) -> DatasetError:

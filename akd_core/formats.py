@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import lzma
 import tarfile
 import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from akd_core.errors import DatasetError, TeacherLoadError
@@ -19,6 +22,23 @@ ONNX_PARSE_MAX_BYTES = 512 * 1024 * 1024
 MAX_SNIFF_MEMBERS = 256
 TEXT_SNIFF_BYTES = 64 * 1024
 TEXT_SNIFF_LINES = 20
+# A compressed tar is read in order: reaching a member header means inflating everything
+# before it. Sniffing stops before a header past MAX_SNIFF_BYTES decompressed (CIFAR-10's
+# 163 MiB tar puts data_batch_1 last) or past SNIFF_MAX_RATIO x the file's size: a 4 KB
+# tar.bz2 declaring 3 GiB is named "tar" after its first header, and check_archive refuses it.
+MAX_SNIFF_BYTES = 256 * 1024 * 1024
+SNIFF_MAX_RATIO = 200
+# What corrupt archives make zipfile, tarfile and their codecs raise (a zip name flagged
+# UTF-8 that is not UTF-8 raises UnicodeDecodeError): all mean "not a readable archive".
+_ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    UnicodeDecodeError,
+)
 
 TEACHER_FORMATS = ("onnx", "torchscript", "safetensors", "hf")
 DATASET_FORMATS = ("npz", "imagefolder", "cifar", "csv", "jsonl")
@@ -68,7 +88,7 @@ def _sniff_zip(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except _ARCHIVE_ERRORS:
         return "unknown"
     files = [n for n in names if not n.endswith("/")]
     if files and all(n.endswith(".npy") for n in files):
@@ -79,18 +99,30 @@ def _sniff_zip(path: Path) -> str:
     return "zip"
 
 
+def tar_names(path: Path) -> Iterator[tarfile.TarInfo]:
+    """The first members of a tar, reading a bounded amount (see MAX_SNIFF_BYTES).
+
+    Raises the archive's read errors (see _ARCHIVE_ERRORS) for a corrupt file.
+    """
+    budget = min(MAX_SNIFF_BYTES, SNIFF_MAX_RATIO * path.stat().st_size)
+    with tarfile.open(path, "r:*") as tf:
+        for _ in range(MAX_SNIFF_MEMBERS):
+            member = tf.next()
+            if member is None:
+                return
+            yield member
+            # The next header lies after this member's data: stop rather than inflate it.
+            if member.offset_data + member.size > budget:
+                return
+
+
 def _sniff_tar(path: Path) -> str:
+    base: set[str] = set()
     try:
-        if not tarfile.is_tarfile(path):
-            return "unknown"
-        base: set[str] = set()
-        with tarfile.open(path, "r:*") as tf:
-            for i, member in enumerate(tf):
-                if i >= MAX_SNIFF_MEMBERS:
-                    break
-                if member.isfile():  # a folder named "train" is not a CIFAR batch
-                    base.add(member.name.rsplit("/", 1)[-1])
-    except (tarfile.TarError, OSError, EOFError):
+        for member in tar_names(path):
+            if member.isfile():  # a folder named "train" is not a CIFAR batch
+                base.add(member.name.rsplit("/", 1)[-1])
+    except _ARCHIVE_ERRORS:
         return "unknown"
     if base >= _CIFAR10_MEMBERS or (base >= _CIFAR100_MEMBERS and "meta" in base):
         return "cifar"
@@ -195,9 +227,8 @@ def _has_member(path: Path, kind: str, basename: str) -> bool:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
         else:
-            with tarfile.open(path, "r:*") as tf:
-                names = tf.getnames()
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError):
+            names = [m.name for m in tar_names(path)]
+    except _ARCHIVE_ERRORS:
         return False
     return any(n.rstrip("/").rsplit("/", 1)[-1] == basename for n in names)
 

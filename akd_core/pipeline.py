@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from akd_core.archives import ArchiveLimits
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
@@ -21,6 +20,7 @@ from akd_core.device import amp_dtype_for, inference_batch_size, place, select_d
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
 from akd_core.fileio import atomic_write_json
+from akd_core.limits import Limits, check_job_limits
 from akd_core.models import build_model
 from akd_core.report import REPORT_JSON, ArmSummary, RunFacts, teacher_facts, write_outputs
 from akd_core.spec import JobSpec, TeacherSpec
@@ -63,9 +63,16 @@ def run_job(
     resume: bool = False,
     cache_dir: Path | None = None,
     device: str | None = None,
-    archive_limits: ArchiveLimits | None = None,
+    limits: Limits | None = None,
+    archive_limits: Limits | None = None,
 ) -> dict[str, Any]:
-    """Run a whole job: load, cache teacher logits, train every arm, export, report."""
+    """Run a whole job: load, cache teacher logits, train every arm, export, report.
+
+    `limits` are the server's bounds (default: Limits()); `archive_limits` is its older name.
+    """
+    limits = limits or archive_limits or Limits()
+    # The spec may have been queued under other settings: check again before any work.
+    check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,8 @@ def run_job(
     stage("loading", 0.0, "loading the dataset and the teacher")
     data_path = resolve_source(spec.dataset.source, resolve, "dataset.source")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
-        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), archive_limits)
+        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits)
+    check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
     hooks.check_cancel()
     teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
     if teacher_path is None:

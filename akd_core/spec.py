@@ -110,6 +110,12 @@ class DatasetSpec(_Strict):
         None, ge=8, le=512, description="Image-folder images are resized to this square size."
     )
     label_column: str = Field("label", description="CSV column holding the class label.")
+    num_classes: int | None = Field(
+        None,
+        ge=2,
+        description="Declared number of classes; labels must then be 0..num_classes-1. "
+        "Default: the number of distinct labels (numbers in numeric order, else names sorted).",
+    )
     max_train_samples: int | None = Field(
         None, ge=1, description="Cap on training samples (quick trials)."
     )

@@ -14,22 +14,6 @@ def fail(source: str, reason: str) -> DatasetError:
     return DatasetError(f"dataset {source!r}: {reason}", field=FIELD)
 
 
-def check_labels(y: np.ndarray, source: str, name: str = "y") -> np.ndarray:
-    """Labels as int64, refusing non-integers, negatives and a shape other than (N,)."""
-    if y.ndim != 1:
-        raise fail(source, f"{name} must be one label per sample, shape (N,), not {y.shape}")
-    if len(y) == 0:
-        raise fail(source, f"{name} is empty; the dataset has no samples")
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise fail(source, f"{name} holds non-integer labels; labels are class indices 0..K-1")
-    elif not np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
-        raise fail(source, f"{name} has dtype {y.dtype}; labels must be integers 0..K-1")
-    if y.min() < 0:
-        raise fail(source, f"{name} holds a negative label ({int(y.min())}); labels are 0..K-1")
-    return y.astype(np.int64)
-
-
 def check_inputs(x: np.ndarray, y: np.ndarray, source: str, name: str = "x") -> None:
     """Refuse a sample count that differs from the labels, non-numeric or non-finite inputs."""
     if len(x) != len(y):

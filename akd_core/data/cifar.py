@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from akd_core.archives import ArchiveLimits, read_members
+from akd_core.archives import read_members
 from akd_core.data.checks import fail
 from akd_core.data.dataset import RawData
 from akd_core.data.safe_pickle import safe_loads
+from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
 _C10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -39,7 +40,10 @@ def _batch(
     x = data.reshape(-1, 3, 32, 32)
     if len(labels) != len(x):
         raise fail(source, f"batch {name!r} has {len(x)} images but {len(labels)} labels")
-    return x, np.array(labels, np.int64)
+    try:
+        return x, np.array(labels, np.int64)
+    except OverflowError:
+        raise fail(source, f"batch {name!r}: a label is too large to be a class index") from None
 
 
 def _names(meta: Any, key: bytes, source: str) -> list[str]:
@@ -49,7 +53,7 @@ def _names(meta: Any, key: bytes, source: str) -> list[str]:
     return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
 
-def read_cifar(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits) -> RawData:
+def read_cifar(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limits) -> RawData:
     """Read the CIFAR-10 (data_batch_1..5, test_batch) or CIFAR-100 (train, test) batches."""
     source = path.name
     raw = read_members(path, lambda n: _base(n) in _WANTED, limits)

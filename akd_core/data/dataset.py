@@ -17,8 +17,8 @@ class RawData:
     """What a reader returns: arrays as stored, before splitting and normalisation."""
 
     x: np.ndarray  # (N, ...) uint8 or float; `scale` divides it into [0, 1] when set
-    y: np.ndarray  # (N,) int64
-    classes: list[str]
+    y: np.ndarray  # (N,) label values (ints or strings) until labels.encode_labels maps them
+    classes: list[str]  # names the labels index; [] when the label values are the names
     kind: Kind
     source: str  # file or builtin name, for error messages
     scale: float | None = None  # e.g. 255.0 for uint8 pixels

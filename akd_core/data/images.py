@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akd_core.archives import ArchiveLimits, safe_extract
+from akd_core.archives import safe_extract
 from akd_core.data.checks import fail
 from akd_core.data.dataset import RawData
+from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
 # Files that tools drop into folders; they are not images and not the user's data.
@@ -52,9 +53,7 @@ def _read_image(path: Path, member: str, size: int | None, source: str) -> np.nd
     return arr  # (H, W) for grayscale, (H, W, 3) for colour
 
 
-def read_imagefolder(
-    path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits
-) -> RawData:
+def read_imagefolder(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limits) -> RawData:
     """Extract (safely) and read an image folder; classes are the sorted subfolder names."""
     source = path.name
     if path.is_dir():

@@ -10,24 +10,25 @@ from pathlib import Path
 
 import numpy as np
 
-from akd_core.archives import ArchiveLimits
 from akd_core.data import normalize
 from akd_core.data.builtin import load_builtin
-from akd_core.data.checks import check_classes, check_inputs, check_labels, fail
+from akd_core.data.checks import check_classes, check_inputs, fail
 from akd_core.data.cifar import read_cifar
 from akd_core.data.dataset import Dataset, RawData
 from akd_core.data.images import read_imagefolder
+from akd_core.data.labels import encode_labels
 from akd_core.data.npz import read_npz
 from akd_core.data.splits import cap, carve
 from akd_core.data.tabular import read_csv
 from akd_core.errors import DatasetError
 from akd_core.fileio import sha256_of
 from akd_core.formats import infer_dataset_format
+from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
 # Bump when reading, splitting or normalising changes, so old fingerprints stop matching.
-FINGERPRINT_VERSION = 1
-Reader = Callable[[Path, DatasetSpec, Path, ArchiveLimits], RawData]
+FINGERPRINT_VERSION = 2  # 2: labels are values mapped to ids
+Reader = Callable[[Path, DatasetSpec, Path, Limits], RawData]
 READERS: dict[str, Reader] = {
     "npz": read_npz,
     "imagefolder": read_imagefolder,
@@ -37,7 +38,7 @@ READERS: dict[str, Reader] = {
 
 
 def _read(
-    spec: DatasetSpec, path: Path | None, work_dir: Path, limits: ArchiveLimits
+    spec: DatasetSpec, path: Path | None, work_dir: Path, limits: Limits
 ) -> tuple[RawData, str, str]:
     """(raw data, resolved format, digest of the source) for a builtin or a file source."""
     scheme, _, name = spec.source.partition(":")
@@ -109,12 +110,14 @@ def load_dataset(
     path: Path | None,
     seed: int,
     work_dir: Path | None = None,
-    archive_limits: ArchiveLimits | None = None,
+    limits: Limits | None = None,
 ) -> Dataset:
     """Load the dataset a spec names into memory: validated, split, normalised, fingerprinted.
 
-    `archive_limits` are the caps archives must pass (the service passes its configured ones).
+    `limits` are the caps archives, tables and label sets must pass (the service passes
+    its configured ones; the defaults otherwise).
     """
+    limits = limits or Limits()
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
     # Extracted files are read into memory, so a scratch folder can go right after reading.
@@ -123,15 +126,13 @@ def load_dataset(
             spec,
             path,
             Path(work_dir) if work_dir else Path(scratch),
-            archive_limits or ArchiveLimits(),
+            limits,
         )
-    y = check_labels(raw.y, raw.source)
-    check_inputs(raw.x, y, raw.source)
+    raw = encode_labels(raw, spec.num_classes, limits.max_classes)
+    check_inputs(raw.x, raw.y, raw.source)
     for name, (x_given, y_given) in raw.given.items():
-        check_inputs(
-            x_given, check_labels(y_given, raw.source, f"y_{name}"), raw.source, f"x_{name}"
-        )
-    check_classes(y, len(raw.classes), raw.source, [ys for _, ys in raw.given.values()])
+        check_inputs(x_given, y_given, raw.source, f"x_{name}")
+    check_classes(raw.y, len(raw.classes), raw.source, [ys for _, ys in raw.given.values()])
     splits = _split(raw, spec, seed)
     x_train = _as_float(splits["train"][0], raw.scale)
     mode, mean, std = normalize.fit(x_train, spec.normalize, raw.kind)

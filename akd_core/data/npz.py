@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from akd_core.archives import ArchiveLimits, check_archive
-from akd_core.data.checks import check_inputs, check_labels, fail
+from akd_core.archives import check_archive
+from akd_core.data.checks import check_inputs, fail
 from akd_core.data.dataset import Kind, RawData
+from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
 SPLIT_KEYS = {"val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
@@ -32,12 +33,11 @@ def _layout(x: np.ndarray, source: str, name: str) -> tuple[np.ndarray, Kind]:
     )
 
 
-def read_npz(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimits) -> RawData:
+def read_npz(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limits) -> RawData:
     """Read an .npz (no pickled objects) into RawData, checking shapes and labels."""
     source = path.name
-    # An .npz is a zip: refuse links, escapes and oversized totals before numpy reads it. The
-    # ratio cap is lifted: arrays of zeros legitimately deflate ~1000x (deflate's ceiling),
-    # and the total-bytes cap is what bounds memory here.
+    # An .npz is a zip: refuse links, escapes, bombs and oversized totals before numpy
+    # inflates it into memory (its own total and ratio caps: see Limits.for_kind).
     check_archive(path, limits.for_kind("npz"))
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -48,7 +48,7 @@ def read_npz(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimit
         if key not in arrays:
             raise fail(source, f"has no array {key!r}; found {sorted(arrays)} (need x and y)")
     x, kind = _layout(arrays["x"], source, "x")
-    y = check_labels(arrays["y"], source, "y")
+    y = arrays["y"]  # label values; akd_core.data.labels maps them to class ids
     check_inputs(x, y, source, "x")
     given: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split, (xk, yk) in SPLIT_KEYS.items():
@@ -59,19 +59,20 @@ def read_npz(path: Path, spec: DatasetSpec, work_dir: Path, limits: ArchiveLimit
         xs, _ = _layout(arrays[xk], source, xk)
         if xs.shape[1:] != x.shape[1:]:
             raise fail(source, f"{xk} has samples of shape {xs.shape[1:]} but x has {x.shape[1:]}")
-        ys = check_labels(arrays[yk], source, yk)
+        ys = arrays[yk]
         check_inputs(xs, ys, source, xk)
         given[split] = (xs, ys)
-    classes = _class_names(arrays, source, [y, *(ys for _, ys in given.values())])
+    classes = _class_names(arrays, source)
     # Only uint8 images are pixels with a known range; other arrays are used as stored.
     scale = 255.0 if kind == "image" and x.dtype == np.uint8 else None
     return RawData(x, y, classes, kind, source, scale, given)
 
 
-def _class_names(arrays: dict[str, np.ndarray], source: str, labels: list[np.ndarray]) -> list[str]:
-    if "classes" in arrays:
-        names = arrays["classes"]
-        if names.ndim != 1 or names.dtype.kind not in "US":
-            raise fail(source, "classes must be a 1-D array of strings (one name per class)")
-        return [str(n) for n in names.astype(str)]
-    return [str(i) for i in range(max(int(y.max()) for y in labels) + 1)]
+def _class_names(arrays: dict[str, np.ndarray], source: str) -> list[str]:
+    """The names in `classes` (labels then index them), or [] when labels name themselves."""
+    if "classes" not in arrays:
+        return []
+    names = arrays["classes"]
+    if names.ndim != 1 or names.dtype.kind not in "US":
+        raise fail(source, "classes must be a 1-D array of strings (one name per class)")
+    return [str(n) for n in names.astype(str)]

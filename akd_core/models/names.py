@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 from akd_core.errors import SpecError
 
 IMAGE = "image"  # (C, H, W)
@@ -30,6 +34,24 @@ INPUT_KINDS: dict[str, tuple[str, ...]] = {
 ARCH_OPTIONS: dict[str, tuple[str, ...]] = {
     **{name: ("width",) for name in _CONV_NAMES},
     "mlp": ("hidden",),
+}
+
+# Default width of each convolutional model (the builders' keyword defaults; a test checks).
+DEFAULT_WIDTH: dict[str, int] = {
+    **{f"resnet{d}": 16 for d in RESNET_DEPTHS},
+    "cnn-tiny": 8,
+    "cnn-small": 16,
+    "cnn": 32,
+}
+DEFAULT_HIDDEN: tuple[int, ...] = (128, 64)
+MAX_WIDTH = 1024
+MAX_HIDDEN = 65536
+MAX_HIDDEN_LAYERS = 16
+# cnn-* models: (channel multipliers of the stages, conv blocks per stage).
+_PLAIN_LAYOUT: dict[str, tuple[tuple[int, ...], int]] = {
+    "cnn-tiny": ((1, 2), 1),
+    "cnn-small": ((1, 2, 4), 1),
+    "cnn": ((1, 2, 4), 2),
 }
 
 _KIND_BY_RANK = {1: FEATURES, 2: SIGNAL, 3: IMAGE}
@@ -98,3 +120,96 @@ def model_kind_ok(name: str, input_shape: tuple[int, ...]) -> bool:
     except SpecError:
         return False
     return True
+
+
+class OptionError(ValueError):
+    """A builder's option has a bad value; build_model turns it into a SpecError."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+        self.message = message
+
+
+def positive_int(option: str, value: Any, *, maximum: int = 4096) -> int:
+    """Validate an integer option in 1..maximum (bools are refused), for builders."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise OptionError(option, f"got {value!r}; expected an integer from 1 to {maximum}")
+    return value
+
+
+def hidden_sizes(value: Any) -> list[int]:
+    """Validate the mlp `hidden` option: a list of up to 16 layer sizes."""
+    if not isinstance(value, list | tuple) or len(value) > MAX_HIDDEN_LAYERS:
+        raise OptionError(
+            "hidden",
+            f"got {value!r}; expected a list of up to {MAX_HIDDEN_LAYERS} layer sizes, "
+            "e.g. [128, 64]",
+        )
+    return [positive_int("hidden", h, maximum=MAX_HIDDEN) for h in value]
+
+
+def _conv_bn(c_in: int, c_out: int, k: int = 3) -> int:
+    return k * k * c_in * c_out + 2 * c_out  # bias-free conv + BatchNorm weight and bias
+
+
+def _linear(d_in: int, d_out: int) -> int:
+    return d_in * d_out + d_out
+
+
+def _resnet_params(depth: int, c: int, k: int, options: dict[str, Any]) -> int:
+    w = positive_int("width", options.get("width", 16), maximum=MAX_WIDTH)
+    n = (depth - 2) // 6
+    total, c_in = _conv_bn(c, w), w
+    for stage, c_out in enumerate((w, 2 * w, 4 * w)):
+        for block in range(n):
+            total += _conv_bn(c_in, c_out) + _conv_bn(c_out, c_out)
+            if (stage > 0 and block == 0) or c_in != c_out:
+                total += _conv_bn(c_in, c_out, 1)  # option-B projection shortcut
+            c_in = c_out
+    return total + _linear(c_in, k)
+
+
+def _plain_params(name: str, c: int, k: int, options: dict[str, Any]) -> int:
+    w = positive_int("width", options.get("width", DEFAULT_WIDTH[name]), maximum=MAX_WIDTH)
+    multipliers, blocks = _PLAIN_LAYOUT[name]
+    total, c_in = 0, c
+    for m in multipliers:
+        for _ in range(blocks):
+            total += _conv_bn(c_in, m * w)
+            c_in = m * w
+    return total + _linear(c_in, k)
+
+
+def _mlp_params(d: int, k: int, options: dict[str, Any]) -> int:
+    hidden = options.get("hidden")
+    sizes = list(DEFAULT_HIDDEN) if hidden is None else hidden_sizes(hidden)
+    dims = [d, *sizes, k]
+    return sum(_linear(a, b) for a, b in zip(dims, dims[1:], strict=False))
+
+
+def _param_formula(name: str) -> Callable[[tuple[int, ...], int, dict[str, Any]], int]:
+    if name == "mlp":
+        return lambda shape, k, opts: _mlp_params(math.prod(shape), k, opts)
+    if name in _PLAIN_LAYOUT:
+        return lambda shape, k, opts: _plain_params(name, shape[0], k, opts)
+    depth = int(name.removeprefix("resnet"))
+    return lambda shape, k, opts: _resnet_params(depth, shape[0], k, opts)
+
+
+def student_params(
+    name: str, options: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> int:
+    """Parameter count of registry model `name`, computed without building it (no torch).
+
+    Raises SpecError for an unknown name or option, or an option value out of range.
+    """
+    check_arch_name(name)
+    check_arch_options(name, options)
+    try:
+        return _param_formula(name)(tuple(int(d) for d in input_shape), num_classes, options)
+    except OptionError as exc:
+        raise SpecError(
+            f"option {exc.option!r} of {name!r}: {exc.message}",
+            field=f"student.options.{exc.option}",
+        ) from exc

@@ -12,10 +12,14 @@ from akd_core.errors import SpecError
 from akd_core.models.names import (
     INPUT_KINDS,
     MODEL_NAMES,
+    OptionError,
     check_arch_input,
     check_arch_name,
     check_arch_options,
+    positive_int,
 )
+
+__all__ = ["OptionError", "build_model", "count_params", "positive_int", "register_model"]
 
 # builder(input_shape, num_classes, **options) -> nn.Module
 Builder = Callable[..., nn.Module]
@@ -24,15 +28,6 @@ _BUILDERS: dict[str, Builder] = {}
 
 # Where option errors point, given where the architecture name came from.
 _OPTIONS_FIELD = {"student.arch": "student.options", "teacher.arch": "teacher.arch_options"}
-
-
-class OptionError(ValueError):
-    """A builder's option has a bad value; build_model turns it into a SpecError."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
-        self.option = option
-        self.message = message
 
 
 def register_model(name: str) -> Callable[[Builder], Builder]:
@@ -90,13 +85,6 @@ def build_model(
             f"option {exc.option!r} of {name!r}: {exc.message}",
             field=f"{options_field}.{exc.option}",
         ) from exc
-
-
-def positive_int(option: str, value: Any, *, maximum: int = 4096) -> int:
-    """Validate an integer option in 1..maximum (bools are refused), for builders."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise OptionError(option, f"got {value!r}; expected an integer from 1 to {maximum}")
-    return value
 
 
 def count_params(model: nn.Module) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from akd_core.archives import ArchiveLimits
+from akd_core.limits import Limits
 
 GIB = 1024**3
 
@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     archive_max_members: int = Field(default=100_000, ge=1)
     archive_max_total_bytes: int = Field(default=8 * GIB, ge=1)
     archive_max_ratio: float = Field(default=200.0, gt=1.0)
+    # Job bounds checked at submit and again by the worker (see akd_core.limits.Limits).
+    npz_max_total_bytes: int = Field(default=Limits.npz_max_total_bytes, ge=1)
+    npz_max_ratio: float = Field(default=Limits.npz_max_ratio, gt=1.0)
+    csv_max_rows: int = Field(default=Limits.csv_max_rows, ge=1)
+    csv_max_columns: int = Field(default=Limits.csv_max_columns, ge=2)
+    max_classes: int = Field(default=Limits.max_classes, ge=2)
+    max_epochs: int = Field(default=Limits.max_epochs, ge=1)
+    max_batch_size: int = Field(default=Limits.max_batch_size, ge=1)
+    max_student_params: int = Field(default=Limits.max_student_params, ge=1)
     require_keys: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -140,14 +149,26 @@ class Settings(BaseSettings):
             return self.broker_url
         return redis_socket_url(self.embedded_redis_socket.resolve())
 
-    def archive_limits(self) -> ArchiveLimits:
-        """The archive caps of this server: uploads are checked with them, and so is the
-        worker's reading of the same files."""
-        return ArchiveLimits(
+    def limits(self) -> Limits:
+        """The bounds of this server: uploads and specs are checked with them at submit, and
+        the worker checks the same again before reading and training."""
+        return Limits(
             max_members=self.archive_max_members,
             max_total_bytes=self.archive_max_total_bytes,
             max_ratio=self.archive_max_ratio,
+            npz_max_total_bytes=self.npz_max_total_bytes,
+            npz_max_ratio=self.npz_max_ratio,
+            csv_max_rows=self.csv_max_rows,
+            csv_max_columns=self.csv_max_columns,
+            max_classes=self.max_classes,
+            max_epochs=self.max_epochs,
+            max_batch_size=self.max_batch_size,
+            max_student_params=self.max_student_params,
         )
+
+    def archive_limits(self) -> Limits:
+        """The same as limits(): the archive caps are part of it (the worker's name for it)."""
+        return self.limits()
 
     def ensure_dirs(self) -> None:
         """Create the local folders the service writes to."""

@@ -118,22 +118,17 @@ def test_explicit_normalize_is_applied_and_checked(tmp_path: Path) -> None:
     [
         ({"x": np.array([[np.nan, 1.0]] * 10), "y": np.arange(10) % 2}, "NaN or infinite"),
         ({"x": np.zeros((10, 2)), "y": np.arange(9) % 2}, "10 samples but its labels have 9"),
-        (
-            {"x": np.zeros((10, 2)), "y": np.arange(10) % 3 * 2},
-            r"class\(es\) 1, 3 have no training sample",
-        ),
-        ({"x": np.zeros((10, 2)), "y": np.arange(10) % 2 - 1}, "negative label"),
-        ({"x": np.zeros((10, 2)), "y": np.full(10, 0.5)}, "non-integer labels"),
+        ({"x": np.zeros((10, 2)), "y": np.full(10, 0.5)}, "non-integer numbers"),
         ({"x": np.zeros((10, 2)), "y": np.zeros(10)}, "at least 2"),
         ({"x": np.zeros(10), "y": np.arange(10) % 2}, r"shape \(10,\)"),
         ({"x": np.zeros((10, 2))}, "no array 'y'"),
         (
             {"x": np.zeros((10, 2)), "y": np.arange(10) % 2, "classes": np.array(["a"])},
-            "label 1 is out of range for 1 classes|at least 2",
+            r"label 1 is outside 0\.\.0",
         ),
         (
             {"x": np.zeros((10, 2)), "y": np.arange(10) % 3, "classes": np.array(["a", "b"])},
-            "label 2 is out of range for 2 classes",
+            r"label 2 is outside 0\.\.1; the dataset names 2 classes",
         ),
         (
             {

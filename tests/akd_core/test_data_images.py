@@ -258,9 +258,7 @@ def test_the_callers_archive_caps_apply(tmp_path: Path) -> None:
     spec = DatasetSpec(source="file:pets.zip")
     assert load_dataset(spec, path, 0).num_classes == 2
     with pytest.raises(DatasetError, match="members"):
-        load_dataset(spec, path, 0, archive_limits=ArchiveLimits(max_members=5))
+        load_dataset(spec, path, 0, limits=ArchiveLimits(max_members=5))
     cifar = _cifar10(tmp_path / "c.tar.gz")
     with pytest.raises(DatasetError, match="members"):
-        load_dataset(
-            DatasetSpec(source="file:c"), cifar, 0, archive_limits=ArchiveLimits(max_members=2)
-        )
+        load_dataset(DatasetSpec(source="file:c"), cifar, 0, limits=ArchiveLimits(max_members=2))
