@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,29 @@ def digits_teacher(tmp_path_factory) -> Path:
     )
     assert acc > 0.9, f"reference teacher too weak: {acc}"
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL cluster for the session, or the reason it could not be started."""
+    from tests.pg_cluster import PostgresCluster, PostgresUnavailable
+
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+    except (PostgresUnavailable, OSError, KeyError, subprocess.SubprocessError) as exc:
+        cluster.stop()
+        yield f"PostgreSQL could not be started: {exc}"
+        return
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """The URL of a fresh, empty PostgreSQL database; skips (with the reason) without one."""
+    if isinstance(postgres_cluster, str):
+        pytest.skip(postgres_cluster)
+    return postgres_cluster.create_database()

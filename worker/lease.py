@@ -1,4 +1,5 @@
-"""The lease a worker holds on a running job: a heartbeat thread and the run's stop check."""
+"""The lease a worker holds on a running job: a heartbeat thread, a stage watchdog, and
+the run's stop check."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ class Lease:
     worker took the job over, or this worker could not heartbeat for so long that another
     one may be about to. Stopping a little before the takeover threshold is what keeps two
     runs of one job from ever overlapping.
+
+    The heartbeat proves the process is alive, not that the run advances; so it is also a
+    watchdog. Every event and every stop check of the run counts as progress; a stage with
+    none for stage_timeout_s (a teacher load or an export that hangs) is hung: the lease
+    gives the attempt up (the job is resumed by another attempt, or fails once out of
+    attempts) with a failure_reason naming the stage, and stops beating.
     """
 
     def __init__(
@@ -42,6 +49,8 @@ class Lease:
         self._stop = threading.Event()
         self._last_ok = clock()
         self._cancel_checked_at = float("-inf")
+        self._last_progress = clock()
+        self.stage = "starting"  # the run's current stage, named by its events
         self._cancel_requested = False
         self._thread = threading.Thread(
             target=self._beat_loop, name=f"heartbeat-{job_id[:8]}", daemon=True
@@ -77,8 +86,32 @@ class Lease:
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):
+            if self._clock() - self._last_progress > self.settings.stage_timeout_s:
+                self._give_up_hung_stage()
+                return
             if not self.beat():
                 return
+
+    def progressed(self, stage: str | None = None) -> None:
+        """Note that the run advanced (an event, a stop check), in `stage` when named."""
+        self._last_progress = self._clock()
+        if stage:
+            self.stage = stage
+
+    def _give_up_hung_stage(self) -> None:
+        timeout = self.settings.stage_timeout_s
+        reason = (
+            f"the {self.stage} stage made no progress for {timeout:g} s "
+            f"(stage_timeout_s); the worker gave up on it"
+        )
+        try:
+            with session_scope(self.settings) as session:
+                state = jobs_db.abandon_attempt(session, self.job_id, self.worker_id, reason)
+        except Exception:  # not beating any more makes the job stale all the same
+            log.warning("job %s: recording the hung stage failed", self.job_id, exc_info=True)
+            state = None
+        log.error("job %s: %s (job now %s)", self.job_id, reason, state or "stale")
+        self.mark_lost(reason)
 
     def refreshed(self) -> None:
         """Note a successful lease-guarded write made elsewhere (it refreshes the heartbeat)."""
@@ -100,6 +133,7 @@ class Lease:
     # -- the run's stop check ---------------------------------------------------------------
     def should_stop(self) -> bool:
         """The run's should_cancel: the lease is lost, or a user asked to cancel."""
+        self.progressed()  # the run is calling us, so it is not stuck
         if self.lost:
             return True
         now = self._clock()

@@ -1,4 +1,4 @@
-"""The reaper: re-enqueue jobs whose worker died or whose message was lost.
+"""The reaper: re-enqueue jobs whose worker died or whose message was lost; drop old events.
 
 A worker killed outright (SIGKILL, OOM, power loss) leaves its message unacknowledged in
 Redis until the visibility timeout (hours) and its job row `running` with a heartbeat that
@@ -9,6 +9,11 @@ than the staleness threshold gets a new message too: its first may never have re
 broker. Duplicate messages are harmless: only one claim of a queued job wins, and a claim
 of a job with a fresh lease is dropped.
 
+Re-sends are counted on the job row and back off exponentially (see app.db.upkeep); after
+reaper_max_resends with no claim, the job is failed with a reason instead of being re-sent
+forever. Each pass also deletes, in bounded batches, the events of jobs that finished more
+than event_retention_days ago.
+
 Run it as a thread inside `akd serve`, or alone: `python -m worker.reaper`.
 """
 
@@ -17,18 +22,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from sqlalchemy import update
 
 from app.core.config import Settings, get_settings
-from app.db import jobs as jobs_db
+from app.db import upkeep
 from app.db.models import CANCELLING, RUNNING, Job
 from app.db.session import session_scope
 
 log = logging.getLogger(__name__)
 Enqueue = Callable[[str], None]
+# Events deleted per transaction, and batches per pass: bounded work, short locks.
+PURGE_BATCH = 1000
+PURGE_BATCHES_PER_PASS = 10
 
 
 def _default_enqueue(job_id: str) -> None:
@@ -38,62 +45,70 @@ def _default_enqueue(job_id: str) -> None:
 
 
 class Reaper:
-    """Finds stale and orphaned jobs and sends each a new message, at most once per period."""
+    """Sends stale and orphaned jobs a new message (with backoff) and purges old events."""
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        enqueue: Enqueue | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, enqueue: Enqueue | None = None) -> None:
         self.settings = settings or get_settings()
         self.enqueue = enqueue or _default_enqueue
-        self._clock = clock
-        self._sent: dict[str, float] = {}  # job id -> when we last enqueued it
         # Half the staleness threshold: a dead worker's job waits at most 1.5x stale_after_s.
         self.interval_s = max(0.5, self.settings.stale_after_s / 2)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def reap_once(self) -> list[str]:
-        """Enqueue stale jobs, and queued jobs older than stale_after_s, not enqueued within
-        the last stale_after_s; return their ids.
+        """Re-send the jobs whose next message is due, purge old events; the ids sent.
 
-        A job still queued that long may have lost its message (the broker was down at
-        POST /jobs, Redis lost it, the task failed before claiming); if it did not, the
-        extra message is dropped by the claim's compare-and-set.
+        A job still queued after stale_after_s may have lost its message (the broker was
+        down at POST /jobs, Redis lost it, the task failed before claiming); if it did not,
+        the extra message is dropped by the claim's compare-and-set.
         """
-        after = self.settings.stale_after_s
-        with session_scope(self.settings) as session:
-            ids = jobs_db.stale_jobs(session, after) + jobs_db.queued_jobs(session, after)
-        return self._send(ids)
+        sent = self._resend(ignore_backoff=False)
+        self.purge_events()
+        return sent
 
     def requeue_unfinished(self) -> list[str]:
         """Enqueue queued and stale jobs (at start: messages may have been lost with the broker)."""
-        with session_scope(self.settings) as session:
-            ids = jobs_db.queued_jobs(session) + jobs_db.stale_jobs(
-                session, self.settings.stale_after_s
-            )
-        return self._send(ids)
+        return self._resend(ignore_backoff=True)
 
-    def _send(self, job_ids: list[str]) -> list[str]:
-        now = self._clock()
-        # Forget old entries so the map cannot grow without bound.
-        self._sent = {j: t for j, t in self._sent.items() if now - t < self.settings.stale_after_s}
+    def _resend(self, *, ignore_backoff: bool) -> list[str]:
+        s = self.settings
+        with session_scope(s) as session:
+            due = upkeep.resend_due(session, s.stale_after_s, ignore_backoff=ignore_backoff)
         sent = []
-        for job_id in dict.fromkeys(job_ids):
-            if job_id in self._sent:
+        for job in due:
+            if job.resends >= s.reaper_max_resends:
+                with session_scope(s) as session:
+                    state = upkeep.give_up(session, job, s.stale_after_s)
+                if state is not None:
+                    log.warning("job %s: %s after %d re-sends", job.id, state, job.resends)
                 continue
             try:
-                self.enqueue(job_id)
+                self.enqueue(job.id)
             except Exception:
-                log.warning("could not enqueue job %s; will retry", job_id, exc_info=True)
+                log.warning("could not enqueue job %s; will retry", job.id, exc_info=True)
                 continue
-            self._sent[job_id] = now
-            sent.append(job_id)
+            with session_scope(s) as session:
+                upkeep.mark_resent(session, job.id)
+            sent.append(job.id)
         if sent:
             log.info("re-enqueued %d job(s): %s", len(sent), ", ".join(sent))
         return sent
+
+    def purge_events(self) -> int:
+        """Delete events of jobs finished over event_retention_days ago (0 keeps them)."""
+        days = self.settings.event_retention_days
+        if days <= 0:
+            return 0
+        total = 0
+        for _ in range(PURGE_BATCHES_PER_PASS):
+            with session_scope(self.settings) as session:
+                n = upkeep.purge_events(session, days, PURGE_BATCH)
+            total += n
+            if n < PURGE_BATCH:
+                break
+        if total:
+            log.info("deleted %d event(s) of jobs finished over %g day(s) ago", total, days)
+        return total
 
     def run_forever(self) -> None:
         """Reap every interval_s until stop() is called."""

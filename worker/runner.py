@@ -20,6 +20,7 @@ from app.db import jobs as jobs_db
 from app.db.models import CANCELLED, FAILED, SUCCEEDED, Upload
 from app.db.session import session_scope
 from worker.lease import Lease
+from worker.scrub import scrub_paths
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,10 @@ class EventRecorder:
 
     def __call__(self, event: ProgressEvent) -> None:
         # The attempt number on every event lets anyone check that runs never interleave.
+        self.lease.progressed(event.stage)  # feeds the stage watchdog
         data = event.to_dict() | {"attempt": self.attempt}
+        if isinstance(data.get("message"), str):
+            data["message"] = scrub_paths(data["message"], self.settings)
         try:
             with session_scope(self.settings) as session:
                 held = jobs_db.set_progress(
@@ -181,10 +185,11 @@ def execute_job(
     except JobCancelled:
         state = CANCELLED
     except AKDError as exc:
-        reason = str(exc)
+        reason = scrub_paths(str(exc), settings)
     except Exception as exc:
         log.error("job %s: internal error\n%s", job_id, traceback.format_exc())
-        reason = f"internal error: {type(exc).__name__}: {exc}"
+        # The log keeps the full message; the row, which users read, gets no server paths.
+        reason = scrub_paths(f"internal error: {type(exc).__name__}: {exc}", settings)
     finally:
         lease.stop()
 
@@ -196,8 +201,9 @@ def execute_job(
         recorded = jobs_db.finish_job(
             session, job_id, worker_id, state, reason, metrics=metrics, artifacts=artifacts
         )
-    if not recorded:
+    if recorded is None:
         log.warning("job %s: outcome %s not recorded, the lease was lost", job_id, state)
         return None
-    log.info("job %s: %s%s", job_id, state, f" ({reason})" if reason else "")
-    return state
+    # `recorded` may differ from `state`: a cancel that arrived before the end wins.
+    log.info("job %s: %s%s", job_id, recorded, f" ({reason})" if reason else "")
+    return recorded

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.db.clock import db_now, db_utcnow
 from app.db.models import (
     CANCELLED,
     CANCELLING,
@@ -22,7 +23,6 @@ from app.db.models import (
     SUCCEEDED,
     Event,
     Job,
-    utcnow,
 )
 
 ACTIVE_STATES = (RUNNING, CANCELLING)
@@ -142,7 +142,7 @@ def events_after(session: Session, job_id: str, after_id: int = 0, limit: int = 
 
 def request_cancel(session: Session, job_id: str) -> str | None:
     """Cancel a queued job at once or flag a running one; the new state, or None if final."""
-    now = utcnow()
+    now = db_utcnow()
     done = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == QUEUED)
@@ -180,9 +180,10 @@ def claim_job(session: Session, job_id: str, worker_id: str, stale_after_s: floa
     Claims a queued job, or takes over a running one whose heartbeat is older than
     stale_after_s (its worker died), while attempts remain. A stale job out of attempts is
     failed with a reason, and a stale job that was being cancelled becomes cancelled.
+    Staleness is judged by the database's clock, never by this worker's.
     """
-    now = utcnow()
-    cutoff = now - timedelta(seconds=stale_after_s)
+    now = db_utcnow()
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     stale = and_(Job.state == RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
     result = session.execute(
         update(Job)
@@ -199,6 +200,9 @@ def claim_job(session: Session, job_id: str, worker_id: str, stale_after_s: floa
             heartbeat_at=now,
             started_at=now,
             updated_at=now,
+            failure_reason=None,  # a reason left by a previous attempt's watchdog
+            resends=0,
+            resent_at=None,
         )
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -232,7 +236,7 @@ def _settle_abandoned(session: Session, job_id: str, cutoff: datetime) -> None:
         )
     else:
         return
-    now = utcnow()
+    now = db_utcnow()
     done = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == job.state, Job.attempt == job.attempt)
@@ -245,8 +249,8 @@ def _settle_abandoned(session: Session, job_id: str, cutoff: datetime) -> None:
 
 
 def heartbeat(session: Session, job_id: str, worker_id: str) -> bool:
-    """Refresh the lease; False when this worker no longer holds it."""
-    now = utcnow()
+    """Refresh the lease (stamped with the database's clock); False once it is not ours."""
+    now = db_utcnow()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
@@ -260,7 +264,7 @@ def set_progress(
     session: Session, job_id: str, worker_id: str, *, phase: str | None, progress: float
 ) -> bool:
     """Record phase and progress (0..1) under the lease, refreshing the heartbeat too."""
-    now = utcnow()
+    now = db_utcnow()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
@@ -280,11 +284,18 @@ def finish_job(
     failure_reason: str | None = None,
     metrics: dict[str, Any] | None = None,
     artifacts: list[str] | None = None,
-) -> bool:
-    """Record the outcome under the lease; False when the lease was lost (nothing written)."""
+) -> str | None:
+    """Record the outcome under the lease; the state written, or None if the lease was lost.
+
+    Cancel wins over success: a run that completed after someone asked to cancel ends
+    `cancelled` (its files stay on disk but are not offered), because the user was told
+    "cancelling". Only a job whose success was recorded first ignores a later cancel.
+    A failure stays a failure: its reason says more than "cancelled" would.
+    """
     if state not in FINAL_STATES:
         raise ValueError(f"finish_job state must be one of {sorted(FINAL_STATES)}, not {state!r}")
-    now = utcnow()
+    ours = and_(Job.id == job_id, Job.lease_owner == worker_id)
+    now = db_utcnow()
     values: dict[str, Any] = {
         "state": state,
         "failure_reason": failure_reason,
@@ -294,40 +305,65 @@ def finish_job(
     }
     if state == SUCCEEDED:
         values["progress"] = 1.0
+        # Two compare-and-sets, each atomic: success only from running without a cancel flag;
+        # otherwise (the flag won the race) the same lease records the cancellation.
+        where = and_(ours, Job.state == RUNNING, Job.cancel_requested.is_(False))
+    else:
+        where = and_(ours, Job.state.in_(ACTIVE_STATES))
     if metrics is not None:
         values["metrics"] = metrics
     if artifacts is not None:
         values["artifacts"] = list(artifacts)
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
-        .values(**values)
-    )
+    written = state
+    result = session.execute(update(Job).where(where).values(**values))
+    if result.rowcount != 1 and state == SUCCEEDED:  # type: ignore[attr-defined]
+        written = CANCELLED
+        result = session.execute(
+            update(Job)
+            .where(ours, Job.state.in_(ACTIVE_STATES), Job.cancel_requested.is_(True))
+            .values(state=CANCELLED, failure_reason=None, finished_at=now, updated_at=now,
+                    heartbeat_at=now)
+        )  # fmt: skip
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        return False
-    data = {"state": state} | ({"failure_reason": failure_reason} if failure_reason else {})
+        return None
+    data = {"state": written} | ({"failure_reason": failure_reason} if failure_reason else {})
     session.add(Event(job_id=job_id, kind="state", data=data))
     session.commit()
-    return True
+    return written
 
 
 def stale_jobs(session: Session, stale_after_s: float) -> list[str]:
     """Ids of running/cancelling jobs whose heartbeat is older than stale_after_s."""
-    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     query = select(Job.id).where(
         Job.state.in_(ACTIVE_STATES), or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff)
     )
     return list(session.execute(query).scalars())
 
 
-def queued_jobs(session: Session, older_than_s: float | None = None) -> list[str]:
-    """Ids of queued jobs (created over older_than_s ago when given), oldest first.
+def abandon_attempt(session: Session, job_id: str, worker_id: str, reason: str) -> str | None:
+    """Give up this worker's attempt (its run hung); the job's state after, None if not ours.
 
-    To re-enqueue them after a broker restart, or when their message was lost.
+    With attempts left the job goes stale at once (heartbeat cleared, the reason kept until a
+    new attempt claims it) so the reaper's next message resumes it elsewhere; out of attempts
+    it fails with `reason`; a job being cancelled ends cancelled.
     """
-    query = select(Job.id).where(Job.state == QUEUED)
-    if older_than_s is not None:
-        query = query.where(Job.created_at < utcnow() - timedelta(seconds=older_than_s))
-    query = query.order_by(Job.created_at)
-    return list(session.execute(query).scalars())
+    job = get_job(session, job_id)
+    if job is None or job.lease_owner != worker_id or job.state not in ACTIVE_STATES:
+        return None
+    if job.cancel_requested:
+        return finish_job(session, job_id, worker_id, CANCELLED)
+    if job.attempt >= job.max_attempts:
+        return finish_job(session, job_id, worker_id, FAILED, reason)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
+        .values(heartbeat_at=None, failure_reason=reason, updated_at=db_utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    session.add(Event(job_id=job_id, kind="log", data={"message": reason, "attempt": job.attempt}))
+    session.commit()
+    return job.state

@@ -1,4 +1,4 @@
-"""Fixtures for worker tests: a migrated SQLite database in a temp data dir."""
+"""Fixtures for worker tests: a migrated database (SQLite, and PostgreSQL where it starts)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,14 @@ SPEC: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh database, with fast heartbeats so lease tests run quickly."""
-    s = Settings(data_dir=tmp_path / "data", heartbeat_s=0.1, stale_after_s=3.0)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on a fresh database of each backend, with fast heartbeats for lease tests.
+
+    The PostgreSQL variant skips, printing why, where no cluster could be started.
+    """
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    s = Settings(data_dir=tmp_path / "data", database_url=url, heartbeat_s=0.1, stale_after_s=3.0)
     s.ensure_dirs()
     upgrade(s)
     return s

@@ -22,12 +22,21 @@ def _running(settings, job_id: str, owner: str, age_s: float) -> None:
         )  # fmt: skip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
+def _age_resend(settings, job_id: str, age_s: float) -> None:
+    """Pretend the reaper's last message for the job was sent age_s ago."""
+    with session_scope(settings) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(resent_at=utcnow() - timedelta(seconds=age_s))
+        )
 
-    def __call__(self) -> float:
-        return self.now
+
+def _row(settings, job_id: str) -> Job:
+    with session_scope(settings) as session:
+        job = jobs_db.get_job(session, job_id)
+        assert job is not None
+        return job
 
 
 def test_stale_jobs_are_enqueued_once_per_period(settings, make_job):
@@ -35,13 +44,54 @@ def test_stale_jobs_are_enqueued_once_per_period(settings, make_job):
     _running(settings, dead, "w-dead", age_s=settings.stale_after_s + 1)
     _running(settings, alive, "w-alive", age_s=0)
     sent: list[str] = []
-    clock = Clock()
-    reaper = Reaper(settings, enqueue=sent.append, clock=clock)
+    reaper = Reaper(settings, enqueue=sent.append)
     assert reaper.reap_once() == [dead]
     assert reaper.reap_once() == []  # not again while the first message may still be pending
-    clock.now += settings.stale_after_s + 0.1
+    _age_resend(settings, dead, settings.stale_after_s + 0.1)
     assert reaper.reap_once() == [dead]
     assert sent == [dead, dead]
+
+
+def test_resends_back_off_and_stop_with_a_reason_after_the_cap(settings, make_job):
+    # Nobody ever claims these: before, each got one message per stale_after_s forever.
+    settings = settings.model_copy(update={"reaper_max_resends": 3})
+    queued, stale = make_job(), make_job()
+    _age(settings, queued, settings.stale_after_s + 1)
+    _running(settings, stale, "w-dead", age_s=settings.stale_after_s + 1)
+    sent: list[str] = []
+    reaper = Reaper(settings, enqueue=sent.append)
+    period = settings.stale_after_s
+    assert sorted(reaper.reap_once()) == sorted([queued, stale])  # re-send 1
+    for job in (queued, stale):
+        _age_resend(settings, job, period + 0.1)
+    assert len(reaper.reap_once()) == 2  # re-send 2, one period after the first
+    for job in (queued, stale):
+        _age_resend(settings, job, period + 0.1)
+    assert reaper.reap_once() == []  # the third waits two periods
+    for job in (queued, stale):
+        _age_resend(settings, job, 2 * period + 0.1)
+    assert len(reaper.reap_once()) == 2  # re-send 3 = the cap
+    for job in (queued, stale):
+        _age_resend(settings, job, 4 * period + 0.1)
+    assert reaper.reap_once() == []  # given up, not sent again
+    assert len(sent) == 6
+    for job in (queued, stale):
+        row = _row(settings, job)
+        assert row.state == "failed" and row.resends == 3
+        assert "no worker took this job after 3 re-sent messages" in row.failure_reason
+    _age_resend(settings, queued, 1e6)
+    assert reaper.reap_once() == [] and len(sent) == 6
+
+
+def test_a_claim_resets_the_resend_count(settings, make_job):
+    job_id = make_job()
+    _age(settings, job_id, settings.stale_after_s + 1)
+    Reaper(settings, enqueue=lambda _: None).reap_once()
+    assert _row(settings, job_id).resends == 1
+    with session_scope(settings) as session:
+        assert jobs_db.claim_job(session, job_id, "w1", settings.stale_after_s) is not None
+    row = _row(settings, job_id)
+    assert row.resends == 0 and row.resent_at is None
 
 
 def test_start_requeues_queued_and_stale_jobs_but_not_finished_ones(settings, make_job):
@@ -92,11 +142,10 @@ def test_queued_jobs_whose_message_was_lost_are_resent_once_old(settings, make_j
     lost, fresh = make_job(), make_job()
     _age(settings, lost, settings.stale_after_s + 1)
     sent: list[str] = []
-    clock = Clock()
-    reaper = Reaper(settings, enqueue=sent.append, clock=clock)
+    reaper = Reaper(settings, enqueue=sent.append)
     assert reaper.reap_once() == [lost]  # a just-created job still has its first message
     assert reaper.reap_once() == []
-    clock.now += settings.stale_after_s + 0.1
+    _age_resend(settings, lost, settings.stale_after_s + 0.1)
     _age(settings, fresh, settings.stale_after_s + 1)
     assert sorted(reaper.reap_once()) == sorted([lost, fresh])
     # A duplicate is harmless: only one claim of a queued job wins.

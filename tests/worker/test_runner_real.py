@@ -13,6 +13,7 @@ from worker.runner import execute_job
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # the DB part is tested apart
 def test_real_run_writes_the_contract_outputs(settings, make_job, digits_teacher):
     with session_scope(settings) as session:
         session.add(Upload(id="t1", owner="local", filename="teacher.onnx", size=1,
