@@ -77,7 +77,7 @@ def check_job_limits(
     The student's size is checked when the sample shape is known (`input_shape`); with
     `num_classes` unknown the smallest count (2) is assumed, so a refusal is always certain.
     """
-    from akd_core.models.names import student_params  # torch-free
+    from akd_core.models.names import model_kind_ok, student_params  # torch-free
 
     ann = spec.annealing
     if ann.total_epochs > limits.max_epochs:
@@ -99,8 +99,8 @@ def check_job_limits(
             f"{limits.max_classes}",
             field="dataset.source",
         )
-    if input_shape is None:
-        return
+    if input_shape is None or not model_kind_ok(spec.student.arch, tuple(input_shape)):
+        return  # unknown size, or a mismatch the loader explains better
     k = num_classes or declared or 2
     params = student_params(spec.student.arch, spec.student.options, input_shape, k)
     if params > limits.max_student_params:

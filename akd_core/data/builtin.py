@@ -26,6 +26,8 @@ def _digits() -> RawData:
 
 
 BUILTINS: dict[str, Callable[[], RawData]] = {"digits": _digits}
+# (sample shape, classes) of each builtin, known without loading it (checks at submit).
+BUILTIN_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {"digits": ((1, 8, 8), 10)}
 
 
 def load_builtin(name: str) -> RawData:

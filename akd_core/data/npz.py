@@ -10,6 +10,7 @@ import numpy as np
 from akd_core.archives import check_archive
 from akd_core.data.checks import check_inputs, fail
 from akd_core.data.dataset import Kind, RawData
+from akd_core.data.peek import sample_shape
 from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
@@ -23,7 +24,7 @@ def _layout(x: np.ndarray, source: str, name: str) -> tuple[np.ndarray, Kind]:
     if x.ndim == 3:
         return x, "signal"
     if x.ndim == 4:
-        if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        if sample_shape(x.shape) != x.shape[1:]:  # (N, H, W, C) images
             return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "image"
         return x, "image"
     raise fail(

@@ -56,10 +56,10 @@ class _Table:
         self.label_ids: dict[str, int] = {}
 
     def add(self, features: list[float], label: str, line: int) -> None:
+        if self.n >= self.limits.csv_max_rows:
+            raise fail(self.source, f"has more than {self.limits.csv_max_rows} data rows")
         at = self.n % BLOCK_ROWS
         if at == 0:
-            if self.n >= self.limits.csv_max_rows:
-                raise fail(self.source, f"has more than {self.limits.csv_max_rows} data rows")
             self.blocks.append(np.empty((BLOCK_ROWS, self.width), np.float32))
             self.codes.append(np.empty(BLOCK_ROWS, np.int32))
         code = self.label_ids.setdefault(label, len(self.label_ids))

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from akd_core.archives import check_archive
 from akd_core.errors import AKDError
 from akd_core.formats import infer_dataset_format, infer_teacher_format, sniff
+from akd_core.limits import Limits, check_job_limits
 from akd_core.models.names import check_arch_name, check_arch_options
 from akd_core.spec import JobSpec, parse_spec
 from app.api.problems import ApiProblem
@@ -104,11 +105,31 @@ def check_builtin_dataset(source: str, field: str = "dataset.source") -> None:
         )
 
 
-def validate_sources(session: Session, spec: JobSpec, owner: str, uploads_root: Path) -> JobSpec:
-    """Check architectures and every source of `spec`; return it with formats filled in.
+def _check_student_size(
+    spec: JobSpec, dataset_format: str | None, data_path: Path | None, limits: Limits
+) -> None:
+    """Refuse a student past the parameter cap where the dataset's headers tell its size; the
+    worker checks again with the loaded data either way."""
+    from akd_core.data.peek import peek_dataset  # numpy, loaded on first submit
+
+    shape, num_classes = peek_dataset(spec.dataset, dataset_format, data_path)
+    check_job_limits(spec, limits, shape, num_classes)
+
+
+def validate_sources(
+    session: Session,
+    spec: JobSpec,
+    owner: str,
+    uploads_root: Path,
+    limits: Limits | None = None,
+) -> JobSpec:
+    """Check architectures, every source and the server's `limits`; return `spec` with formats
+    filled in.
 
     Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
     """
+    limits = limits or Limits()
+    check_job_limits(spec, limits)  # epochs, batch size, declared classes: no file needed
     check_arch_name(spec.student.arch, "student.arch")
     check_arch_options(spec.student.arch, spec.student.options, "student.options")
     if spec.teacher.arch:
@@ -124,9 +145,13 @@ def validate_sources(session: Session, spec: JobSpec, owner: str, uploads_root: 
         path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
         teacher_format = infer_teacher_format(path, spec.teacher.format)  # type: ignore[assignment]
     dataset_format = spec.dataset.format
+    data_path = None
     if spec.dataset.source.startswith("upload:"):
-        path = _upload_file(session, spec.dataset.source, owner, "dataset.source", uploads_root)
-        dataset_format = infer_dataset_format(path, spec.dataset.format)  # type: ignore[assignment]
+        data_path = _upload_file(
+            session, spec.dataset.source, owner, "dataset.source", uploads_root
+        )
+        dataset_format = infer_dataset_format(data_path, spec.dataset.format)  # type: ignore[assignment]
+    _check_student_size(spec, dataset_format, data_path, limits)
 
     # Store the resolved formats so the worker runs exactly what was validated here; parsing
     # again re-runs the cross-field rules (e.g. an inferred safetensors teacher needs an arch).

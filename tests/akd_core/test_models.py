@@ -123,3 +123,30 @@ def test_names_module_does_not_import_torch() -> None:
     code = "import sys, akd_core.models.names; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("classes", [2, 37])
+def test_student_params_formula_equals_the_built_model(name: str, classes: int) -> None:
+    """The torch-free formula the API uses at submit counts exactly what the builder makes."""
+    from akd_core.models.names import student_params
+
+    shapes = [(7,), (2, 11), (3, 8, 8)] if name == "mlp" else [(3, 32, 32), (1, 8, 8), (5, 9, 17)]
+    variants = [{}, {"hidden": [5]}, {"hidden": []}, {"hidden": [300, 9, 4]}]
+    if name != "mlp":
+        variants = [{}, {"width": 3}, {"width": 24}]
+    for shape in shapes:
+        for options in variants:
+            built = count_params(build_model(name, shape, classes, options))
+            assert student_params(name, options, shape, classes) == built, (shape, options)
+
+
+def test_student_params_of_huge_options_is_computed_without_building() -> None:
+    from akd_core.models.names import student_params
+
+    # The audit's 69 G-parameter MLP and resnet110 at width 1024: counted in microseconds.
+    assert student_params("mlp", {"hidden": [65536] * 16}, (3, 32, 32), 10) > 6.4e10
+    assert student_params("resnet110", {"width": 1024}, (3, 32, 32), 10) > 6e9
+    with pytest.raises(SpecError, match="'width' of 'cnn'.*1 to 1024") as info:
+        student_params("cnn", {"width": 4096}, (3, 32, 32), 10)
+    assert info.value.field == "student.options.width"
