@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from akd_core.spec import JobSpec
+from app.api.deps import slot_limiters
+from app.api.guards import KeysOffGuard
+from app.api.openapi import build_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import artifacts, docs, events, jobs, meta, uploads
 from app.core.config import Settings, get_settings
@@ -24,20 +25,6 @@ DESCRIPTION = (
     "(`POST /jobs`), follow its events, download the artifacts. Errors are RFC 9457 "
     "problem+json."
 )
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    # POST /jobs reads its body raw (for field-naming errors), so add the spec's schema here.
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        spec = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(spec.pop("$defs", {}))
-        components["JobSpec"] = spec
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,9 +46,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.stream_slots, app.state.upload_slots = slot_limiters(settings)
+    if not settings.require_keys:
+        # Checked per request: the app cannot see where uvicorn was told to bind.
+        app.add_middleware(KeysOffGuard)
     install_problem_handlers(app)
     for module in (meta, uploads, jobs, events, artifacts, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, settings.require_keys)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

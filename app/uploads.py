@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -141,11 +143,47 @@ def _too_large_message(size: int | None, max_bytes: int) -> str:
     )
 
 
-async def receive_upload(request: Request, dest_dir: Path, max_bytes: int) -> ReceivedFile:
+@dataclass(frozen=True)
+class UploadTimeouts:
+    """How long an upload may go without a byte (idle_s), and take in all (total_s)."""
+
+    idle_s: float
+    total_s: float
+
+
+async def _timed_chunks(request: Request, timeouts: UploadTimeouts) -> AsyncIterator[bytes]:
+    """The body's chunks; UploadRejected(408) when the client stalls or runs out of time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeouts.total_s
+    chunks = request.stream()
+    while True:
+        left = deadline - loop.time()
+        wait = min(timeouts.idle_s, left)
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), timeout=max(wait, 0.0))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if wait < timeouts.idle_s:
+                reason = f"took longer than {timeouts.total_s:g} s in all"
+                setting = "AKD_UPLOAD_TOTAL_TIMEOUT_S"
+            else:
+                reason = f"sent nothing for {timeouts.idle_s:g} s"
+                setting = "AKD_UPLOAD_IDLE_TIMEOUT_S"
+            raise UploadRejected(
+                408, f"the upload was aborted: the client {reason} (setting {setting})"
+            ) from None
+        yield chunk
+
+
+async def receive_upload(
+    request: Request, dest_dir: Path, max_bytes: int, timeouts: UploadTimeouts
+) -> ReceivedFile:
     """Stream the request's file part into dest_dir; UploadRejected past the cap or if absent.
 
     The cap is checked on every chunk, so an oversized body is refused as soon as it passes
-    the cap and the rest is never read. On any failure dest_dir is removed.
+    the cap and the rest is never read. A client that stalls or is too slow gets a 408.
+    On any failure dest_dir is removed.
     """
     check_declared_length(request, max_bytes)
     boundary = _boundary(request)
@@ -165,7 +203,7 @@ async def receive_upload(request: Request, dest_dir: Path, max_bytes: int) -> Re
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
-        async for chunk in request.stream():
+        async for chunk in _timed_chunks(request, timeouts):
             parser.write(chunk)
             if receiver.too_large:
                 raise UploadRejected(413, _too_large_message(None, max_bytes))
@@ -188,6 +226,7 @@ async def receive_upload(request: Request, dest_dir: Path, max_bytes: int) -> Re
         shutil.rmtree(dest_dir, ignore_errors=True)
         raise UploadRejected(400, "the client disconnected before the upload finished") from exc
     except BaseException:
+        # UploadRejected (408, 413, 422) and cancellation alike: no partial file stays.
         shutil.rmtree(dest_dir, ignore_errors=True)
         raise
     finally:

@@ -1,13 +1,23 @@
-"""Route dependencies named as types: settings, a DB session and the calling owner."""
+"""Route dependencies named as types: settings, a DB session, the calling owner, request slots.
+
+No dependency here holds a database connection past the route function: a session would
+otherwise stay checked out while a response streams or a slow client sends its body, and a
+few such clients would drain the pool (FastAPI closes request-scoped yield dependencies only
+after the response has been sent).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+from fastapi.security.http import HTTPAuthorizationCredentials
+from python_multipart.multipart import parse_options_header
 from sqlalchemy.orm import Session
 
+from app.api.limits import SlotLimiter
 from app.api.problems import ApiProblem
 from app.core.config import Settings
 from app.core.security import verify_key
@@ -25,7 +35,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:
-    """A session per request, closed afterwards (helpers commit their own changes)."""
+    """A session for the route function, closed as soon as it returns (before the response)."""
     session = SessionLocal(settings)
     try:
         yield session
@@ -33,12 +43,19 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="akd"'}
+# Declares the bearer scheme in the OpenAPI document; the header is checked in get_owner,
+# which words its own 401s.
+_bearer = HTTPBearer(auto_error=False, description="An API key from `akd keys create NAME`.")
 
 
-def get_owner(request: Request, settings: SettingsDep, session: SessionDep) -> str:
+def get_owner(
+    request: Request,
+    settings: SettingsDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
     """The owner id of the caller: its API key's id, or 'local' when keys are off."""
     if not settings.require_keys:
         return LOCAL_OWNER
@@ -52,8 +69,12 @@ def get_owner(request: Request, settings: SettingsDep, session: SessionDep) -> s
             slug="unauthorized",
             headers=_UNAUTHORIZED,
         )
-    key = verify_key(session, token.strip())
-    if key is None:
+    # A session of its own, closed before the route runs: uploads and event streams that
+    # follow must not keep a connection checked out.
+    with SessionLocal(settings) as session:
+        key = verify_key(session, token.strip())
+        key_id = key.id if key is not None else None
+    if key_id is None:
         raise ApiProblem(
             401,
             "The API key is unknown or revoked; check the key or create a new one "
@@ -61,7 +82,62 @@ def get_owner(request: Request, settings: SettingsDep, session: SessionDep) -> s
             slug="unauthorized",
             headers={"WWW-Authenticate": 'Bearer realm="akd", error="invalid_token"'},
         )
-    return key.id
+    return key_id
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+async def _stream_slot(request: Request, owner: OwnerDep) -> AsyncIterator[None]:
+    limiter: SlotLimiter = request.app.state.stream_slots
+    with limiter.hold(owner):
+        yield  # released when the response has been sent, or the client went away
+
+
+async def _upload_slot(request: Request, owner: OwnerDep) -> AsyncIterator[None]:
+    limiter: SlotLimiter = request.app.state.upload_slots
+    with limiter.hold(owner):
+        yield
+
+
+StreamSlot = Annotated[None, Depends(_stream_slot)]
+UploadSlot = Annotated[None, Depends(_upload_slot)]
+
+
+def slot_limiters(settings: Settings) -> tuple[SlotLimiter, SlotLimiter]:
+    """The (event stream, upload) limiters of one app."""
+    streams = SlotLimiter("event streams", "AKD_MAX_STREAMS_PER_KEY", settings.max_streams_per_key)
+    uploads = SlotLimiter("uploads", "AKD_MAX_UPLOADS_PER_KEY", settings.max_uploads_per_key)
+    return streams, uploads
+
+
+def _check_json(request: Request, *, body_optional: bool) -> None:
+    raw = request.headers.get("content-type")
+    if raw is None and body_optional and request.headers.get("content-length", "0") == "0":
+        return
+    media, _ = parse_options_header(raw or "")
+    if media != b"application/json":
+        raise ApiProblem(
+            415,
+            f"the request body must be application/json, not {(raw or 'none')[:60]!r}; "
+            "send it with 'Content-Type: application/json'",
+            title="Unsupported media type",
+            field="Content-Type",
+            slug="unsupported-media-type",
+        )
+
+
+# A web page on another site can POST text/plain or a form without a CORS preflight;
+# insisting on JSON takes that path away.
+def require_json_body(request: Request) -> None:
+    """415 unless the body is declared application/json."""
+    _check_json(request, body_optional=False)
+
+
+def require_json_if_body(request: Request) -> None:
+    """415 when a body is sent that is not application/json (no body at all is fine)."""
+    _check_json(request, body_optional=True)
+
+
+JsonBody = Depends(require_json_body)
+JsonBodyIfAny = Depends(require_json_if_body)

@@ -12,6 +12,10 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 
+# Keys-off servers answer only to loopback Host names, so test clients use one (not the
+# TestClient default "testserver").
+LOCAL_URL = "http://localhost"
+
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings isolated under tmp_path, with fast SSE polling for tests."""

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 # importlib import mode puts no test folder on sys.path; the helpers module lives here.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from app_support import make_settings  # noqa: E402
+from app_support import LOCAL_URL, make_settings  # noqa: E402
 
 from app.core.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
@@ -34,5 +34,5 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def client(settings: Settings, enqueued: list[str]) -> Iterator[TestClient]:
     # raise_server_exceptions=False: a bug must show as a 500 response that tests can see.
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+    with TestClient(create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False) as c:
         yield c

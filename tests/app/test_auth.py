@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from app_support import assert_problem, make_settings, onnx_bytes, upload
+from app_support import LOCAL_URL, assert_problem, make_settings, onnx_bytes, upload
 from fastapi.testclient import TestClient
 
 from app.core.security import create_key, revoke_key, verify_key
@@ -17,7 +17,9 @@ from app.main import create_app
 @pytest.fixture
 def keyed(tmp_path, enqueued) -> Iterator[tuple[TestClient, dict[str, str]]]:
     settings = make_settings(tmp_path, require_keys=True)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
         with session_scope(settings) as s:
             _, alice = create_key(s, "alice")
             _, bob = create_key(s, "bob")

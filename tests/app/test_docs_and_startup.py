@@ -47,7 +47,7 @@ def test_building_and_serving_the_app_does_not_import_torch(tmp_path):
         from app.core.config import Settings
         from app.main import create_app
         app = create_app(Settings(data_dir={str(tmp_path)!r}))
-        with TestClient(app) as c:
+        with TestClient(app, base_url="http://localhost") as c:
             assert c.get("/healthz").json()["database"] == "ok"
             assert c.get("/schema/job-spec").status_code == 200
             assert c.post("/jobs", json={{"student": {{"arch": "mlp"}}}}).status_code == 422

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from app_support import make_settings, npz_bytes, onnx_bytes, spec_for, upload_id
+from app_support import LOCAL_URL, make_settings, npz_bytes, onnx_bytes, spec_for, upload_id
 from fastapi.testclient import TestClient
 
 from app.core.security import create_key
@@ -96,7 +96,9 @@ def test_no_malformed_request_gets_a_server_error(client):
 
 def test_no_malformed_request_gets_a_server_error_with_keys_on(tmp_path, enqueued):
     settings = make_settings(tmp_path, require_keys=True)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
         with session_scope(settings) as s:
             _, key = create_key(s, "fuzz")
         auth = {"Authorization": f"Bearer {key}"}

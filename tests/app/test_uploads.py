@@ -10,14 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from app_support import assert_problem, make_settings, npz_bytes, onnx_bytes, upload
+from app_support import LOCAL_URL, assert_problem, make_settings, npz_bytes, onnx_bytes, upload
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from app.db.models import Upload
 from app.db.session import session_scope
 from app.main import create_app
-from app.uploads import UploadRejected, receive_upload
+from app.uploads import UploadRejected, UploadTimeouts, receive_upload
 
 
 def _stored_files(settings) -> list[Path]:
@@ -40,7 +40,9 @@ def test_upload_stores_the_bytes_with_sha256_size_and_kind(client, settings):
 
 def test_upload_one_byte_over_the_cap_is_413_and_leaves_nothing(tmp_path, enqueued):
     settings = make_settings(tmp_path, max_upload_bytes=1000)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
         assert upload(client, "ok.bin", b"a" * 1000).status_code == 201
         before = _stored_files(settings)
         r = upload(client, "big.bin", b"a" * 1001)
@@ -51,7 +53,9 @@ def test_upload_one_byte_over_the_cap_is_413_and_leaves_nothing(tmp_path, enqueu
 
 def test_declared_length_far_over_the_cap_is_refused_before_reading(tmp_path, enqueued):
     settings = make_settings(tmp_path, max_upload_bytes=1000)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
 
         def body():  # the stream must not be consumed at all
             raise AssertionError("the body was read")
@@ -150,7 +154,7 @@ def test_the_stream_is_not_read_past_the_cap(tmp_path):
     }
     dest = tmp_path / "u1"
     with pytest.raises(UploadRejected) as err:
-        asyncio.run(receive_upload(Request(scope, receive), dest, max_bytes=100_000))
+        asyncio.run(receive_upload(Request(scope, receive), dest, 100_000, UploadTimeouts(60, 60)))
     assert err.value.status == 413
     assert len(pulled) < 5  # 64 MB were on offer; about 100 kB were read
     assert not dest.exists()
@@ -162,7 +166,9 @@ def test_a_highly_compressible_npz_is_accepted_but_an_oversized_one_is_not(tmp_p
     buf = io.BytesIO()
     np.savez_compressed(buf, x=np.zeros((512, 1024), np.float32), y=np.zeros(512, np.int64))
     settings = make_settings(tmp_path, archive_max_total_bytes=3 * 1024 * 1024)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
         r = upload(client, "zeros.npz", buf.getvalue())
         assert r.status_code == 201, r.text
         buf = io.BytesIO()
@@ -179,7 +185,7 @@ def test_relative_data_dir_uploads_resolve_alike_in_the_api_and_the_worker(
     monkeypatch.chdir(tmp_path)
     settings = make_settings(Path("."))
     assert not settings.uploads.is_absolute()
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+    with TestClient(create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False) as c:
         teacher = upload(c, "t.onnx", onnx_bytes()).json()["id"]
         data = upload(c, "d.npz", npz_bytes()).json()["id"]
         spec = {

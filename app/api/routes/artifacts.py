@@ -24,6 +24,16 @@ MEDIA_TYPES = {
 }
 
 
+def _recorded_file(job_dir: Path, name: str) -> Path | None:
+    """The file `name` directly inside job_dir, or None if it is not there (or not a file)."""
+    try:
+        root = job_dir.resolve()
+        path = (root / name).resolve()
+        return path if path.parent == root and path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 @router.get(
     "/{job_id}/artifacts/{name}",
     summary="Download an artifact",
@@ -39,11 +49,11 @@ def download_artifact(
         raise ApiProblem(
             404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"
         )
-    # Only names the worker recorded are served, so no request can reach any other path.
+    # Only names the worker recorded are served, so no request can reach any other path;
+    # the name is checked before it touches the file system (a NUL would raise there).
     names = list(job.artifacts or [])
-    root = (settings.artifacts / job.id).resolve()
-    path = (root / name).resolve()
-    if name not in names or path.parent != root or not path.is_file():
+    path = _recorded_file(settings.artifacts / job.id, name) if name in names else None
+    if path is None:
         listing = ", ".join(names) if names else "none yet"
         raise ApiProblem(
             404,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import OwnerDep, SessionDep, SettingsDep
+from app.api.deps import OwnerDep, SessionDep, SettingsDep, StreamSlot
 from app.api.problems import ApiProblem
 from app.core.config import Settings
 from app.db import jobs as job_store
@@ -63,7 +63,7 @@ def _poll(settings: Settings, job_id: str, after: int) -> tuple[str | None, list
 async def _stream(
     request: Request, settings: Settings, job_id: str, after: int
 ) -> AsyncIterator[str]:
-    last_sent = time.monotonic()
+    started = last_sent = time.monotonic()
     yield f"retry: {int(settings.sse_poll_s * 2000)}\n\n"
     while True:
         state, frames, after = await run_in_threadpool(_poll, settings, job_id, after)
@@ -76,6 +76,10 @@ async def _stream(
             yield format_sse(None, "end", {"job_id": job_id, "state": state})
             return
         if await request.is_disconnected():
+            return
+        if time.monotonic() - started >= settings.sse_max_duration_s:
+            # Bounded streams free their slot; EventSource reconnects with Last-Event-ID.
+            yield ": stream time limit reached (AKD_SSE_MAX_DURATION_S); reconnect\n\n"
             return
         if time.monotonic() - last_sent >= settings.sse_keepalive_s:
             yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
@@ -95,13 +99,17 @@ def job_events(
     session: SessionDep,
     settings: SettingsDep,
     owner: OwnerDep,
+    _slot: StreamSlot,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[
         str | None,
         Query(description=f"Replay events after this id (0 to {MAX_EVENT_ID}), as Last-Event-ID."),
     ] = None,
 ) -> StreamingResponse:
-    """Events after Last-Event-ID (header or query), then live ones; ends when the job ends."""
+    """Events after Last-Event-ID (header or query), then live ones; ends when the job ends.
+
+    A stream also ends after AKD_SSE_MAX_DURATION_S; reconnect with Last-Event-ID to go on.
+    """
     if job_store.get_job_for_owner(session, job_id, owner) is None:
         raise ApiProblem(
             404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from akd_core.spec import parse_spec
 from app import queue
 from app.api.checks import validate_sources
-from app.api.deps import OwnerDep, SessionDep, SettingsDep
+from app.api.deps import JsonBody, JsonBodyIfAny, OwnerDep, SessionDep, SettingsDep
 from app.api.problems import ApiProblem
 from app.db import jobs as job_store
 from app.db.models import Job
@@ -153,6 +153,7 @@ def _depth(value: Any) -> int:
     summary="Submit a distillation job",
     openapi_extra=_SPEC_BODY,
     responses={422: {"description": "Invalid spec, unknown upload or format mismatch"}},
+    dependencies=[JsonBody],
 )
 async def create_job(
     request: Request, response: Response, settings: SettingsDep, owner: OwnerDep
@@ -167,7 +168,7 @@ async def create_job(
 
     def _create() -> Job:
         with session_scope(settings) as session:
-            resolved = validate_sources(session, spec, owner, settings.uploads)
+            resolved = validate_sources(session, spec, owner, settings.uploads, settings.limits())
             return job_store.create_job(
                 session, owner, resolved.model_dump(mode="json"), settings.max_attempts
             )
@@ -216,7 +217,13 @@ def get_job(job_id: str, session: SessionDep, owner: OwnerDep) -> JobPublic:
     return job_public(job)
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobPublic, summary="Cancel a job")
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobPublic,
+    summary="Cancel a job",
+    dependencies=[JsonBodyIfAny],
+)
 def cancel_job(job_id: str, session: SessionDep, owner: OwnerDep) -> JobPublic:
     """Cancel a queued job at once; ask a running one to stop (it does within one step)."""
     job = job_store.get_job_for_owner(session, job_id, owner)

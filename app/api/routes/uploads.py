@@ -8,13 +8,13 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.checks import inspect_upload
-from app.api.deps import OwnerDep, SettingsDep
+from app.api.deps import OwnerDep, SettingsDep, UploadSlot
 from app.api.problems import ApiProblem
 from app.db.jobs import new_id
 from app.db.models import Upload
 from app.db.session import session_scope
 from app.schemas import UploadPublic
-from app.uploads import UploadRejected, receive_upload
+from app.uploads import UploadRejected, UploadTimeouts, receive_upload
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -43,12 +43,15 @@ _MULTIPART_BODY = {
     openapi_extra=_MULTIPART_BODY,
     responses={413: {"description": "Over the size cap"}, 422: {"description": "Unsafe archive"}},
 )
-async def create_upload(request: Request, settings: SettingsDep, owner: OwnerDep) -> UploadPublic:
+async def create_upload(
+    request: Request, settings: SettingsDep, owner: OwnerDep, _slot: UploadSlot
+) -> UploadPublic:
     """Store one file; reference it in a job spec as `upload:<id>`."""
     upload_id = new_id()
     dest = settings.uploads / upload_id
+    timeouts = UploadTimeouts(settings.upload_idle_timeout_s, settings.upload_total_timeout_s)
     try:
-        received = await receive_upload(request, dest, settings.max_upload_bytes)
+        received = await receive_upload(request, dest, settings.max_upload_bytes, timeouts)
     except UploadRejected as exc:
         raise ApiProblem(exc.status, exc.message, field=exc.field, slug="upload") from exc
     try:
