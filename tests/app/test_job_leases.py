@@ -6,8 +6,10 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
+from app.core.config import Settings
 from app.db import jobs as job_store
 from app.db.migrate import upgrade
 from app.db.models import Job, utcnow
@@ -114,3 +116,76 @@ def test_progress_is_recorded_and_refreshes_the_heartbeat(settings):
         assert job.phase == "annealing" and job.progress == 1.0
         assert utcnow() - job.heartbeat_at < timedelta(seconds=5)
         assert job_store.stale_jobs(s, 10) == []
+
+
+# --- the database's clock, and PostgreSQL -----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_settings(request, tmp_path) -> Settings:
+    """Settings on a migrated database of each backend (PostgreSQL skips, saying why)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    s = Settings(data_dir=tmp_path / "data", database_url=url)
+    s.ensure_dirs()
+    upgrade(s)
+    return s
+
+
+def _skew_clock(monkeypatch, by: timedelta) -> None:
+    """Make this process's idea of "now" wrong by `by` (a worker with a bad clock)."""
+    skewed = lambda: utcnow() + by  # noqa: E731
+    monkeypatch.setattr("app.db.models.utcnow", skewed)
+    monkeypatch.setattr("app.db.jobs.utcnow", skewed, raising=False)
+
+
+def test_a_worker_whose_clock_is_behind_keeps_its_lease_fresh(db_settings, monkeypatch):
+    job_id = _job(db_settings)
+    _skew_clock(monkeypatch, -timedelta(hours=1))
+    with session_scope(db_settings) as s:
+        assert job_store.claim_job(s, job_id, "w-slow-clock", 60) is not None
+        assert job_store.heartbeat(s, job_id, "w-slow-clock")
+    monkeypatch.undo()
+    with session_scope(db_settings) as s:
+        assert job_store.stale_jobs(s, 60) == []  # a live job, not one to take over
+        assert job_store.claim_job(s, job_id, "w-other", 60) is None
+
+
+def test_a_reaper_whose_clock_is_ahead_sees_no_stale_job(db_settings, monkeypatch):
+    job_id = _job(db_settings)
+    with session_scope(db_settings) as s:
+        assert job_store.claim_job(s, job_id, "w1", 60) is not None
+    _skew_clock(monkeypatch, timedelta(hours=1))
+    with session_scope(db_settings) as s:
+        assert job_store.stale_jobs(s, 60) == []
+        assert job_store.claim_job(s, job_id, "w2", 60) is None
+
+
+def test_concurrent_claims_each_job_has_exactly_one_winner(db_settings):
+    # Many workers racing for the same jobs: the compare-and-set must never give one job
+    # to two of them, on SQLite's database lock as on PostgreSQL's row locks.
+    jobs = [_job(db_settings) for _ in range(12)]
+    wins: dict[str, list[str]] = {j: [] for j in jobs}
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        try:
+            barrier.wait()
+            for job_id in jobs if name.endswith(("0", "2", "4")) else reversed(jobs):
+                with session_scope(db_settings) as s:
+                    if job_store.claim_job(s, job_id, name, 60) is not None:
+                        wins[job_id].append(name)
+        except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert all(len(w) == 1 for w in wins.values()), wins
+    with session_scope(db_settings) as s:
+        for job_id, (winner,) in wins.items():
+            job = job_store.get_job(s, job_id)
+            assert job.lease_owner == winner and job.attempt == 1

@@ -152,3 +152,48 @@ def test_queued_jobs_whose_message_was_lost_are_resent_once_old(settings, make_j
     with session_scope(settings) as session:
         assert jobs_db.claim_job(session, lost, "w1", settings.stale_after_s) is not None
         assert jobs_db.claim_job(session, lost, "w2", settings.stale_after_s) is None
+
+
+def _finished(settings, job_id: str, days_ago: float, events: int) -> None:
+    with session_scope(settings) as session:
+        for i in range(events):
+            jobs_db.add_event(session, job_id, "log", {"message": f"event {i}"})
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state="succeeded", finished_at=utcnow() - timedelta(days=days_ago))
+        )
+
+
+def _event_count(settings, job_id: str) -> int:
+    with session_scope(settings) as session:
+        return len(jobs_db.events_after(session, job_id))
+
+
+def test_events_of_long_finished_jobs_are_deleted_in_bounded_batches(
+    settings, make_job, monkeypatch
+):
+    settings = settings.model_copy(update={"event_retention_days": 30})
+    old, recent, running = make_job(), make_job(), make_job()
+    _finished(settings, old, days_ago=31, events=6)
+    _finished(settings, recent, days_ago=29, events=6)
+    _running(settings, running, "w-alive", age_s=0)
+    monkeypatch.setattr("worker.reaper.PURGE_BATCH", 2)
+    monkeypatch.setattr("worker.reaper.PURGE_BATCHES_PER_PASS", 2)
+    reaper = Reaper(settings, enqueue=lambda _: None)
+    assert reaper.purge_events() == 4  # two batches of two per pass, no more
+    assert _event_count(settings, old) == 3  # 1 "queued" + 6 logs - 4
+    reaper.reap_once()
+    assert _event_count(settings, old) == 0
+    assert _event_count(settings, recent) == 7  # younger than the retention period
+    assert _event_count(settings, running) == 1  # a live job keeps its events
+    with session_scope(settings) as session:  # the job itself stays, only its events go
+        assert jobs_db.get_job(session, old).state == "succeeded"
+
+
+def test_a_retention_of_zero_keeps_events_forever(settings, make_job):
+    settings = settings.model_copy(update={"event_retention_days": 0})
+    job_id = make_job()
+    _finished(settings, job_id, days_ago=3650, events=2)
+    assert Reaper(settings, enqueue=lambda _: None).purge_events() == 0
+    assert _event_count(settings, job_id) == 3
