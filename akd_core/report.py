@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -185,25 +184,11 @@ def _int8_variant(out_dir: Path, fp32: Path, facts: RunFacts) -> dict[str, Any]:
     return info
 
 
-def onnx_param_count(path: Path) -> int:
-    """Parameters of an ONNX model: the total size of its initializers."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return int(sum(np.prod(t.dims) for t in model.graph.initializer))
-
-
 def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:
     """Format, fingerprint, parameter count and file size of the teacher, for the report."""
-    if teacher.module is not None:
-        params: int | None = count_params(teacher.module)
-    elif teacher.format == "onnx":
-        params = onnx_param_count(path)
-    else:
-        params = None
     return {
         "format": teacher.format,
         "fingerprint": teacher.fingerprint,
-        "params": params,
+        "params": teacher.param_count,  # counted where the model was loaded (the sandbox)
         "size_bytes": path.stat().st_size,
     }

@@ -2,13 +2,17 @@
 
 Nothing here unpickles: the file's bytes are sniffed first (`infer_teacher_format`), so a
 torch.save pickle is refused before any loader opens it. TorchScript goes through
-torch.jit.load only; safetensors holds raw tensors. There is no torch.load in this module.
+torch.jit.load only, after its code was read for load-time hooks, and its graphs must pass
+the allow-list (`akd_core.torchscript_check`); safetensors holds raw tensors. There is no
+torch.load in this module. `load_teacher` runs every format in a confined child process
+(`akd_core.sandbox`); `open_teacher` is what that process runs.
 """
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -29,23 +33,27 @@ from akd_core.models.onnx_runner import (
     run_batched,
     single_input,
 )
+from akd_core.models.registry import count_params
 from akd_core.spec import TeacherSpec
+from akd_core.teacher_check import check_teacher, short_message
+from akd_core.torchscript_check import check_scripted_module, refuse_load_time_code
+
+if TYPE_CHECKING:
+    from akd_core.sandbox.proxy import SandboxPolicy
+
+__all__ = ["Teacher", "check_teacher", "load_teacher", "load_teacher_in_process", "open_teacher"]
 
 _LIST_KEYS = 5  # how many offending keys an error message shows
 # BatchNorm's step counter is absent from some exports and unused in eval mode.
 _OPTIONAL_SUFFIX = "num_batches_tracked"
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class Teacher:
     """A frozen classifier: `predict` gives (B, K) float32 logits, always in eval mode, no grad."""
 
-    module: nn.Module | None = None  # the nn.Module for torchscript/safetensors, None for onnx
+    module: nn.Module | None = None  # the nn.Module of an in-process torch teacher, else None
     declared_input: OnnxInput | None = None  # what an ONNX file says it takes
+    param_count: int | None = None  # parameters of the model, for the report
 
     def __init__(self, fmt: str, fingerprint: str, device: torch.device) -> None:
         self.format = fmt
@@ -83,6 +91,7 @@ class TorchTeacher(Teacher):
         for p in module.parameters():
             p.requires_grad_(False)
         self.module = module
+        self.param_count = count_params(module)
         floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
         self._dtype = floats[0] if floats else torch.float32
 
@@ -120,8 +129,9 @@ def _logits_tensor(out: object) -> torch.Tensor:
 class OnnxTeacher(Teacher):
     """An ONNX file run by onnxruntime (CPU, or CUDA when the device is cuda and available)."""
 
-    def __init__(self, fingerprint: str, path: Path, device: torch.device) -> None:
+    def __init__(self, fingerprint: str, path: Path, device: torch.device, params: int) -> None:
         super().__init__("onnx", fingerprint, device)
+        self.param_count = params
         self._session = make_session(path, use_cuda=device.type == "cuda")
         self.declared_input = single_input(self._session)
 
@@ -147,7 +157,7 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several unrelated types on corrupt bytes
         raise TeacherLoadError(
-            f"{path.name!r} cannot be parsed as ONNX: {_short(exc)}", field="teacher.source"
+            f"{path.name!r} cannot be parsed as ONNX: {short_message(exc)}", field="teacher.source"
         ) from exc
     # External data would make onnxruntime read other files by a path the upload chose.
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
@@ -158,6 +168,7 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
         )
     init_names = {t.name for t in proto.graph.initializer}
     inputs = [i.name for i in proto.graph.input if i.name not in init_names]
+    params = int(sum(np.prod(t.dims) for t in proto.graph.initializer))
     del proto
     if len(inputs) != 1:
         raise TeacherLoadError(
@@ -166,10 +177,10 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
             field="teacher.source",
         )
     try:
-        teacher = OnnxTeacher(fingerprint, path, device)
+        teacher = OnnxTeacher(fingerprint, path, device, params)
     except Exception as exc:  # onnxruntime's errors have no common public base class
         raise TeacherLoadError(
-            f"onnxruntime cannot load {path.name!r}: {_short(exc)}", field="teacher.source"
+            f"onnxruntime cannot load {path.name!r}: {short_message(exc)}", field="teacher.source"
         ) from exc
     inp = teacher.declared_input
     if inp is not None and numpy_dtype(inp) is None:
@@ -181,22 +192,32 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
     return teacher
 
 
-def _load_torchscript(path: Path, fingerprint: str, device: torch.device) -> Teacher:
-    # A TorchScript file is a zip: check its members (bombs, links) before torch inflates it.
+def _precheck_torchscript(path: Path, check_code: bool) -> None:
+    """Member caps (bombs, links), then no load-time code: all before torch opens the file."""
     try:
         check_archive(path, ArchiveLimits())
     except AKDError as exc:
         raise TeacherLoadError(
             f"{path.name!r} was refused: {exc.message}", field="teacher.source"
         ) from exc
+    if check_code:
+        refuse_load_time_code(path)
+
+
+def _load_torchscript(
+    path: Path, fingerprint: str, device: torch.device, check_code: bool
+) -> Teacher:
+    _precheck_torchscript(path, check_code)
     try:
         module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # torch.jit.load raises RuntimeError or C++ errors on bad archives
         raise TeacherLoadError(
-            f"{path.name!r} is not a loadable TorchScript archive: {_short(exc)}; save the "
+            f"{path.name!r} is not a loadable TorchScript archive: {short_message(exc)}; save the "
             "teacher with torch.jit.save(torch.jit.script(model) or torch.jit.trace(model, x))",
             field="teacher.source",
         ) from exc
+    if check_code:
+        check_scripted_module(module)
     return TorchTeacher("torchscript", fingerprint, module, device)
 
 
@@ -239,7 +260,7 @@ def _load_safetensors(
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise TeacherLoadError(
-            f"{path.name!r} is not a readable safetensors file: {_short(exc)}",
+            f"{path.name!r} is not a readable safetensors file: {short_message(exc)}",
             field="teacher.source",
         ) from exc
     problems = _weights_mismatch(model, state)
@@ -254,20 +275,8 @@ def _load_safetensors(
     return TorchTeacher("safetensors", fingerprint, model, device)
 
 
-def load_teacher(
-    spec: TeacherSpec,
-    path: Path,
-    device: torch.device,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    num_classes: int | None = None,
-) -> Teacher:
-    """Load a teacher file safely, frozen and in eval mode on `device`.
-
-    `input_shape` and `num_classes` (the dataset's) are needed to build the registry
-    architecture of a safetensors teacher; the other formats carry their own graph.
-    """
-    path = Path(path)
+def _identify(spec: TeacherSpec, path: Path, check_code: bool) -> tuple[str, str]:
+    """The teacher's format (refusing pickles and hf) and its fingerprint (sha256)."""
     fmt = infer_teacher_format(path, spec.format)  # refuses pickles before anything opens them
     if fmt == "hf":
         raise TeacherLoadError(
@@ -275,59 +284,63 @@ def load_teacher(
             "export the model to ONNX (e.g. with optimum or torch.onnx.export) and upload that",
             field="teacher.format",
         )
-    fingerprint = sha256_of(Path(path))
+    if fmt == "torchscript":
+        _precheck_torchscript(path, check_code)  # a clear refusal without starting a process
+    return fmt, sha256_of(path)
+
+
+def open_teacher(
+    fmt: str,
+    path: Path,
+    fingerprint: str,
+    device: torch.device,
+    spec: TeacherSpec,
+    input_shape: tuple[int, ...] | None,
+    num_classes: int | None,
+    *,
+    check_torchscript: bool = True,
+) -> Teacher:
+    """Load a teacher of a known format in this process (the sandbox's child runs this)."""
     if fmt == "onnx":
         return _load_onnx(path, fingerprint, device)
     if fmt == "torchscript":
-        return _load_torchscript(path, fingerprint, device)
+        return _load_torchscript(path, fingerprint, device, check_torchscript)
     if fmt == "safetensors":
         return _load_safetensors(path, fingerprint, device, spec, input_shape, num_classes)
     raise TeacherLoadError(f"unsupported teacher format {fmt!r}", field="teacher.format")
 
 
-def _declared_fits(declared: OnnxInput, input_shape: tuple[int, ...]) -> bool:
-    # Named or unknown dims (str, None, <= 0) accept any size; fixed ones must match.
-    dims = declared.shape[1:]
-    if len(dims) != len(input_shape):
-        return False
-    return all(
-        not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, input_shape, strict=True)
-    )
+def load_teacher(
+    spec: TeacherSpec,
+    path: Path,
+    device: torch.device,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    sandbox: SandboxPolicy | None = None,
+) -> Teacher:
+    """Load an untrusted teacher file in a confined child process, frozen and in eval mode.
+
+    `input_shape` and `num_classes` (the dataset's) are needed to build the registry
+    architecture of a safetensors teacher; the other formats carry their own graph.
+    """
+    from akd_core.sandbox.proxy import SandboxPolicy, start_teacher  # the proxy subclasses Teacher
+
+    policy = sandbox or SandboxPolicy()
+    path = Path(path)
+    fmt, fingerprint = _identify(spec, path, policy.check_torchscript)
+    return start_teacher(fmt, path, fingerprint, device, spec, input_shape, num_classes, policy)
 
 
-def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """Run the teacher on 2 zero samples; raise TeacherLoadError unless it gives (2, K) finite logits."""
-    fed = (2, *input_shape)
-    declared = teacher.declared_input
-    told = f"; the model declares input shape {declared.shape_text()}" if declared else ""
-    if declared is not None and not _declared_fits(declared, input_shape):
-        raise TeacherLoadError(
-            f"the teacher does not take the dataset's samples: fed shape {fed}{told}",
-            field="teacher.source",
-        )
-    try:
-        out = teacher.predict(torch.zeros(fed, device=teacher.device))
-    except TeacherLoadError:
-        raise
-    except Exception as exc:  # the model's own error, whatever its runtime raises
-        raise TeacherLoadError(
-            f"the teacher rejected input of shape {fed}{told}: {_short(exc)}",
-            field="teacher.source",
-        ) from exc
-    if out.ndim != 2 or out.shape[0] != 2:
-        raise TeacherLoadError(
-            f"the teacher returned shape {tuple(out.shape)} for input {fed}; expected (2, "
-            f"{num_classes}) logits",
-            field="teacher.source",
-        )
-    if out.shape[1] != num_classes:
-        raise TeacherLoadError(
-            f"the teacher outputs {out.shape[1]} classes but the dataset has {num_classes} "
-            "classes; check the labels or the teacher",
-            field="teacher.source",
-        )
-    if not torch.isfinite(out).all():
-        raise TeacherLoadError(
-            f"the teacher returned non-finite logits (NaN or inf) for zero inputs of shape {fed}",
-            field="teacher.source",
-        )
+def load_teacher_in_process(
+    spec: TeacherSpec,
+    path: Path,
+    device: torch.device,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> Teacher:
+    """Load a teacher in this process, with every check but no sandbox: trusted files only."""
+    path = Path(path)
+    fmt, fingerprint = _identify(spec, path, True)
+    return open_teacher(fmt, path, fingerprint, device, spec, input_shape, num_classes)

@@ -1,4 +1,8 @@
-"""Teacher loading: each format predicts like the model it came from; unsafe or unfit files are refused."""
+"""Teacher loading: each format predicts like the model it came from; unsafe or unfit files are refused.
+
+Most tests load in-process (the loaders' own logic); test_teacher_sandbox.py covers the
+same formats through the sandboxed `load_teacher`.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.export import export_onnx
 from akd_core.models import build_model
 from akd_core.spec import TeacherSpec
-from akd_core.teachers import check_teacher, load_teacher
+from akd_core.teachers import check_teacher, load_teacher, load_teacher_in_process
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -63,7 +67,7 @@ def _expected(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_onnx_teacher_predicts_like_the_torch_model(
     onnx_file: Path, model: torch.nn.Module, x: torch.Tensor
 ) -> None:
-    teacher = load_teacher(_spec("teacher.onnx", "onnx"), onnx_file, CPU)
+    teacher = load_teacher_in_process(_spec("teacher.onnx", "onnx"), onnx_file, CPU)
     out = teacher.predict(x)
     assert out.dtype == torch.float32 and out.shape == (10, CLASSES)
     torch.testing.assert_close(out, _expected(model, x), atol=1e-4, rtol=0)
@@ -73,7 +77,7 @@ def test_onnx_teacher_predicts_like_the_torch_model(
 
 
 def test_format_is_inferred_from_the_bytes(onnx_file: Path) -> None:
-    assert load_teacher(_spec("teacher.onnx", None), onnx_file, CPU).format == "onnx"
+    assert load_teacher_in_process(_spec("teacher.onnx", None), onnx_file, CPU).format == "onnx"
 
 
 def test_fixed_batch_onnx_is_fed_in_padded_chunks(
@@ -82,7 +86,7 @@ def test_fixed_batch_onnx_is_fed_in_padded_chunks(
     path = tmp_path / "fixed.onnx"
     # No dynamic axes: the file only accepts batches of exactly 4.
     torch.onnx.export(model, (torch.zeros(4, *SHAPE),), str(path), dynamo=False, opset_version=17)
-    teacher = load_teacher(_spec("fixed.onnx", "onnx"), path, CPU)
+    teacher = load_teacher_in_process(_spec("fixed.onnx", "onnx"), path, CPU)
     assert teacher.declared_input is not None and teacher.declared_input.fixed_batch == 4
     out = teacher.logits_for(x.numpy(), batch_size=64)  # 10 rows: chunks of 4, 4, 2 + padding
     assert out.shape == (10, CLASSES)
@@ -98,7 +102,7 @@ def test_onnx_with_two_inputs_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "two.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(TeacherLoadError, match="2 inputs"):
-        load_teacher(_spec("two.onnx", "onnx"), path, CPU)
+        load_teacher_in_process(_spec("two.onnx", "onnx"), path, CPU)
 
 
 @pytest.mark.parametrize("how", ["script", "trace"])
@@ -108,7 +112,7 @@ def test_torchscript_teacher_predicts_like_the_torch_model(
     scripted = torch.jit.script(model) if how == "script" else torch.jit.trace(model, x[:2])
     path = tmp_path / "teacher.pt"
     torch.jit.save(scripted, str(path))
-    teacher = load_teacher(_spec("teacher.pt", None), path, CPU)
+    teacher = load_teacher_in_process(_spec("teacher.pt", None), path, CPU)
     assert teacher.format == "torchscript" and teacher.module is not None
     torch.testing.assert_close(teacher.predict(x), _expected(model, x), atol=1e-4, rtol=0)
 
@@ -119,7 +123,7 @@ def test_teacher_is_frozen_and_batchnorm_does_not_update(
     path = tmp_path / "teacher.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     spec = _spec("teacher.safetensors", "safetensors", arch="cnn-tiny")
-    teacher = load_teacher(spec, path, CPU, input_shape=SHAPE, num_classes=CLASSES)
+    teacher = load_teacher_in_process(spec, path, CPU, input_shape=SHAPE, num_classes=CLASSES)
     assert teacher.module is not None
     before = {k: v.clone() for k, v in teacher.module.state_dict().items()}
     out = teacher.predict(x * 5 + 3)
@@ -136,7 +140,7 @@ def test_safetensors_teacher_predicts_like_the_torch_model(
     path = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     spec = _spec("w.safetensors", None, arch="cnn-tiny")
-    teacher = load_teacher(spec, path, CPU, input_shape=SHAPE, num_classes=CLASSES)
+    teacher = load_teacher_in_process(spec, path, CPU, input_shape=SHAPE, num_classes=CLASSES)
     assert teacher.format == "safetensors"
     torch.testing.assert_close(teacher.predict(x), _expected(model, x), atol=1e-4, rtol=0)
     teacher.release()
@@ -151,7 +155,7 @@ def test_safetensors_with_the_wrong_arch_lists_the_keys(
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     spec = _spec("w.safetensors", "safetensors", arch="resnet8")
     with pytest.raises(TeacherLoadError) as err:
-        load_teacher(spec, path, CPU, input_shape=SHAPE, num_classes=CLASSES)
+        load_teacher_in_process(spec, path, CPU, input_shape=SHAPE, num_classes=CLASSES)
     assert err.value.field == "teacher.arch"
     assert "'resnet8'" in err.value.message
     assert "missing: stem.0.weight" in err.value.message
@@ -165,14 +169,14 @@ def test_safetensors_with_other_class_count_shows_shapes(
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     spec = _spec("w.safetensors", "safetensors", arch="cnn-tiny")
     with pytest.raises(TeacherLoadError, match=r"fc\.weight \(file \(3, 16\), model \(10, 16\)\)"):
-        load_teacher(spec, path, CPU, input_shape=SHAPE, num_classes=10)
+        load_teacher_in_process(spec, path, CPU, input_shape=SHAPE, num_classes=10)
 
 
 def test_unknown_teacher_arch_is_a_spec_error(tmp_path: Path, model: torch.nn.Module) -> None:
     path = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     with pytest.raises(SpecError) as err:
-        load_teacher(
+        load_teacher_in_process(
             _spec("w.safetensors", "safetensors", arch="vgg"),
             path,
             CPU,
@@ -217,7 +221,7 @@ def test_hf_teacher_is_not_supported_yet(tmp_path: Path) -> None:
 
 
 def test_check_teacher_reports_both_class_counts(onnx_file: Path) -> None:
-    teacher = load_teacher(_spec("teacher.onnx", "onnx"), onnx_file, CPU)
+    teacher = load_teacher_in_process(_spec("teacher.onnx", "onnx"), onnx_file, CPU)
     check_teacher(teacher, SHAPE, CLASSES)
     with pytest.raises(TeacherLoadError) as err:
         check_teacher(teacher, SHAPE, 10)
@@ -225,7 +229,7 @@ def test_check_teacher_reports_both_class_counts(onnx_file: Path) -> None:
 
 
 def test_check_teacher_reports_fed_and_declared_shapes(onnx_file: Path) -> None:
-    teacher = load_teacher(_spec("teacher.onnx", "onnx"), onnx_file, CPU)
+    teacher = load_teacher_in_process(_spec("teacher.onnx", "onnx"), onnx_file, CPU)
     with pytest.raises(TeacherLoadError) as err:
         check_teacher(teacher, (3, 32, 32), CLASSES)
     assert "(2, 3, 32, 32)" in err.value.message
@@ -237,7 +241,7 @@ def test_check_teacher_reports_the_shape_a_torch_teacher_rejected(
 ) -> None:
     path = tmp_path / "teacher.pt"
     torch.jit.save(torch.jit.script(model), str(path))
-    teacher = load_teacher(_spec("teacher.pt", "torchscript"), path, CPU)
+    teacher = load_teacher_in_process(_spec("teacher.pt", "torchscript"), path, CPU)
     with pytest.raises(TeacherLoadError, match=r"rejected input of shape \(2, 20\)"):
         check_teacher(teacher, (20,), CLASSES)
 

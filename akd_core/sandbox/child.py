@@ -1,0 +1,100 @@
+"""The sandboxed teacher process: reduce rights, load the teacher, answer logits requests.
+
+Started by `akd_core.sandbox.proxy` with a minimal environment in a fresh working
+directory that holds a copy of the teacher file. fd 0 and the original fd 1 carry the
+protocol; fd 1 itself is pointed at stderr so that anything the model prints cannot
+corrupt the answers. Imports (trusted code) happen before the rights are reduced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from akd_core.errors import AKDError
+from akd_core.sandbox import protocol
+from akd_core.sandbox.rights import Limits, reduce_rights
+from akd_core.spec import TeacherSpec
+from akd_core.teachers import Teacher, open_teacher
+
+
+def _describe(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, AKDError):
+        return {"ok": False, "kind": type(exc).__name__, "message": exc.message, "field": exc.field}
+    if isinstance(exc, MemoryError):
+        return {"ok": False, "kind": "memory", "message": "out of memory in the sandbox"}
+    # TorchScript puts its serialized traceback first and the cause on the last line.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = (lines[-1] if lines else "")[:300]
+    return {"ok": False, "kind": "model", "message": f"{type(exc).__name__}: {text}"}
+
+
+def _load(cfg: dict[str, Any]) -> Teacher:
+    shape = cfg["input_shape"]
+    return open_teacher(
+        cfg["format"],
+        Path(cfg["file"]),
+        cfg["fingerprint"],
+        torch.device(cfg["device"]),
+        TeacherSpec(**cfg["spec"]),
+        tuple(shape) if shape is not None else None,
+        cfg["num_classes"],
+        check_torchscript=cfg["check_torchscript"],
+    )
+
+
+def _hello(teacher: Teacher, layers: dict[str, str]) -> dict[str, Any]:
+    inp = teacher.declared_input
+    return {
+        "ok": True,
+        "format": teacher.format,
+        "params": teacher.param_count,
+        "declared_input": None if inp is None else [inp.name, list(inp.shape), inp.onnx_type],
+        "layers": layers,
+    }
+
+
+def serve(fd_in: int, fd_out: int) -> None:
+    """Read the load request, reduce rights, load, then answer until told to stop."""
+    cfg, _ = protocol.receive(fd_in)
+    torch.set_num_threads(int(cfg["threads"]))
+    layers = reduce_rights(
+        int(cfg["uid"]), int(cfg["gid"]), Limits(**cfg["limits"]),
+        cfg["device"].startswith("cuda"), int(cfg["parent_pid"]),
+    )  # fmt: skip
+    try:
+        teacher = _load(cfg)
+    except Exception as exc:  # any loader failure goes back as a message, never a traceback
+        protocol.send(fd_out, _describe(exc))
+        return
+    protocol.send(fd_out, _hello(teacher, layers))
+    while True:
+        request, arrays = protocol.receive(fd_in)
+        if request.get("op") != "logits" or len(arrays) != 1:
+            return  # "bye", or a parent that no longer speaks the protocol
+        try:
+            out = np.asarray(teacher.logits_for(arrays[0], int(request["batch_size"])), np.float32)
+        except Exception as exc:  # the model's own error: the parent turns it into a message
+            protocol.send(fd_out, _describe(exc))
+            continue
+        protocol.send(fd_out, {"ok": True}, (out,))
+
+
+def main() -> None:
+    """Entry point of the child process."""
+    fd_out = os.dup(1)
+    os.dup2(2, 1)  # print() and C-level writes to stdout now land in the stderr log
+    sys.stdout = sys.stderr
+    with contextlib.suppress(protocol.ChannelClosed, protocol.ProtocolError):
+        serve(0, fd_out)  # ends when released, or when the parent goes away
+    os._exit(0)  # skip interpreter teardown: nothing to flush, and it is faster
+
+
+if __name__ == "__main__":
+    main()

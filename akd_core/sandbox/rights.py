@@ -1,0 +1,105 @@
+"""What the sandboxed teacher process gives up before it opens the teacher file (Linux).
+
+Each layer is applied where the OS allows it and reported by name, so the parent can log
+which ones hold: a network namespace of its own (no interface but a down loopback),
+resource limits, an unprivileged uid/gid (only when started as root), no_new_privs, and
+death with its parent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+from dataclasses import dataclass
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of the teacher process; memory is not capped on CUDA (drivers map a lot)."""
+
+    cpu_seconds: int = 48 * 3600  # CPU time over the whole job, all threads together
+    memory_bytes: int | None = 16 << 30  # address space; None leaves it unlimited
+    file_bytes: int = 16 << 20  # largest file it may write (its stderr log included)
+    open_files: int = 256
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unshare(flags: int) -> str | None:
+    """unshare(2); None on success, else the reason."""
+    if _libc().unshare(flags) == 0:
+        return None
+    return os.strerror(ctypes.get_errno())
+
+
+def isolate_network() -> str:
+    """Move into a network namespace of its own; say how, or why not."""
+    if os.geteuid() == 0:
+        why = _unshare(CLONE_NEWNET)
+        return "own network namespace" if why is None else f"not isolated (unshare: {why})"
+    why = _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    if why is None:
+        return "own user and network namespace"
+    return f"not isolated (unprivileged unshare: {why})"
+
+
+def apply_limits(limits: Limits, cuda: bool) -> str:
+    """Set the rlimits (core 0, file size, open files, CPU, memory unless CUDA)."""
+    wanted = {
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_FSIZE: limits.file_bytes,
+        resource.RLIMIT_NOFILE: limits.open_files,
+        resource.RLIMIT_CPU: limits.cpu_seconds,
+    }
+    if limits.memory_bytes is not None and not cuda:
+        wanted[resource.RLIMIT_AS] = limits.memory_bytes
+    for which, value in wanted.items():
+        _soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # an unprivileged process cannot raise its hard limit
+        resource.setrlimit(which, (value, value))
+    names = ["core 0", f"fsize {limits.file_bytes}", f"nofile {limits.open_files}",
+             f"cpu {limits.cpu_seconds}s"]  # fmt: skip
+    if resource.RLIMIT_AS in wanted:
+        names.append(f"as {wanted[resource.RLIMIT_AS]}")
+    return ", ".join(names)
+
+
+def drop_user(uid: int, gid: int, started_as: int) -> str:
+    """Become uid/gid with no supplementary groups when started as root; else say who it stays."""
+    if started_as != 0:
+        return f"unchanged (started as uid {started_as}, not root)"
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    return f"uid {uid} gid {gid}"
+
+
+def bind_to_parent(parent_pid: int) -> None:
+    """No new privileges (setuid binaries), and die when the parent dies."""
+    libc = _libc()
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    # Changing uid clears the parent-death signal, so this comes after drop_user.
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def reduce_rights(
+    uid: int, gid: int, limits: Limits, cuda: bool, parent_pid: int
+) -> dict[str, str]:
+    """Apply every layer in the order the kernel needs (namespaces need root: before the uid drop)."""
+    started_as = os.geteuid()  # a user namespace makes it look like 65534 afterwards
+    layers = {"network": isolate_network(), "limits": apply_limits(limits, cuda)}
+    layers["user"] = drop_user(uid, gid, started_as)
+    bind_to_parent(parent_pid)
+    return layers

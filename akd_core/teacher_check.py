@@ -1,0 +1,67 @@
+"""check_teacher: a loaded teacher must take the dataset's samples and give (B, K) finite logits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from akd_core.errors import TeacherLoadError
+from akd_core.models.onnx_runner import OnnxInput
+
+if TYPE_CHECKING:
+    from akd_core.teachers import Teacher
+
+
+def short_message(exc: BaseException, limit: int = 300) -> str:
+    """The exception's text on one line, at most `limit` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _declared_fits(declared: OnnxInput, input_shape: tuple[int, ...]) -> bool:
+    # Named or unknown dims (str, None, <= 0) accept any size; fixed ones must match.
+    dims = declared.shape[1:]
+    if len(dims) != len(input_shape):
+        return False
+    return all(
+        not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, input_shape, strict=True)
+    )
+
+
+def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Run the teacher on 2 zero samples; raise TeacherLoadError unless it gives (2, K) finite logits."""
+    fed = (2, *input_shape)
+    declared = teacher.declared_input
+    told = f"; the model declares input shape {declared.shape_text()}" if declared else ""
+    if declared is not None and not _declared_fits(declared, input_shape):
+        raise TeacherLoadError(
+            f"the teacher does not take the dataset's samples: fed shape {fed}{told}",
+            field="teacher.source",
+        )
+    try:
+        out = teacher.predict(torch.zeros(fed, device=teacher.device))
+    except TeacherLoadError:
+        raise
+    except Exception as exc:  # the model's own error, whatever its runtime raises
+        raise TeacherLoadError(
+            f"the teacher rejected input of shape {fed}{told}: {short_message(exc)}",
+            field="teacher.source",
+        ) from exc
+    if out.ndim != 2 or out.shape[0] != 2:
+        raise TeacherLoadError(
+            f"the teacher returned shape {tuple(out.shape)} for input {fed}; expected (2, "
+            f"{num_classes}) logits",
+            field="teacher.source",
+        )
+    if out.shape[1] != num_classes:
+        raise TeacherLoadError(
+            f"the teacher outputs {out.shape[1]} classes but the dataset has {num_classes} "
+            "classes; check the labels or the teacher",
+            field="teacher.source",
+        )
+    if not torch.isfinite(out).all():
+        raise TeacherLoadError(
+            f"the teacher returned non-finite logits (NaN or inf) for zero inputs of shape {fed}",
+            field="teacher.source",
+        )
