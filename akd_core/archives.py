@@ -105,6 +105,9 @@ def _kind(path: Path) -> str:
     )
 
 
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
 def _zip_member(info: zipfile.ZipInfo, limits: ArchiveLimits) -> MemberInfo:
     name = _clean_name(info.filename)
     # Unix-made zips keep st_mode in the high 16 bits; a file type of 0 means "not recorded".
@@ -113,6 +116,11 @@ def _zip_member(info: zipfile.ZipInfo, limits: ArchiveLimits) -> MemberInfo:
         raise _unsafe(info.filename, "is a symlink or special file; only files and folders")
     if info.flag_bits & 0x1:
         raise _unsafe(info.filename, "is encrypted")
+    if info.compress_type not in _ZIP_METHODS:
+        raise _unsafe(
+            info.filename,
+            f"uses compression method {info.compress_type}; accepted: stored, deflate, bzip2, lzma",
+        )
     size = info.file_size
     ratio = size / max(info.compress_size, 1)
     if size > limits.ratio_min_bytes and ratio > limits.max_ratio:
@@ -134,7 +142,7 @@ def _tar_member(info: tarfile.TarInfo) -> MemberInfo:
 
 # What a truncated or corrupt archive makes zipfile/tarfile and their codecs raise; a zip
 # whose UTF-8 flag is set on a name that is not UTF-8 raises UnicodeDecodeError.
-_READ_ERRORS = (
+ARCHIVE_READ_ERRORS: tuple[type[Exception], ...] = (
     zipfile.BadZipFile,
     tarfile.TarError,
     EOFError,
@@ -142,6 +150,7 @@ _READ_ERRORS = (
     zlib.error,
     lzma.LZMAError,
     UnicodeDecodeError,
+    NotImplementedError,  # a zip compression method the zipfile module lacks
 )
 
 
@@ -195,7 +204,7 @@ def check_archive(path: Path, limits: ArchiveLimits | None = None) -> list[Membe
     budget = _Budget(path, limits or ArchiveLimits())
     try:
         return [member for member, _ in _walk(path, budget)]
-    except _READ_ERRORS as exc:
+    except ARCHIVE_READ_ERRORS as exc:
         raise _corrupt(path, exc) from exc
 
 
@@ -237,7 +246,7 @@ def safe_extract(path: Path, dest: Path, limits: ArchiveLimits | None = None) ->
             except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
                 raise _unsafe(member.name, f"clashes with another member ({exc.strerror})") from exc
         os.replace(tmp, dest)  # also replaces an empty dest folder (POSIX rename)
-    except _READ_ERRORS as exc:
+    except ARCHIVE_READ_ERRORS as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _corrupt(path, exc) from exc
     except BaseException:
@@ -263,6 +272,6 @@ def read_members(
             if len(data) != member.size:
                 raise _unsafe(member.name, "holds a different amount of data than declared")
             found[member.name] = data
-    except _READ_ERRORS as exc:
+    except ARCHIVE_READ_ERRORS as exc:
         raise _corrupt(path, exc) from exc
     return found

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import lzma
 import tarfile
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from akd_core.archives import ARCHIVE_READ_ERRORS
 from akd_core.errors import DatasetError, TeacherLoadError
 from akd_core.spec import DATASET_EXTENSIONS, TEACHER_EXTENSIONS
 
@@ -28,17 +27,6 @@ TEXT_SNIFF_LINES = 20
 # tar.bz2 declaring 3 GiB is named "tar" after its first header, and check_archive refuses it.
 MAX_SNIFF_BYTES = 256 * 1024 * 1024
 SNIFF_MAX_RATIO = 200
-# What corrupt archives make zipfile, tarfile and their codecs raise (a zip name flagged
-# UTF-8 that is not UTF-8 raises UnicodeDecodeError): all mean "not a readable archive".
-_ARCHIVE_ERRORS = (
-    zipfile.BadZipFile,
-    tarfile.TarError,
-    OSError,
-    EOFError,
-    zlib.error,
-    lzma.LZMAError,
-    UnicodeDecodeError,
-)
 
 TEACHER_FORMATS = ("onnx", "torchscript", "safetensors", "hf")
 DATASET_FORMATS = ("npz", "imagefolder", "cifar", "csv", "jsonl")
@@ -88,7 +76,7 @@ def _sniff_zip(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except _ARCHIVE_ERRORS:
+    except ARCHIVE_READ_ERRORS:
         return "unknown"
     files = [n for n in names if not n.endswith("/")]
     if files and all(n.endswith(".npy") for n in files):
@@ -102,7 +90,7 @@ def _sniff_zip(path: Path) -> str:
 def tar_names(path: Path) -> Iterator[tarfile.TarInfo]:
     """The first members of a tar, reading a bounded amount (see MAX_SNIFF_BYTES).
 
-    Raises the archive's read errors (see _ARCHIVE_ERRORS) for a corrupt file.
+    Raises the archive's read errors (see ARCHIVE_READ_ERRORS) for a corrupt file.
     """
     budget = min(MAX_SNIFF_BYTES, SNIFF_MAX_RATIO * path.stat().st_size)
     with tarfile.open(path, "r:*") as tf:
@@ -122,7 +110,7 @@ def _sniff_tar(path: Path) -> str:
         for member in tar_names(path):
             if member.isfile():  # a folder named "train" is not a CIFAR batch
                 base.add(member.name.rsplit("/", 1)[-1])
-    except _ARCHIVE_ERRORS:
+    except ARCHIVE_READ_ERRORS:
         return "unknown"
     if base >= _CIFAR10_MEMBERS or (base >= _CIFAR100_MEMBERS and "meta" in base):
         return "cifar"
@@ -228,7 +216,7 @@ def _has_member(path: Path, kind: str, basename: str) -> bool:
                 names = zf.namelist()
         else:
             names = [m.name for m in tar_names(path)]
-    except _ARCHIVE_ERRORS:
+    except ARCHIVE_READ_ERRORS:
         return False
     return any(n.rstrip("/").rsplit("/", 1)[-1] == basename for n in names)
 

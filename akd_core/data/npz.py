@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from akd_core.archives import check_archive
+from akd_core.archives import ARCHIVE_READ_ERRORS, check_archive
 from akd_core.data.checks import check_inputs, fail
 from akd_core.data.dataset import Kind, RawData
 from akd_core.data.peek import sample_shape
 from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
+# What np.load raises on a damaged .npz (bad headers, inflate errors) or one too big to hold.
+_NPZ_ERRORS: tuple[type[Exception], ...] = (ValueError, MemoryError, *ARCHIVE_READ_ERRORS)
 SPLIT_KEYS = {"val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
 
 
@@ -43,7 +44,7 @@ def read_npz(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limits) -> R
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
+    except _NPZ_ERRORS as exc:
         raise fail(source, f"cannot be read as .npz without pickles ({exc})") from exc
     for key in ("x", "y"):
         if key not in arrays:

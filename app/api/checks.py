@@ -105,11 +105,11 @@ def check_builtin_dataset(source: str, field: str = "dataset.source") -> None:
         )
 
 
-def _check_student_size(
+def _check_limits(
     spec: JobSpec, dataset_format: str | None, data_path: Path | None, limits: Limits
 ) -> None:
-    """Refuse a student past the parameter cap where the dataset's headers tell its size; the
-    worker checks again with the loaded data either way."""
+    """Refuse epochs, batch size, classes and a student past the server's limits (the student
+    where the dataset's headers tell its size); the worker checks again with the loaded data."""
     from akd_core.data.peek import peek_dataset  # numpy, loaded on first submit
 
     shape, num_classes = peek_dataset(spec.dataset, dataset_format, data_path)
@@ -128,8 +128,6 @@ def validate_sources(
 
     Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
     """
-    limits = limits or Limits()
-    check_job_limits(spec, limits)  # epochs, batch size, declared classes: no file needed
     check_arch_name(spec.student.arch, "student.arch")
     check_arch_options(spec.student.arch, spec.student.options, "student.options")
     if spec.teacher.arch:
@@ -151,7 +149,7 @@ def validate_sources(
             session, spec.dataset.source, owner, "dataset.source", uploads_root
         )
         dataset_format = infer_dataset_format(data_path, spec.dataset.format)  # type: ignore[assignment]
-    _check_student_size(spec, dataset_format, data_path, limits)
+    _check_limits(spec, dataset_format, data_path, limits or Limits())
 
     # Store the resolved formats so the worker runs exactly what was validated here; parsing
     # again re-runs the cross-field rules (e.g. an inferred safetensors teacher needs an arch).
