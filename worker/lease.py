@@ -40,8 +40,10 @@ class Lease:
         job_id: str,
         worker_id: str,
         clock: Callable[[], float] = time.monotonic,
+        on_hang: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_hang = on_hang  # called after a hung stage was recorded (see tasks.py)
         self.job_id = job_id
         self.worker_id = worker_id
         self._clock = clock
@@ -112,6 +114,8 @@ class Lease:
             state = None
         log.error("job %s: %s (job now %s)", self.job_id, reason, state or "stale")
         self.mark_lost(reason)
+        if self.on_hang is not None:
+            self.on_hang()
 
     def refreshed(self) -> None:
         """Note a successful lease-guarded write made elsewhere (it refreshes the heartbeat)."""

@@ -142,8 +142,12 @@ def execute_job(
     *,
     settings: Settings | None = None,
     run_job: RunJob | None = None,
+    on_hang: Callable[[], None] | None = None,
 ) -> str | None:
-    """Run the job if this worker can claim it; return its final state (None if not ours)."""
+    """Run the job if this worker can claim it; return its final state (None if not ours).
+
+    on_hang is called (from the heartbeat thread) once a hung stage has been recorded.
+    """
     settings = settings or get_settings()
     worker_id = worker_id or make_worker_id()
     with session_scope(settings) as session:
@@ -162,7 +166,7 @@ def execute_job(
         )
     log.info("job %s: attempt %d claimed by %s", job_id, attempt, worker_id)
 
-    lease = Lease(settings, job_id, worker_id).start()
+    lease = Lease(settings, job_id, worker_id, on_hang=on_hang).start()
     state, reason, metrics, artifacts = FAILED, None, None, None
     out_dir = settings.artifacts / job_id
     try:

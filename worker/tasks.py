@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from typing import Any
@@ -16,6 +17,18 @@ from worker.runner import execute_job, make_worker_id
 
 log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+EXIT_HUNG = 70  # EX_SOFTWARE: this pool process ended itself over a hung stage
+
+
+def _end_hung_process() -> None:
+    """End this pool process: a call hung in C code cannot be interrupted from Python.
+
+    The lease already gave the job up (it is stale, or failed when out of attempts), so
+    nothing is lost: Celery starts a fresh pool process, and the message, rejected because
+    its worker was lost, comes back and resumes the job as its next attempt.
+    """
+    logging.shutdown()
+    os._exit(EXIT_HUNG)
 
 
 @worker_init.connect
@@ -56,4 +69,4 @@ def run_job(self: Any, job_id: str) -> str | None:
         log.error("dropping a message with a malformed job id: %r", job_id)
         return None
     worker_id = make_worker_id(self.request.hostname)
-    return execute_job(job_id, worker_id)
+    return execute_job(job_id, worker_id, on_hang=_end_hung_process)

@@ -145,3 +145,24 @@ def test_scrub_covers_relative_and_resolved_roots(tmp_path, monkeypatch):
         f"{absolute}/cache/logits/1.npy; {absolute}/akd.db"
     )
     assert scrub_paths(msg, s) == "upload:abc; upload:def; <cache>/logits/1.npy; <data>/akd.db"
+
+
+def test_the_hang_hook_runs_after_the_stage_was_recorded(settings, make_job):
+    # In a Celery pool process the hook ends the process (tasks._end_hung_process): the hung
+    # call cannot be interrupted, and the row must already say why before it goes.
+    settings = settings.model_copy(update={"stage_timeout_s": 0.5})
+    job_id = make_job(max_attempts=1)
+    seen: list[str] = []
+    run = HangsIn("loading")
+    worker = threading.Thread(target=execute_job, args=(job_id, "w1"),
+                              kwargs={"settings": settings, "run_job": run,
+                                      "on_hang": lambda: seen.append(job_row(settings, job_id).state)})  # fmt: skip
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        run.release.set()
+        worker.join(30)
+    assert seen == ["failed"]

@@ -34,7 +34,7 @@ def test_the_task_is_registered_under_the_name_the_api_sends(monkeypatch):
 
     assert TASK_NAME == "akd.run_job" and TASK_NAME in celery_app.tasks
     called: list[str] = []
-    monkeypatch.setattr(tasks, "execute_job", lambda job_id, worker_id: called.append(job_id))
+    monkeypatch.setattr(tasks, "execute_job", lambda job_id, worker_id, **_: called.append(job_id))
     assert celery_app.tasks[TASK_NAME].apply(args=["../../etc/passwd"]).get() is None
     assert called == []  # a malformed id never reaches the database
     celery_app.tasks[TASK_NAME].apply(args=["ab" * 16]).get()
@@ -57,3 +57,12 @@ def test_the_embedded_broker_url_is_the_one_the_settings_name(tmp_path):
     redis = EmbeddedRedis(settings.embedded_redis_socket, tmp_path / "redis")
     assert redis.url == settings.effective_broker_url
     assert celery_app.tasks[queue.TASK_NAME].name == queue.TASK_NAME
+
+
+def test_a_hung_stage_ends_the_pool_process(monkeypatch):
+    from worker import tasks
+
+    calls: list[dict] = []
+    monkeypatch.setattr(tasks, "execute_job", lambda job_id, worker_id, **kw: calls.append(kw))
+    tasks.run_job.run("0" * 32)
+    assert calls == [{"on_hang": tasks._end_hung_process}]
