@@ -25,21 +25,15 @@ def check_inputs(x: np.ndarray, y: np.ndarray, source: str, name: str = "x") -> 
         raise fail(source, f"{name} holds NaN or infinite values in {bad} sample(s)")
 
 
-def check_classes(
-    y_train: np.ndarray, num_classes: int, source: str, others: list[np.ndarray]
-) -> None:
-    """Every label is below num_classes, there are 2+ classes and each has a training sample."""
-    if num_classes < 2:
-        raise fail(source, f"found {num_classes} class; classification needs at least 2")
-    for labels in [y_train, *others]:
-        if labels.size and labels.max() >= num_classes:
-            raise fail(
-                source,
-                f"label {int(labels.max())} is out of range for {num_classes} classes (0..{num_classes - 1})",
-            )
-    missing = np.setdiff1d(np.arange(num_classes), y_train)
+def check_classes(y_train: np.ndarray, classes: list[str], source: str) -> None:
+    """There are 2+ classes and each has a training sample (labels are ids 0..K-1 by now)."""
+    if len(classes) < 2:
+        raise fail(source, f"found {len(classes)} class; classification needs at least 2")
+    missing = np.setdiff1d(np.arange(len(classes)), y_train)
     if missing.size:
-        shown = ", ".join(str(int(c)) for c in missing[:10])
+        shown = ", ".join(repr(classes[int(c)]) for c in missing[:10])
         raise fail(
-            source, f"class(es) {shown} have no training sample; every class 0..K-1 must appear"
+            source,
+            f"class(es) {shown} have no training sample; every class must appear in the "
+            "training data",
         )

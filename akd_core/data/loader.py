@@ -132,7 +132,7 @@ def load_dataset(
     check_inputs(raw.x, raw.y, raw.source)
     for name, (x_given, y_given) in raw.given.items():
         check_inputs(x_given, y_given, raw.source, f"x_{name}")
-    check_classes(raw.y, len(raw.classes), raw.source, [ys for _, ys in raw.given.values()])
+    check_classes(raw.y, raw.classes, raw.source)  # labels.encode_labels checked the ranges
     splits = _split(raw, spec, seed)
     x_train = _as_float(splits["train"][0], raw.scale)
     mode, mean, std = normalize.fit(x_train, spec.normalize, raw.kind)

@@ -103,3 +103,15 @@ def test_label_errors_are_akd_errors_so_the_job_is_not_retried(tmp_path: Path) -
     path = _npz(tmp_path / "d.npz", np.array([0.5, 1.5] * 10))
     with pytest.raises(AKDError, match="non-integer numbers"):
         load_dataset(_spec(), path, seed=0)
+
+
+def test_a_class_missing_from_training_is_named_by_its_label(tmp_path: Path) -> None:
+    y = np.array([0, 1] * 10)
+    path = _npz(
+        tmp_path / "d.npz",
+        y,
+        x_test=np.zeros((4, 3), np.float32),
+        y_test=np.array([0, 1, 10**7, 0]),
+    )
+    with pytest.raises(DatasetError, match="class\\(es\\) '10000000' have no training sample"):
+        load_dataset(_spec(), path, seed=0)
