@@ -60,6 +60,18 @@ def test_the_image_installs_the_postgres_driver_and_builds_from_the_dockerfile()
     assert "TORCH_VARIANT" in dockerfile
 
 
+def test_every_akd_service_runs_as_the_images_unprivileged_user():
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    uid = re.search(r"useradd [^\n]*--uid (\d+) --gid akd [^\n]* akd\b", dockerfile)
+    gid = re.search(r"groupadd [^\n]*--gid (\d+) akd\b", dockerfile)
+    assert uid and gid and re.search(r"^USER akd$", dockerfile, re.M)
+    assert {"api", "worker", "reaper"} <= set(PROJECT_SERVICES)
+    for name in PROJECT_SERVICES:
+        user = str(SERVICES[name].get("user", ""))
+        assert user == f"{uid.group(1)}:{gid.group(1)}", f"{name} runs as {user or 'the default'}"
+        assert not user.startswith("0") and user != "root"
+
+
 def _check_command(cmd: list[str]) -> None:
     """Fail unless the command names something this project provides."""
     prog, args = cmd[0], cmd[1:]
