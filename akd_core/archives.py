@@ -18,6 +18,7 @@ from typing import IO
 
 from akd_core.errors import DatasetError
 from akd_core.limits import Limits
+from akd_core.zipdir import read_zip_directory
 
 _CHUNK = 1024 * 1024
 
@@ -105,6 +106,30 @@ def _kind(path: Path) -> str:
     )
 
 
+# Central directory bytes allowed per member: an entry is 46 bytes + name + extra fields
+# (~100-300 bytes in real zips); a larger directory is mostly entries past the member cap.
+DIRECTORY_BYTES_PER_MEMBER = 512
+
+
+def _check_zip_directory(path: Path, limits: ArchiveLimits) -> None:
+    """Refuse, from the end record alone, a zip whose directory zipfile would parse at length."""
+    found = read_zip_directory(path)
+    if found is None:
+        return  # no end record: zipfile reports the zip as unreadable
+    if found.entries > limits.max_members:
+        raise UnsafeArchiveError(
+            f"archive {path.name!r} declares {found.entries} members, past the cap of "
+            f"{limits.max_members} members",
+            field="dataset.source",
+        )
+    if found.size > limits.max_members * DIRECTORY_BYTES_PER_MEMBER:
+        raise UnsafeArchiveError(
+            f"archive {path.name!r} has a central directory of {found.size} bytes, more than "
+            f"{limits.max_members} members need",
+            field="dataset.source",
+        )
+
+
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
@@ -178,6 +203,7 @@ def _walk(path: Path, budget: _Budget) -> Iterator[tuple[MemberInfo, Opener]]:
         return member
 
     if _kind(path) == "zip":
+        _check_zip_directory(path, budget.limits)
         with zipfile.ZipFile(path) as zf:
             for zinfo in zf.infolist():
                 member = admit(_zip_member(zinfo, budget.limits), zinfo.filename)

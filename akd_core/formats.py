@@ -13,6 +13,7 @@ from pathlib import Path
 from akd_core.archives import ARCHIVE_READ_ERRORS
 from akd_core.errors import DatasetError, TeacherLoadError
 from akd_core.spec import DATASET_EXTENSIONS, TEACHER_EXTENSIONS
+from akd_core.zipdir import read_zip_directory
 
 # Full ONNX parses load the whole protobuf into memory; past this size the field-tag check
 # alone decides (a multi-GB model is not parsed just to be named).
@@ -27,6 +28,9 @@ TEXT_SNIFF_LINES = 20
 # tar.bz2 declaring 3 GiB is named "tar" after its first header, and check_archive refuses it.
 MAX_SNIFF_BYTES = 256 * 1024 * 1024
 SNIFF_MAX_RATIO = 200
+# zipfile parses a zip's whole central directory; past this size (~100k entries) sniffing
+# names the file "zip" without listing it (an .npz or TorchScript file is far smaller).
+MAX_SNIFF_ZIP_DIRECTORY = 16 * 1024 * 1024
 
 TEACHER_FORMATS = ("onnx", "torchscript", "safetensors", "hf")
 DATASET_FORMATS = ("npz", "imagefolder", "cifar", "csv", "jsonl")
@@ -73,6 +77,9 @@ def sniff(path: Path) -> str:
 
 
 def _sniff_zip(path: Path) -> str:
+    directory = read_zip_directory(path)
+    if directory is not None and directory.size > MAX_SNIFF_ZIP_DIRECTORY:
+        return "zip"  # too many entries to list here; check_archive applies the member cap
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

@@ -200,3 +200,48 @@ def test_read_members_returns_only_wanted_files(tmp_path: Path) -> None:
     archive = _tar(tmp_path / "good.tgz", GOOD)
     got = read_members(archive, lambda name: name.endswith("b.txt"))
     assert got == {"dogs/sub/b.txt": b"woof" * 100}
+
+
+def test_a_zip_declaring_too_many_members_is_refused_from_its_end_record(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "many.zip", {f"f{i}.txt": b"" for i in range(10)})
+    with pytest.raises(UnsafeArchiveError, match="declares 10 members, past the cap of 5"):
+        check_archive(archive, ArchiveLimits(max_members=5))
+
+
+def test_a_zip_whose_end_record_understates_its_directory_is_refused(tmp_path: Path) -> None:
+    # The end record claims 1 entry, but the directory holds 10 with 100-character names:
+    # zipfile would parse all of it, so its size is capped too (512 bytes per member).
+    archive = _zip(tmp_path / "liar.zip", {f"{i:0100d}": b"" for i in range(10)})
+    data = bytearray(archive.read_bytes())
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 8 : at + 12] = (1).to_bytes(2, "little") * 2  # entries on this disk, in total
+    archive.write_bytes(bytes(data))
+    with pytest.raises(UnsafeArchiveError, match="central directory of 1[0-9]{3} bytes"):
+        check_archive(archive, ArchiveLimits(max_members=2))
+
+
+def test_zip64_end_records_are_read(tmp_path: Path) -> None:
+    from akd_core.zipdir import read_zip_directory
+
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w") as zf:  # past 65535 entries zipfile writes ZIP64 records
+        for i in range(66_000):
+            zf.writestr(zipfile.ZipInfo(str(i)), b"")
+    found = read_zip_directory(path)
+    assert found is not None and found.entries == 66_000
+    with pytest.raises(UnsafeArchiveError, match="declares 66000 members"):
+        check_archive(path, ArchiveLimits(max_members=65_999))
+
+
+def test_sniffing_a_huge_zip_directory_does_not_list_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from akd_core import formats
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros(3))
+    assert formats.sniff(path) == "npz"
+    monkeypatch.setattr(formats, "MAX_SNIFF_ZIP_DIRECTORY", 10)
+    assert formats.sniff(path) == "zip"  # named without parsing; check_archive caps members
