@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,21 +16,13 @@ import torch
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.models.onnx_runner import OnnxInput
 from akd_core.sandbox import protocol
+from akd_core.sandbox.process import Child, take_child
 from akd_core.sandbox.rights import Limits
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import Teacher
 
 log = logging.getLogger(__name__)
 
-ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds akd_core
-# -I: no PYTHON* variables, no user site, and not the working directory (the upload's) on sys.path.
-BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from akd_core.sandbox.child import main; main()"
-)
-# Passed through because GPUs and their libraries need them; nothing else is inherited.
-PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
-_PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
 _ERRORS = {"TeacherLoadError": TeacherLoadError, "SpecError": SpecError}
 
 
@@ -54,98 +39,16 @@ class SandboxPolicy:
     # Tests only: False skips the TorchScript allow-list so that tests can prove the
     # sandbox alone contains a hostile teacher. No setting or spec field reaches it.
     check_torchscript: bool = True
-
-
-def _child_env(workdir: Path, threads: int) -> dict[str, str]:
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir),
-        "OMP_NUM_THREADS": str(threads),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
-    return env
-
-
-class _Child:
-    """The process, its pipes, working directory and stderr log; `stop` is idempotent."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], workdir: Path, errlog: IO[bytes]) -> None:
-        self.proc, self.workdir, self.errlog = proc, workdir, errlog
-        assert proc.stdin is not None and proc.stdout is not None
-        self.fd_in, self.fd_out = proc.stdin.fileno(), proc.stdout.fileno()
-
-    def how_it_ended(self) -> str:
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return "stopped answering"
-        if code < 0:
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with code {code}"
-
-    def stderr_tail(self) -> str:
-        try:
-            self.errlog.seek(0, os.SEEK_END)
-            self.errlog.seek(max(0, self.errlog.tell() - 2000))
-            return self.errlog.read().decode(errors="replace")
-        except (OSError, ValueError):
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                protocol.send(self.fd_in, {"op": "bye"}, deadline=time.monotonic() + 1)
-                self.proc.wait(timeout=2)
-            except (protocol.ChannelClosed, protocol.ChannelTimeout, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):  # its own session: children go too
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
-        self.errlog.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _spawn(path: Path, policy: SandboxPolicy, threads: int) -> _Child:
-    workdir = Path(tempfile.mkdtemp(prefix="akd-teacher-", dir=policy.workdir_root))  # mode 0700
-    copy = workdir / path.name
-    shutil.copyfile(path, copy)  # the unprivileged child cannot read the upload folder
-    os.chmod(copy, 0o400)
-    if os.geteuid() == 0:
-        for p in (workdir, copy):
-            os.chown(p, policy.uid, policy.gid)
-    errlog = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _Child.stop); unlinked: the child writes by fd, nobody can open it
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-c", BOOT, ROOT],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=errlog,
-        env=_child_env(workdir, threads),
-        cwd=workdir,
-        close_fds=True,
-        start_new_session=True,
-    )
-    child = _Child(proc, workdir, errlog)
-    for fd in (child.fd_in, child.fd_out):
-        with contextlib.suppress(OSError):  # fewer wake-ups per batch; Linux only
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-    os.set_blocking(child.fd_in, False)  # writes wait in select, under a deadline
-    return child
+    keep_warm: bool = True  # start the next teacher's process ahead (see sandbox.process)
 
 
 class SandboxedTeacher(Teacher):
     """A Teacher whose model lives in a confined child process; arrays cross by pipe."""
 
-    def __init__(self, child: _Child, policy: SandboxPolicy, hello: dict[str, Any],
+    def __init__(self, child: Child, policy: SandboxPolicy, hello: dict[str, Any],
                  fingerprint: str, device: torch.device) -> None:  # fmt: skip
         super().__init__(str(hello["format"]), fingerprint, device)
-        self._child: _Child | None = child
+        self._child: Child | None = child
         self._released = False
         self._policy = policy
         self._stop = weakref.finalize(self, child.stop)  # a forgotten teacher still ends its child
@@ -224,9 +127,16 @@ def start_teacher(
     policy: SandboxPolicy,
 ) -> SandboxedTeacher:
     """Start a confined process that loads `path` and serve it as a Teacher."""
-    child = _spawn(path, policy, torch.get_num_threads())
+    child = take_child(policy.workdir_root, policy.uid, policy.gid, policy.keep_warm)
+    try:
+        name = child.install(path, policy.uid, policy.gid)
+    except OSError as exc:
+        child.stop()
+        raise TeacherLoadError(
+            f"{path.name!r} cannot be read: {exc.strerror}", field="teacher.source"
+        ) from None
     request = {
-        "format": fmt, "file": path.name, "fingerprint": fingerprint, "device": str(device),
+        "format": fmt, "file": name, "fingerprint": fingerprint, "device": str(device),
         "spec": spec.model_dump(mode="json"), "num_classes": num_classes,
         "input_shape": list(input_shape) if input_shape is not None else None,
         "threads": torch.get_num_threads(), "uid": policy.uid, "gid": policy.gid,

@@ -26,14 +26,15 @@ from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.export import export_onnx
 from akd_core.models import build_model, count_params
 from akd_core.report import teacher_facts
-from akd_core.sandbox import proxy
+from akd_core.sandbox import process
 from akd_core.sandbox.proxy import SandboxedTeacher, SandboxPolicy
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import load_teacher, load_teacher_in_process
 
 CPU = torch.device("cpu")
 SHAPE, CLASSES = (1, 8, 8), 3
-UNCHECKED = SandboxPolicy(check_torchscript=False)  # as if the allow-list had been bypassed
+# As if the allow-list had been bypassed; no warm spare for these one-off processes.
+UNCHECKED = SandboxPolicy(check_torchscript=False, keep_warm=False)
 ROOT_ONLY = "the sandbox drops to an unprivileged uid only when started as root"
 
 
@@ -204,8 +205,8 @@ c.main()
 
 def _hostile(monkeypatch: pytest.MonkeyPatch, private: Path, port: int) -> None:
     params = f"PRIVATE = {str(private)!r}; SECRET = {str(private.parent / 'secret.txt')!r}; PORT = {port}"
-    boot = proxy.BOOT.split("from akd_core")[0]  # keep the sys.path line
-    monkeypatch.setattr(proxy, "BOOT", boot + "\n" + params + "\n" + HOSTILE)
+    boot = process.BOOT.split("from akd_core")[0]  # keep the sys.path line
+    monkeypatch.setattr(process, "BOOT", boot + "\n" + params + "\n" + HOSTILE)
 
 
 @pytest.fixture
@@ -279,7 +280,9 @@ def test_a_hanging_child_is_killed_after_the_timeout(
     monkeypatch: pytest.MonkeyPatch, files: dict[str, Path], private_dir: Path
 ) -> None:
     _hostile(monkeypatch, private_dir, 9)
-    teacher = _start_hostile(files, SandboxPolicy(check_torchscript=False, call_timeout_s=1.0))
+    teacher = _start_hostile(
+        files, SandboxPolicy(check_torchscript=False, keep_warm=False, call_timeout_s=1.0)
+    )
     pid = _pid(teacher)
     started = time.monotonic()
     with pytest.raises(TeacherLoadError, match="did not answer within 1 s"):
@@ -314,3 +317,21 @@ def test_what_a_teacher_prints_cannot_corrupt_the_answers(tmp_path: Path) -> Non
             torch.testing.assert_close(teacher.predict(x), x * 2)
     finally:
         teacher.release()
+
+
+def test_the_next_teacher_takes_the_process_started_ahead(files: dict[str, Path]) -> None:
+    first = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
+    spare = process._Spare.child
+    assert spare is not None and spare.proc.poll() is None  # importing torch meanwhile
+    second = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
+    try:
+        assert isinstance(first, SandboxedTeacher) and isinstance(second, SandboxedTeacher)
+        assert _pid(second) == spare.proc.pid != _pid(first)
+        x = torch.zeros(2, *SHAPE)
+        torch.testing.assert_close(second.predict(x), first.predict(x))
+    finally:
+        first.release()
+        second.release()
+    unused = SandboxPolicy(keep_warm=False)
+    load_teacher(_spec("torchscript"), files["torchscript"], CPU, sandbox=unused).release()
+    assert process._Spare.child is None  # keep_warm=False leaves no idle process behind

@@ -1,0 +1,157 @@
+"""Starting, stopping and reusing teacher processes (the parent side, before any protocol).
+
+A child spends most of its start importing torch. One warm spare per parent process is
+started ahead: the next teacher takes it, so only the first teacher of a process waits
+for the imports. A spare has not reduced its rights yet but has read nothing untrusted;
+it does so when it receives its load request.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+from akd_core.sandbox import protocol
+
+ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds akd_core
+# -I: no PYTHON* variables, no user site, and not the working directory (the upload's) on sys.path.
+BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from akd_core.sandbox.child import main; main()"
+)
+# Passed through because GPUs and their libraries need them; nothing else is inherited.
+PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+def _child_env(workdir: Path) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
+    return env
+
+
+class Child:
+    """The process, its pipes, working directory and stderr log; `stop` is idempotent."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], workdir: Path, errlog: IO[bytes],
+                 key: tuple[object, ...]) -> None:  # fmt: skip
+        self.proc, self.workdir, self.errlog, self.key = proc, workdir, errlog, key
+        assert proc.stdin is not None and proc.stdout is not None
+        self.fd_in, self.fd_out = proc.stdin.fileno(), proc.stdout.fileno()
+
+    def install(self, path: Path, uid: int, gid: int) -> str:
+        """Copy the teacher file into the working directory, readable by the child only."""
+        copy = self.workdir / path.name
+        shutil.copyfile(path, copy)  # the unprivileged child cannot read the upload folder
+        os.chmod(copy, 0o400)
+        if os.geteuid() == 0:
+            os.chown(copy, uid, gid)
+        return copy.name
+
+    def how_it_ended(self) -> str:
+        """'exited with code N', 'was killed by SIGX', or 'stopped answering'."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    def stderr_tail(self) -> str:
+        """The last 2,000 bytes the child wrote to stderr (and stdout), for the log."""
+        try:
+            self.errlog.seek(0, os.SEEK_END)
+            self.errlog.seek(max(0, self.errlog.tell() - 2000))
+            return self.errlog.read().decode(errors="replace")
+        except (OSError, ValueError):
+            return ""
+
+    def stop(self) -> None:
+        """Ask it to leave, kill it (and its process group) if it does not, clean up."""
+        if self.proc.poll() is None:
+            try:
+                protocol.send(self.fd_in, {"op": "bye"}, deadline=time.monotonic() + 1)
+                self.proc.wait(timeout=2)
+            except (protocol.ChannelClosed, protocol.ChannelTimeout, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # its own session: children go too
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        self.errlog.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
+    """Start a child interpreter in a fresh working directory; it waits for its load request."""
+    workdir = Path(tempfile.mkdtemp(prefix="akd-teacher-", dir=workdir_root))  # mode 0700
+    if os.geteuid() == 0:
+        os.chown(workdir, uid, gid)
+    errlog = tempfile.TemporaryFile()  # noqa: SIM115 (Child.stop closes it); unlinked, fd only
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-c", BOOT, ROOT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errlog,
+        env=_child_env(workdir),
+        cwd=workdir,
+        close_fds=True,
+        start_new_session=True,
+    )
+    child = Child(proc, workdir, errlog, (BOOT, workdir_root, uid, gid))
+    for fd in (child.fd_in, child.fd_out):
+        with contextlib.suppress(OSError):  # fewer wake-ups per batch; Linux only
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    os.set_blocking(child.fd_in, False)  # writes wait in select, under a deadline
+    return child
+
+
+class _Spare:
+    """At most one idle child per parent process, of the key it was started with."""
+
+    child: Child | None = None
+    pid: int = 0  # the process that started it (a forked parent must not share it)
+
+    @classmethod
+    def take(cls, workdir_root: Path | None, uid: int, gid: int, keep_warm: bool) -> Child:
+        spare, cls.child = cls.child, None
+        key = (BOOT, workdir_root, uid, gid)
+        if spare is not None and (spare.key != key or cls.pid != os.getpid()
+                                  or spare.proc.poll() is not None):  # fmt: skip
+            if cls.pid == os.getpid():
+                spare.stop()
+            spare = None
+        child = spare or spawn(workdir_root, uid, gid)
+        if keep_warm:
+            cls.child, cls.pid = spawn(workdir_root, uid, gid), os.getpid()
+        return child
+
+    @classmethod
+    def stop(cls) -> None:
+        spare, cls.child = cls.child, None
+        if spare is not None and cls.pid == os.getpid():
+            spare.stop()
+
+
+take_child = _Spare.take
+atexit.register(_Spare.stop)
