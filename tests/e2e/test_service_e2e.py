@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import (
+    BOTH_DATABASES,
     ENDLESS_SPEC,
     QUICK_SPEC,
     SLOW_SPEC,
@@ -59,6 +60,7 @@ def test_job_runs_end_to_end_over_http(make_stack, digits_teacher, tmp_path, bro
     assert acc > 0.5
 
 
+@BOTH_DATABASES
 def test_worker_killed_mid_job_resumes_from_its_checkpoint(make_stack, digits_teacher):
     stack: Stack = make_stack()
     stack.start_api()
@@ -84,6 +86,7 @@ def test_worker_killed_mid_job_resumes_from_its_checkpoint(make_stack, digits_te
     assert first[2]["phase"] > 1 or first[2]["epoch"] > 1
 
 
+@BOTH_DATABASES
 def test_cancel_a_queued_and_a_running_job(make_stack, digits_teacher):
     stack: Stack = make_stack()
     stack.start_api()
@@ -101,6 +104,7 @@ def test_cancel_a_queued_and_a_running_job(make_stack, digits_teacher):
         assert client.status(queued)["attempt"] == 0
 
 
+@BOTH_DATABASES
 def test_api_restart_mid_job_loses_nothing(make_stack, digits_teacher):
     stack: Stack = make_stack()
     stack.start_api()
@@ -117,6 +121,29 @@ def test_api_restart_mid_job_loses_nothing(make_stack, digits_teacher):
         after = [e["id"] for e in client.events(job_id, last_event_id=0) if e["event"] != "end"]
     assert after[: len(before)] == before  # replay from the start still has every event
     assert final["attempt"] == 1  # the worker never noticed
+
+
+@BOTH_DATABASES
+def test_workers_racing_for_duplicate_messages_run_each_job_once(make_stack, digits_teacher):
+    # Two workers and three messages per job: the claim's compare-and-set, on the real
+    # database, must hand each job to exactly one of them, exactly once.
+    stack: Stack = make_stack()
+    stack.start_api()
+    stack.start_worker("w1")
+    stack.start_worker("w2")
+    with stack.client() as client:
+        jobs = [client.submit(spec_with(QUICK_SPEC, digits_teacher))["id"] for _ in range(3)]
+        for job_id in jobs:
+            stack.send(job_id)
+            stack.send(job_id)
+        finals = [client.wait(job_id, timeout_s=240) for job_id in jobs]
+    assert [(f["state"], f["attempt"]) for f in finals] == [("succeeded", 1)] * 3
+    for job_id in jobs:
+        events = stack.events(job_id)
+        starts = [e for e in events if e["event"] == "log" and "started" in e.get("message", "")]
+        assert len(starts) == 1, starts
+        assert [e["state"] for e in events if e["event"] == "state"] == [
+            "queued", "running", "succeeded"]  # fmt: skip
 
 
 def test_bad_input_is_refused_and_the_service_keeps_serving(make_stack, digits_teacher, tmp_path):
