@@ -189,3 +189,18 @@ def test_concurrent_claims_each_job_has_exactly_one_winner(db_settings):
         for job_id, (winner,) in wins.items():
             job = job_store.get_job(s, job_id)
             assert job.lease_owner == winner and job.attempt == 1
+
+
+def test_heartbeats_are_utc_whatever_the_database_sessions_time_zone(postgres_url, tmp_path):
+    # A PostgreSQL server (or role) set to a local time zone must not shift heartbeats by hours.
+    url = postgres_url + "&options=-c%20TimeZone%3DAmerica/New_York"
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    settings.ensure_dirs()
+    upgrade(settings)
+    job_id = _job(settings)
+    with session_scope(settings) as s:
+        assert job_store.claim_job(s, job_id, "w1", 60) is not None
+        assert job_store.heartbeat(s, job_id, "w1")
+        beat = job_store.get_job(s, job_id).heartbeat_at
+        assert abs(beat - utcnow()) < timedelta(minutes=1)
+        assert job_store.stale_jobs(s, 60) == []
