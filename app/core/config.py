@@ -70,7 +70,11 @@ class Settings(BaseSettings):
         default=1800.0, gt=0, description="A stage with no progress for this long is hung."
     )
     reaper_max_resends: int = Field(
-        default=10, ge=1, description="Re-sent messages (backing off 2x) before a job is failed."
+        # 12 re-sends span about 68 h at stale_after_s=60: a job may legitimately wait
+        # that long behind others in a busy queue, and only then is it given up.
+        default=12,
+        ge=1,
+        description="Re-sent messages (backing off 2x) before a job is failed.",
     )
     event_retention_days: float = Field(
         default=30.0, ge=0, description="Events of finished jobs are deleted after; 0 keeps them."
