@@ -25,6 +25,7 @@ from sqlalchemy.types import TypeDecorator
 QUEUED, RUNNING, CANCELLING = "queued", "running", "cancelling"
 SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+ACTIVE_STATES = (RUNNING, CANCELLING)  # a worker holds the lease
 JOB_STATES = (QUEUED, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED)
 LOCAL_OWNER = "local"  # the owner of everything when API keys are off
 # 64-bit ids; SQLite keeps INTEGER, the only type its rowid autoincrement works with.
