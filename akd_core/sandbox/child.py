@@ -19,7 +19,7 @@ import torch
 
 from akd_core.errors import AKDError
 from akd_core.sandbox import protocol
-from akd_core.sandbox.rights import Limits, reduce_rights
+from akd_core.sandbox.rights import Early, Limits, reduce_rights
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import Teacher, open_teacher
 
@@ -60,13 +60,13 @@ def _hello(teacher: Teacher, layers: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def serve(fd_in: int, fd_out: int) -> None:
+def serve(fd_in: int, fd_out: int, early: Early) -> None:
     """Read the load request, reduce rights, load, then answer until told to stop."""
     cfg, _ = protocol.receive(fd_in)
     torch.set_num_threads(int(cfg["threads"]))
     layers = reduce_rights(
         int(cfg["uid"]), int(cfg["gid"]), Limits(**cfg["limits"]),
-        cfg["device"].startswith("cuda"), int(cfg["parent_pid"]),
+        cfg["device"].startswith("cuda"), int(cfg["parent_pid"]), early,
     )  # fmt: skip
     try:
         teacher = _load(cfg)
@@ -86,15 +86,11 @@ def serve(fd_in: int, fd_out: int) -> None:
         protocol.send(fd_out, {"ok": True}, (out,))
 
 
-def main() -> None:
-    """Entry point of the child process."""
+def main(early: Early) -> None:
+    """Entry point of the child process, after `isolate_early` (see sandbox.process.BOOT)."""
     fd_out = os.dup(1)
     os.dup2(2, 1)  # print() and C-level writes to stdout now land in the stderr log
     sys.stdout = sys.stderr
     with contextlib.suppress(protocol.ChannelClosed, protocol.ProtocolError):
-        serve(0, fd_out)  # ends when released, or when the parent goes away
+        serve(0, fd_out, early)  # ends when released, or when the parent goes away
     os._exit(0)  # skip interpreter teardown: nothing to flush, and it is faster
-
-
-if __name__ == "__main__":
-    main()

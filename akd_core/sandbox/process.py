@@ -25,8 +25,11 @@ from akd_core.sandbox import protocol
 
 ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds akd_core
 # -I: no PYTHON* variables, no user site, and not the working directory (the upload's) on sys.path.
+# The network namespace comes first, while the interpreter has one thread (torch starts more).
 BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from akd_core.sandbox.child import main; main()"
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from akd_core.sandbox.rights import isolate_early; early = isolate_early(); "
+    "from akd_core.sandbox.child import main; main(early)"
 )
 # Passed through because GPUs and their libraries need them; nothing else is inherited.
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")

@@ -52,6 +52,20 @@ def isolate_network() -> str:
     return f"not isolated (unprivileged unshare: {why})"
 
 
+@dataclass(frozen=True)
+class Early:
+    """What the child did first, before any import could start a thread."""
+
+    started_as: int  # the euid it was started with (a user namespace changes what it sees)
+    network: str  # how the network was isolated, or why it was not
+
+
+def isolate_early() -> Early:
+    """Take the network namespace at once: unshare(CLONE_NEWUSER) needs a single thread."""
+    started_as = os.geteuid()
+    return Early(started_as, isolate_network())
+
+
 def apply_limits(limits: Limits, cuda: bool) -> str:
     """Set the rlimits (core 0, file size, open files, CPU, memory unless CUDA)."""
     wanted = {
@@ -95,11 +109,10 @@ def bind_to_parent(parent_pid: int) -> None:
 
 
 def reduce_rights(
-    uid: int, gid: int, limits: Limits, cuda: bool, parent_pid: int
+    uid: int, gid: int, limits: Limits, cuda: bool, parent_pid: int, early: Early
 ) -> dict[str, str]:
-    """Apply every layer in the order the kernel needs (namespaces need root: before the uid drop)."""
-    started_as = os.geteuid()  # a user namespace makes it look like 65534 afterwards
-    layers = {"network": isolate_network(), "limits": apply_limits(limits, cuda)}
-    layers["user"] = drop_user(uid, gid, started_as)
+    """Apply the other layers after `isolate_early`: limits, then the uid drop, then the rest."""
+    layers = {"network": early.network, "limits": apply_limits(limits, cuda)}
+    layers["user"] = drop_user(uid, gid, early.started_as)
     bind_to_parent(parent_pid)
     return layers

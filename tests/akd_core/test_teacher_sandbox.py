@@ -169,6 +169,8 @@ def test_a_torchscript_teacher_past_the_allow_list_cannot_touch_the_workers_file
 # Arbitrary Python in the child, as after a full bypass of the allow-list: the child's
 # loader is replaced by code that tries everything and reports what worked.
 HOSTILE = """
+from akd_core.sandbox.rights import isolate_early
+early = isolate_early()
 import json, os, socket, time
 import encodings.idna  # socket needs it for "127.0.0.1"; imported before the rights drop
 import numpy as np
@@ -199,13 +201,14 @@ class Hostile:
         return np.zeros((len(x), 2), np.float32)
 
 c._load = lambda cfg: Hostile()
-c.main()
+c.main(early)
 """
 
 
 def _hostile(monkeypatch: pytest.MonkeyPatch, private: Path, port: int) -> None:
     params = f"PRIVATE = {str(private)!r}; SECRET = {str(private.parent / 'secret.txt')!r}; PORT = {port}"
-    boot = process.BOOT.split("from akd_core")[0]  # keep the sys.path line
+    boot = process.BOOT.split(";")[:2]  # keep the sys.path line
+    boot = ";".join(boot)
     monkeypatch.setattr(process, "BOOT", boot + "\n" + params + "\n" + HOSTILE)
 
 
@@ -335,3 +338,24 @@ def test_the_next_teacher_takes_the_process_started_ahead(files: dict[str, Path]
     unused = SandboxPolicy(keep_warm=False)
     load_teacher(_spec("torchscript"), files["torchscript"], CPU, sandbox=unused).release()
     assert process._Spare.child is None  # keep_warm=False leaves no idle process behind
+
+
+def test_an_unprivileged_worker_gets_a_user_and_network_namespace(
+    monkeypatch: pytest.MonkeyPatch, files: dict[str, Path]
+) -> None:
+    # The child believes it was started as uid 4242, so it takes the non-root path:
+    # unshare(CLONE_NEWUSER | CLONE_NEWNET), which the kernel allows only while the process
+    # has one thread, i.e. before torch is imported. uid 0 owns the files (no chown to nobody).
+    monkeypatch.setattr(process, "BOOT", "import os; os.geteuid = lambda: 4242; " + process.BOOT)
+    policy = SandboxPolicy(uid=0, gid=0, keep_warm=False)
+    teacher = load_teacher(_spec("torchscript"), files["torchscript"], CPU, sandbox=policy)
+    try:
+        layers = teacher.sandbox_layers  # type: ignore[attr-defined]
+        assert teacher.predict(torch.zeros(2, *SHAPE)).shape == (2, CLASSES)
+    finally:
+        teacher.release()
+    assert layers["user"] == "unchanged (started as uid 4242, not root)"
+    network = layers["network"]
+    if network.startswith("not isolated") and "Invalid argument" not in network:
+        pytest.skip(f"this kernel refuses unprivileged user namespaces: {network}")
+    assert network == "own user and network namespace"
