@@ -150,6 +150,11 @@ class _Spare:
         return child
 
     @classmethod
+    def prestart(cls, workdir_root: Path | None, uid: int, gid: int) -> None:
+        if cls.child is None or cls.pid != os.getpid():
+            cls.child, cls.pid = spawn(workdir_root, uid, gid), os.getpid()
+
+    @classmethod
     def stop(cls) -> None:
         spare, cls.child = cls.child, None
         if spare is not None and cls.pid == os.getpid():
@@ -157,4 +162,5 @@ class _Spare:
 
 
 take_child = _Spare.take
+prestart_child = _Spare.prestart
 atexit.register(_Spare.stop)

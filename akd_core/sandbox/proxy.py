@@ -16,7 +16,7 @@ import torch
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.models.onnx_runner import OnnxInput
 from akd_core.sandbox import protocol
-from akd_core.sandbox.process import Child, take_child
+from akd_core.sandbox.process import Child, prestart_child, take_child
 from akd_core.sandbox.rights import Limits
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import Teacher
@@ -114,6 +114,12 @@ class SandboxedTeacher(Teacher):
         """Stop the teacher process and remove its working directory."""
         self._child, self._released = None, True
         self._stop()
+
+
+def prestart(policy: SandboxPolicy | None = None) -> None:
+    """Start the first teacher process ahead (e.g. when a worker process starts)."""
+    policy = policy or SandboxPolicy()
+    prestart_child(policy.workdir_root, policy.uid, policy.gid)
 
 
 def start_teacher(

@@ -26,7 +26,7 @@ from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.export import export_onnx
 from akd_core.models import build_model, count_params
 from akd_core.report import teacher_facts
-from akd_core.sandbox import process
+from akd_core.sandbox import process, proxy
 from akd_core.sandbox.proxy import SandboxedTeacher, SandboxPolicy
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import load_teacher, load_teacher_in_process
@@ -323,7 +323,10 @@ def test_what_a_teacher_prints_cannot_corrupt_the_answers(tmp_path: Path) -> Non
 
 
 def test_the_next_teacher_takes_the_process_started_ahead(files: dict[str, Path]) -> None:
+    proxy.prestart()  # what a worker process can do when it starts
+    ahead = process._Spare.child
     first = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
+    assert ahead is not None and _pid(first) == ahead.proc.pid  # type: ignore[arg-type]
     spare = process._Spare.child
     assert spare is not None and spare.proc.poll() is None  # importing torch meanwhile
     second = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
