@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,8 @@ from akd_core.teachers import Teacher
 log = logging.getLogger(__name__)
 
 _ERRORS = {"TeacherLoadError": TeacherLoadError, "SpecError": SpecError}
+# Spec fields a load error may name (the child is untrusted: anything else is replaced).
+_FIELD = re.compile(r"(teacher|dataset)(\.[A-Za-z0-9_]{1,64}){0,3}")
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,8 @@ class SandboxedTeacher(Teacher):
         self._released = False
         self._policy = policy
         self._stop = weakref.finalize(self, child.stop)  # a forgotten teacher still ends its child
-        self.param_count = hello.get("params")
-        self.sandbox_layers: dict[str, str] = dict(hello.get("layers", {}))
-        inp = hello.get("declared_input")
-        if inp is not None:
-            self.declared_input = OnnxInput(inp[0], tuple(inp[1]), inp[2])
+        self.param_count, self.declared_input, self.sandbox_layers = _parse_hello(hello)
+        self._classes: int | None = None  # K of the first answer: every answer must keep it
 
     def _fail(self, doing: str, exc: Exception) -> TeacherLoadError:
         child, self._child = self._child, None
@@ -98,12 +98,22 @@ class SandboxedTeacher(Teacher):
             raise self._fail(doing, exc) from None
         if not answer.get("ok"):
             raise TeacherLoadError(
-                f"the teacher rejected input of shape {tuple(x.shape)}: {answer.get('message')}",
+                f"the teacher rejected input of shape {tuple(x.shape)}: "
+                f"{_text(answer.get('message'))}",
                 field="teacher.source",
             )
         if len(arrays) != 1 or arrays[0].dtype != np.float32:
             raise self._fail(doing, protocol.ProtocolError("no float32 logits"))
-        return arrays[0]
+        out = arrays[0]
+        if out.ndim != 2 or len(out) != len(x) or self._classes not in (None, out.shape[1]):
+            want = f"({len(x)}, {self._classes or 'K'})"
+            raise TeacherLoadError(
+                f"the teacher returned shape {tuple(out.shape)} for input {tuple(x.shape)}; "
+                f"expected {want} logits",
+                field="teacher.source",
+            )
+        self._classes = out.shape[1]
+        return out
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) -> (B, K) float32 logits on x's device."""
@@ -114,6 +124,30 @@ class SandboxedTeacher(Teacher):
         """Stop the teacher process and remove its working directory."""
         self._child, self._released = None, True
         self._stop()
+
+
+def _parse_hello(
+    hello: dict[str, Any],
+) -> tuple[int | None, OnnxInput | None, dict[str, str]]:
+    """Parameter count, declared ONNX input and sandbox layers from the child's first answer."""
+    params, inp, layers = hello.get("params"), hello.get("declared_input"), hello.get("layers")
+    try:
+        if not (params is None or isinstance(params, int)) or not isinstance(layers, dict):
+            raise TypeError
+        declared = None
+        if inp is not None:
+            name, shape, onnx_type = inp
+            dims = tuple(d if isinstance(d, int | None) else str(d) for d in shape)
+            declared = OnnxInput(str(name), dims, str(onnx_type))
+    except (TypeError, ValueError) as exc:
+        raise protocol.ProtocolError("malformed first answer") from exc
+    return params, declared, {str(k): str(v) for k, v in layers.items()}
+
+
+def _text(value: object, limit: int = 500) -> str:
+    """A message from the child, bounded (it is untrusted)."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def prestart(policy: SandboxPolicy | None = None) -> None:
@@ -153,20 +187,28 @@ def start_teacher(
     try:
         protocol.send(child.fd_in, request, deadline=deadline)
         hello, _ = protocol.receive(child.fd_out, deadline, max_bytes=0)
+        if hello.get("ok"):
+            teacher = SandboxedTeacher(child, policy, hello, fingerprint, device)
+            log.info("teacher process started: %s", teacher.sandbox_layers)
+            return teacher
     except (protocol.ChannelClosed, protocol.ChannelTimeout, protocol.ProtocolError) as exc:
-        how = f"did not load within {policy.start_timeout_s:g} s" if isinstance(
-            exc, protocol.ChannelTimeout) else child.how_it_ended()  # fmt: skip
+        if isinstance(exc, protocol.ChannelTimeout):
+            how = f"did not load within {policy.start_timeout_s:g} s"
+        elif isinstance(exc, protocol.ProtocolError):
+            how = f"sent a malformed answer ({exc})"
+        else:
+            how = child.how_it_ended()
         log.warning("teacher process %s; its stderr ends with: %s", how, child.stderr_tail())
         child.stop()
         raise TeacherLoadError(
             f"the teacher process {how} while loading {path.name!r}", field="teacher.source"
         ) from None
-    if not hello.get("ok"):
-        child.stop()
-        error = _ERRORS.get(str(hello.get("kind")), TeacherLoadError)
-        message = str(hello.get("message"))
-        if hello.get("kind") not in _ERRORS:
-            message = f"{path.name!r} could not be loaded: {message}"
-        raise error(message, field=hello.get("field") or "teacher.source")
-    log.info("teacher process started: %s", hello.get("layers"))
-    return SandboxedTeacher(child, policy, hello, fingerprint, device)
+    child.stop()  # it answered with the reason it could not load the file
+    kind = hello.get("kind")
+    error = _ERRORS.get(kind, TeacherLoadError) if isinstance(kind, str) else TeacherLoadError
+    message = _text(hello.get("message"))
+    if kind not in _ERRORS:
+        message = f"{path.name!r} could not be loaded: {message}"
+    field = hello.get("field")
+    fits = isinstance(field, str) and _FIELD.fullmatch(field)
+    raise error(message, field=field if fits else "teacher.source")

@@ -198,6 +198,10 @@ class Hostile:
             os._exit(3)
         if batch_size == 3:
             time.sleep(3600)
+        if batch_size == 5:
+            return np.zeros((len(x), 7), np.float32)  # another class count than before
+        if batch_size == 6:
+            return np.zeros((len(x), 2, 2), np.float32)
         return np.zeros((len(x), 2), np.float32)
 
 c._load = lambda cfg: Hostile()
@@ -273,6 +277,9 @@ def test_a_child_that_dies_mid_run_gives_a_teacher_error(
     _hostile(monkeypatch, private_dir, 9)
     teacher = _start_hostile(files)
     np.testing.assert_array_equal(teacher.logits_for(np.zeros((4, 2), np.float32), 4), 0)
+    for bs, shape in ((5, r"\(1, 7\)"), (6, r"\(1, 2, 2\)")):
+        with pytest.raises(TeacherLoadError, match=rf"returned shape {shape}.*expected \(1, 2\)"):
+            teacher.logits_for(np.zeros((1, 2), np.float32), batch_size=bs)
     with pytest.raises(TeacherLoadError, match="exited with code 3 while computing logits"):
         teacher.logits_for(np.zeros((1, 2), np.float32), batch_size=2)
     with pytest.raises(TeacherLoadError, match="stopped earlier"):
