@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from akd_core.errors import TrainingError
 from akd_core.fileio import atomic_write
 
 CHECKPOINT_DIR = "checkpoints"
+# What torch.load raises for a file it refuses (objects beyond tensors and plain containers)
+# or cannot read (torn, empty, not a torch file).
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError)
 
 
 def checkpoint_path(out_dir: Path, arm: str) -> Path:
@@ -26,7 +31,29 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     """Read a checkpoint written by save_checkpoint (tensors and plain containers only)."""
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as exc:
+        # torch's own message suggests weights_only=False: never an option for a file we
+        # did not write, so say what to do instead.
+        why = (
+            "it holds objects other than tensors and plain containers"
+            if isinstance(exc, pickle.UnpicklingError)
+            else "it is damaged or not a torch checkpoint"
+        )
+        raise _refused(path, why) from exc
+    if not isinstance(state, dict):
+        raise _refused(path, f"it holds a {type(state).__name__}, not a checkpoint")
+    return state
+
+
+def _refused(path: Path, why: str) -> TrainingError:
+    return TrainingError(
+        # Relative name only: failure reasons reach API clients, server paths must not.
+        f"{path.parent.name}/{path.name} is not a checkpoint this service wrote ({why}); it was "
+        "not loaded. Delete it to start the arm afresh, or run the job in a new output folder",
+        field="resume",
+    )
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
