@@ -110,3 +110,40 @@ def test_open_streams_and_stalled_uploads_leave_the_api_fast(tmp_path):
         assert not any(p.is_file() for p in (data_dir / "uploads").rglob("*"))
         for sock in streams + uploads:
             sock.close()
+
+
+def test_per_key_caps_on_streams_and_uploads_answer_429(tmp_path):
+    data_dir = tmp_path / "data"
+    key, job_id = _seed(data_dir)
+    with session_scope(Settings(data_dir=data_dir, require_keys=True)) as s:
+        other_id, other_key = create_key(s, "other")
+        other_job = job_store.create_job(s, other_id, {}, 3).id
+    env = {"AKD_REQUIRE_KEYS": "true", "AKD_MAX_STREAMS_PER_KEY": "2"}
+    env |= {"AKD_MAX_UPLOADS_PER_KEY": "1", "AKD_SSE_POLL_S": "0.2"}
+    with uvicorn_process(data_dir, env) as (url, port), httpx.Client(base_url=url) as client:
+        events = f"/jobs/{job_id}/events"
+        streams = [open_stream(port, key, job_id) for _ in range(2)]
+        assert [_status_line(s) for s in streams] == ["HTTP/1.1 200 OK"] * 2
+        r = client.get(events, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        assert r.status_code == 429
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.headers["retry-after"].isdigit()
+        assert "at most 2" in r.json()["detail"]
+        assert "AKD_MAX_STREAMS_PER_KEY" in r.json()["detail"]
+        # The cap is per key: another key still gets its stream.
+        other = open_stream(port, other_key, other_job)
+        assert _status_line(other) == "HTTP/1.1 200 OK"
+        # A closed stream frees its slot (the server notices the disconnect on its next poll).
+        streams.pop().close()
+        _wait_for(
+            lambda: _status_line(open_stream(port, key, job_id)).endswith("200 OK"), 30, "a slot"
+        )
+
+        upload = stalled_upload(port, key)
+        _wait_for(lambda: len(_partials(data_dir)) == 1, 30, "the stalled upload")
+        files = {"file": ("t.onnx", b"abc")}
+        r = client.post("/uploads", files=files, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 429
+        assert "AKD_MAX_UPLOADS_PER_KEY" in r.json()["detail"]
+        for sock in [*streams, other, upload]:
+            sock.close()
