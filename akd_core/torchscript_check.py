@@ -48,6 +48,12 @@ ACCEPTED = (
     "accepted are aten:: tensor operations (math, nn, shapes; not file, storage, print, "
     "warn, thread or seed ops) and prim:: constants, control flow, lists, tuples and dicts"
 )
+# Refused in scripted code though harmless in a forward pass: say how to export without them.
+_HINTED = ("aten::warn", "prim::Print", "prim::Enter", "prim::Exit", "prim::CreateObject")
+HINT = (
+    " (torch.jit.trace records only tensor operations; a teacher's forward needs no "
+    "`with torch.no_grad()` nor warnings: the service runs it without gradients)"
+)
 CUSTOM_CLASS_PREFIX = "__torch__.torch.classes."
 _SETSTATE = re.compile(rb"\bdef\s+__setstate__\b")
 _CODE_MEMBER = re.compile(r"(^|/)code/.*\.py$")
@@ -74,7 +80,8 @@ def _op_problem(node: torch._C.Node) -> str | None:
         if str(value.type()).startswith(CUSTOM_CLASS_PREFIX):
             return f"{kind} on custom class {value.type()}"
     if kind.startswith("aten::"):
-        return kind if kind in DENIED_ATEN else None
+        # A Storage argument means raw memory or a file mapping, whatever the op's name.
+        return kind if kind in DENIED_ATEN or "Storage" in node.schema() else None
     return None if kind in ALLOWED_PRIM else kind
 
 
@@ -111,8 +118,9 @@ def check_scripted_module(module: torch.jit.ScriptModule) -> None:
     if found:
         listed = [f"{op} (in {', '.join(sorted(w))})" for op, w in sorted(found.items())]
         more = f", ... ({len(listed)} in all)" if len(listed) > _SHOWN else ""
+        hint = HINT if any(op.startswith(_HINTED) for op in found) else ""
         raise TeacherLoadError(
             f"the TorchScript teacher uses operations outside the allow-list: "
-            f"{'; '.join(listed[:_SHOWN])}{more}; {ACCEPTED}",
+            f"{'; '.join(listed[:_SHOWN])}{more}; {ACCEPTED}{hint}",
             field="teacher.source",
         )

@@ -12,7 +12,7 @@ from akd_core.errors import TeacherLoadError
 from akd_core.models import build_model
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import load_teacher, load_teacher_in_process
-from akd_core.torchscript_check import check_scripted_module
+from akd_core.torchscript_check import DENIED_ATEN, check_scripted_module
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -126,6 +126,28 @@ def test_print_is_refused(tmp_path: Path) -> None:
         load_teacher_in_process(SPEC, path, CPU)
 
 
+class NoGradInside(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.fc(x)
+
+
+def test_no_grad_blocks_are_refused_with_the_way_out(tmp_path: Path) -> None:
+    # Its __enter__/__exit__ code travels in the archive as text an attacker could rewrite.
+    path = _save(NoGradInside(), tmp_path / "teacher.pt")
+    with pytest.raises(TeacherLoadError) as err:
+        load_teacher_in_process(SPEC, path, CPU)
+    assert "prim::Enter (in forward)" in err.value.message
+    assert "torch.jit.trace records only tensor operations" in err.value.message
+    traced = tmp_path / "traced.pt"
+    torch.jit.save(torch.jit.trace(NoGradInside().eval(), torch.zeros(2, 4)), str(traced))
+    assert load_teacher_in_process(SPEC, traced, CPU).predict(torch.zeros(2, 4)).shape == (2, 3)
+
+
 def test_ops_in_called_functions_and_submodule_methods_are_found(tmp_path: Path) -> None:
     path = _save(CallsAFunction(), tmp_path / "teacher.pt")
     with pytest.raises(TeacherLoadError) as err:
@@ -184,3 +206,11 @@ def test_models_returning_a_dict_or_tuple_pass(tmp_path: Path, cls: type[nn.Modu
     teacher = load_teacher_in_process(SPEC, path, CPU)
     with torch.no_grad():
         torch.testing.assert_close(teacher.predict(x), model.fc(x))
+
+
+def test_every_aten_op_that_names_a_file_is_denied() -> None:
+    # Guards torch upgrades: an op that takes a file name must be on the deny list.
+    schemas = torch._C._jit_get_all_schemas()
+    by_file = {s.name for s in schemas if s.name.startswith("aten::") and "filename" in str(s)}
+    assert by_file and by_file <= DENIED_ATEN, by_file - DENIED_ATEN
+    assert {"aten::from_file", "aten::save", "aten::warn", "aten::_print"} <= DENIED_ATEN
