@@ -17,15 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from akd_core.archives import ArchiveLimits, check_archive
 from akd_core.errors import AKDError, TeacherLoadError
 from akd_core.fileio import sha256_of
 from akd_core.formats import infer_teacher_format
-from akd_core.models import build_model
 from akd_core.models.onnx_runner import (
     OnnxInput,
     make_session,
@@ -36,16 +33,13 @@ from akd_core.models.onnx_runner import (
 from akd_core.models.registry import count_params
 from akd_core.spec import TeacherSpec
 from akd_core.teacher_check import check_teacher, short_message
+from akd_core.teacher_weights import registry_model_with_weights
 from akd_core.torchscript_check import check_scripted_module, refuse_load_time_code
 
 if TYPE_CHECKING:
     from akd_core.sandbox.proxy import SandboxPolicy
 
 __all__ = ["Teacher", "check_teacher", "load_teacher", "load_teacher_in_process", "open_teacher"]
-
-_LIST_KEYS = 5  # how many offending keys an error message shows
-# BatchNorm's step counter is absent from some exports and unused in eval mode.
-_OPTIONAL_SUFFIX = "num_batches_tracked"
 
 
 class Teacher:
@@ -221,60 +215,6 @@ def _load_torchscript(
     return TorchTeacher("torchscript", fingerprint, module, device)
 
 
-def _weights_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_SUFFIX)]
-    unexpected = sorted(k for k in state if k not in expected and not k.endswith(_OPTIONAL_SUFFIX))
-    wrong = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            more = f", ... ({len(keys)} in all)" if len(keys) > _LIST_KEYS else ""
-            problems.append(f"{label}: {', '.join(keys[:_LIST_KEYS])}{more}")
-    return problems
-
-
-def _load_safetensors(
-    path: Path,
-    fingerprint: str,
-    device: torch.device,
-    spec: TeacherSpec,
-    input_shape: tuple[int, ...] | None,
-    num_classes: int | None,
-) -> Teacher:
-    if not spec.arch:
-        raise TeacherLoadError(
-            "format 'safetensors' holds weights only: name the architecture in teacher.arch",
-            field="teacher.arch",
-        )
-    if input_shape is None or num_classes is None:
-        raise ValueError("a safetensors teacher needs input_shape and num_classes to be built")
-    model = build_model(
-        spec.arch, input_shape, num_classes, spec.arch_options, field="teacher.arch"
-    )
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError) as exc:
-        raise TeacherLoadError(
-            f"{path.name!r} is not a readable safetensors file: {short_message(exc)}",
-            field="teacher.source",
-        ) from exc
-    problems = _weights_mismatch(model, state)
-    if problems:
-        raise TeacherLoadError(
-            f"the weights in {path.name!r} do not fit teacher.arch {spec.arch!r} with options "
-            f"{spec.arch_options} for inputs {tuple(input_shape)} and {num_classes} classes; "
-            + "; ".join(problems),
-            field="teacher.arch",
-        )
-    model.load_state_dict(state, strict=False)  # only BatchNorm step counters may differ
-    return TorchTeacher("safetensors", fingerprint, model, device)
-
-
 def _identify(spec: TeacherSpec, path: Path, check_code: bool) -> tuple[str, str]:
     """The teacher's format (refusing pickles and hf) and its fingerprint (sha256)."""
     fmt = infer_teacher_format(path, spec.format)  # refuses pickles before anything opens them
@@ -306,7 +246,8 @@ def open_teacher(
     if fmt == "torchscript":
         return _load_torchscript(path, fingerprint, device, check_torchscript)
     if fmt == "safetensors":
-        return _load_safetensors(path, fingerprint, device, spec, input_shape, num_classes)
+        model = registry_model_with_weights(path, spec, input_shape, num_classes)
+        return TorchTeacher("safetensors", fingerprint, model, device)
     raise TeacherLoadError(f"unsupported teacher format {fmt!r}", field="teacher.format")
 
 
