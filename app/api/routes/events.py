@@ -7,7 +7,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 # (and would overflow the query, or int()'s digit limit, instead of getting a clear 422).
 MAX_EVENT_ID = 2**63 - 1
 _EVENT_ID = re.compile(r"[0-9]{1,19}")
+# Published for clients (18 digits are always in range); parse_event_id words the 422 itself.
+_EVENT_ID_SCHEMA: dict[str, Any] = {"pattern": "^[0-9]{1,18}$"}
 
 
 def parse_event_id(raw: str, field: str) -> int:
@@ -100,10 +102,15 @@ def job_events(
     settings: SettingsDep,
     owner: OwnerDep,
     _slot: StreamSlot,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_header: Annotated[
+        str | None, Header(alias="Last-Event-ID", json_schema_extra=_EVENT_ID_SCHEMA)
+    ] = None,
     last_event_id: Annotated[
         str | None,
-        Query(description=f"Replay events after this id (0 to {MAX_EVENT_ID}), as Last-Event-ID."),
+        Query(
+            description=f"Replay events after this id (0 to {MAX_EVENT_ID}), as Last-Event-ID.",
+            json_schema_extra=_EVENT_ID_SCHEMA,
+        ),
     ] = None,
 ) -> StreamingResponse:
     """Events after Last-Event-ID (header or query), then live ones; ends when the job ends.
