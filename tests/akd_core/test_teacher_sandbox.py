@@ -28,6 +28,7 @@ from akd_core.models import build_model, count_params
 from akd_core.report import teacher_facts
 from akd_core.sandbox import process, proxy
 from akd_core.sandbox.proxy import SandboxedTeacher, SandboxPolicy
+from akd_core.sandbox.rights import Limits
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import load_teacher, load_teacher_in_process
 
@@ -193,11 +194,14 @@ class Hostile:
                 "connect": attempt(lambda: socket.create_connection(("127.0.0.1", PORT), 3)),
                 "env": sorted(k for k in os.environ if k.startswith("AKD_")),
                 "proc_env": attempt(lambda: b"AKD_" in open("/proc/self/environ", "rb").read()),
+                "big": attempt(lambda: open("big", "wb").write(bytes(32 << 20))),
                 "cwd": os.getcwd(), "uid": os.getuid()}))
         if batch_size == 2:
             os._exit(3)
         if batch_size == 3:
             time.sleep(3600)
+        if batch_size == 7:
+            np.empty(6 << 30, np.uint8)  # address space only: fails under a 4 GiB cap
         if batch_size == 5:
             return np.zeros((len(x), 7), np.float32)  # another class count than before
         if batch_size == 6:
@@ -249,6 +253,7 @@ def test_arbitrary_code_in_the_child_is_contained(
         seen = json.loads(err.value.message.split("RuntimeError: ", 1)[1])
         # What holds without root: a clean environment and a working directory of its own.
         assert seen["env"] == [] and seen["proc_env"] in ("ok: False", "PermissionError")
+        assert seen["big"] == "OSError"  # EFBIG: 32 MiB is past the 16 MiB file-size limit
         assert teacher._child is not None
         assert seen["cwd"] == os.path.realpath(teacher._child.workdir) != os.getcwd()
         layers = teacher.sandbox_layers
@@ -271,12 +276,18 @@ def test_arbitrary_code_in_the_child_is_contained(
         pytest.skip("; ".join(reasons))
 
 
-def test_a_child_that_dies_mid_run_gives_a_teacher_error(
+def test_a_child_out_of_memory_or_dying_mid_run_gives_a_teacher_error(
     monkeypatch: pytest.MonkeyPatch, files: dict[str, Path], private_dir: Path
 ) -> None:
     _hostile(monkeypatch, private_dir, 9)
-    teacher = _start_hostile(files)
+    capped = Limits(memory_bytes=4 << 30)
+    teacher = _start_hostile(
+        files, SandboxPolicy(check_torchscript=False, keep_warm=False, limits=capped)
+    )
+    assert "as 4294967296" in teacher.sandbox_layers["limits"]
     np.testing.assert_array_equal(teacher.logits_for(np.zeros((4, 2), np.float32), 4), 0)
+    with pytest.raises(TeacherLoadError, match="out of memory in the sandbox"):
+        teacher.logits_for(np.zeros((1, 2), np.float32), batch_size=7)
     for bs, shape in ((5, r"\(1, 7\)"), (6, r"\(1, 2, 2\)")):
         with pytest.raises(TeacherLoadError, match=rf"returned shape {shape}.*expected \(1, 2\)"):
             teacher.logits_for(np.zeros((1, 2), np.float32), batch_size=bs)
