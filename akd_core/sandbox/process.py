@@ -33,6 +33,7 @@ BOOT = (
 )
 # Passed through because GPUs and their libraries need them; nothing else is inherited.
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
+WORKDIR_PREFIX = "akd-teacher-"
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
 
@@ -102,12 +103,13 @@ class Child:
             if pipe is not None:
                 pipe.close()
         self.errlog.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir.name.startswith(WORKDIR_PREFIX):  # never anything but our own mkdtemp
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
     """Start a child interpreter in a fresh working directory; it waits for its load request."""
-    workdir = Path(tempfile.mkdtemp(prefix="akd-teacher-", dir=workdir_root))  # mode 0700
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=workdir_root))  # mode 0700
     if os.geteuid() == 0:
         os.chown(workdir, uid, gid)
     errlog = tempfile.TemporaryFile()  # noqa: SIM115 (Child.stop closes it); unlinked, fd only
