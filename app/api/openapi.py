@@ -12,9 +12,9 @@ from akd_core.spec import JobSpec
 from app.api.problems import PROBLEM_MEDIA_TYPE
 from app.schemas import Problem
 
-# Every operation may answer these (validation, guards, caps); bodies add 413 and 415.
-COMMON_PROBLEMS = (400, 403, 404, 421, 422, 429)
-BODY_PROBLEMS = (408, 409, 413, 415)
+# Every operation may answer these (bad requests, the keys-off guards, validation); routes
+# declare their own further ones (408, 409, 413, 415, 429), rendered as problems here too.
+COMMON_PROBLEMS = (400, 403, 404, 421, 422)
 KEYED_PROBLEMS = (401,)
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -26,13 +26,10 @@ def _problem_response(status: int, description: str | None) -> dict[str, Any]:
     }
 
 
-def _declare_problems(operation: dict[str, Any], method: str, keyed: bool) -> None:
+def _declare_problems(operation: dict[str, Any], keyed: bool) -> None:
     responses = operation.setdefault("responses", {})
-    statuses = list(COMMON_PROBLEMS)
-    if method in ("post", "put", "patch"):
-        statuses += BODY_PROBLEMS
-    if keyed:
-        statuses += KEYED_PROBLEMS
+    statuses = {*COMMON_PROBLEMS, *(KEYED_PROBLEMS if keyed else ())}
+    statuses |= {int(s) for s in responses if s.isdigit() and int(s) >= 400}
     for status in sorted(statuses):
         # Keep a route's own description ("Over the size cap"), replace FastAPI's
         # application/json validation-error body, which the API never sends.
@@ -55,11 +52,11 @@ def build_openapi(app: FastAPI, require_keys: bool) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for item in schema.get("paths", {}).values():
-        for method, operation in item.items():
+        for operation in item.values():
             keyed = "security" in operation
             if keyed and not require_keys:
                 del operation["security"]  # no key is taken: clients must not send one
-            _declare_problems(operation, method, keyed and require_keys)
+            _declare_problems(operation, keyed and require_keys)
     if not require_keys:
         components.pop("securitySchemes", None)
     return schema

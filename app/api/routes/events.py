@@ -93,7 +93,10 @@ async def _stream(
     "/{job_id}/events",
     summary="Stream a job's progress (server-sent events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        429: {"description": "Too many open event streams for this key"},
+    },
 )
 def job_events(
     job_id: str,

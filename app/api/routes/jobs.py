@@ -152,7 +152,11 @@ def _depth(value: Any) -> int:
     response_model=JobPublic,
     summary="Submit a distillation job",
     openapi_extra=_SPEC_BODY,
-    responses={422: {"description": "Invalid spec, unknown upload or format mismatch"}},
+    responses={
+        413: {"description": "A spec over 1 MiB"},
+        415: {"description": "Not application/json"},
+        422: {"description": "Invalid spec, unknown upload or format mismatch"},
+    },
     dependencies=[JsonBody],
 )
 async def create_job(
@@ -223,6 +227,10 @@ def get_job(job_id: str, session: SessionDep, owner: OwnerDep) -> JobPublic:
     response_model=JobPublic,
     summary="Cancel a job",
     dependencies=[JsonBodyIfAny],
+    responses={
+        409: {"description": "The job already ended"},
+        415: {"description": "A body that is not application/json"},
+    },
 )
 def cancel_job(job_id: str, session: SessionDep, owner: OwnerDep) -> JobPublic:
     """Cancel a queued job at once; ask a running one to stop (it does within one step)."""

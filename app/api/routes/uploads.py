@@ -41,7 +41,13 @@ _MULTIPART_BODY = {
     response_model=UploadPublic,
     summary="Upload a teacher or dataset file",
     openapi_extra=_MULTIPART_BODY,
-    responses={413: {"description": "Over the size cap"}, 422: {"description": "Unsafe archive"}},
+    responses={
+        408: {"description": "The client stalled or took too long"},
+        413: {"description": "Over the size cap"},
+        415: {"description": "Not multipart/form-data"},
+        422: {"description": "Unsafe archive"},
+        429: {"description": "Too many uploads in flight for this key"},
+    },
 )
 async def create_upload(
     request: Request, settings: SettingsDep, owner: OwnerDep, _slot: UploadSlot
