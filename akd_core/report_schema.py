@@ -1,0 +1,201 @@
+"""The published JSON Schema of report.json (CONTRACT), generated from the models below.
+
+These models are the one source of truth: `python -m akd_core.report_schema` writes
+docs/report.schema.json from them, and a test keeps that file current. Objects allow extra
+properties, so the report may gain fields without breaking readers; the fields named here
+may not be renamed or dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_ID = "urn:akd:report.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "report.schema.json"
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0)]
+Count = Annotated[int, Field(ge=0)]
+ArmName = Literal["annealing", "kd", "student"]
+
+
+class _Open(BaseModel):
+    """Extra fields are allowed: the report may grow, never rename."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class HistoryRecord(_Open):
+    """One epoch of one arm."""
+
+    # Phase 2 of Annealing-KD trains on the labels only: there is no Phi to record.
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "if": {"properties": {"phase": {"const": 2}}, "required": ["phase"]},
+            "then": {"properties": {"phi": {"type": "null"}}},
+        },
+    )
+
+    phase: Literal[1, 2] = Field(description="1: annealing (or the only phase), 2: fine-tuning")
+    epoch: Annotated[int, Field(ge=1, description="epoch within its phase, from 1")]
+    T: float | None = Field(description="annealing temperature of the epoch; null outside it")
+    phi: Fraction | None = Field(description="Phi(T) = 1 - (T - 1) / tau_max; null in phase 2")
+    train_loss: float = Field(description="mean training loss over the epoch")
+    val_accuracy: Fraction = Field(description="accuracy on the validation split after it")
+    lr: Annotated[float, Field(ge=0.0)] = Field(description="learning rate at the epoch's end")
+    seconds: Seconds
+
+
+class ArmReport(_Open):
+    """Test and validation figures of one trained arm, with its history."""
+
+    accuracy: Fraction = Field(description="test-split accuracy of the best-on-validation weights")
+    val_accuracy: Fraction
+    best_phase: Literal[1, 2]
+    best_epoch: Annotated[int, Field(ge=1)]
+    train_seconds: Seconds
+    history: Annotated[list[HistoryRecord], Field(min_length=1)]
+
+
+class StudentReport(ArmReport):
+    """The main arm: the student that was exported."""
+
+    arch: str
+    params: Annotated[int, Field(ge=1)]
+
+
+class TeacherReport(_Open):
+    """The teacher as measured on the job's data."""
+
+    format: str
+    fingerprint: str
+    params: Count | None = Field(description="parameter count; null when it cannot be counted")
+    size_bytes: Count
+    accuracy: Fraction = Field(description="test-split accuracy")
+    val_accuracy: Fraction
+
+
+class Params(_Open):
+    """Parameter counts of teacher and student."""
+
+    teacher: Count | None
+    student: Annotated[int, Field(ge=1)]
+
+
+class OnnxReport(_Open):
+    """student.onnx and its agreement with the trained PyTorch student."""
+
+    file: Literal["student.onnx"]
+    opset: int
+    size_bytes: Count
+    parity_max_abs_diff: Annotated[float, Field(ge=0.0)] = Field(
+        description="largest |logit difference| between ONNX Runtime and PyTorch on the test split"
+    )
+    argmax_agreement: Fraction = Field(description="share of test samples with the same class")
+    accuracy: Fraction
+    latency_ms_batch1: Seconds
+
+
+class Int8Report(_Open):
+    """student.int8.onnx: kept only when its validation accuracy drop is within tolerance."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "if": {"properties": {"kept": {"const": True}}, "required": ["kept"]},
+            "then": {"required": ["file"]},
+            "else": {"required": ["reason"]},
+        },
+    )
+
+    accuracy: Fraction
+    val_accuracy: Fraction
+    fp32_val_accuracy: Fraction
+    size_bytes: Count
+    latency_ms_batch1: Seconds
+    kept: bool
+    file: Literal["student.int8.onnx"] | None = Field(None, description="present when kept")
+    reason: str | None = Field(None, description="why it was dropped, when not kept")
+
+
+class DatasetSizes(_Open):
+    train: Count
+    val: Count
+    test: Count
+
+
+class DatasetReport(_Open):
+    """The data the job ran on."""
+
+    source: str
+    kind: str
+    input_shape: list[int]
+    num_classes: Annotated[int, Field(ge=2)]
+    classes: list[str]
+    sizes: DatasetSizes
+    fingerprint: str
+
+
+class Timings(_Open):
+    teacher_cache_s: Seconds
+    teacher_cache_hit: bool
+    train_s: dict[ArmName, Seconds]
+    # Added by the pipeline once everything is written (absent only in a report cut short).
+    total_s: Seconds | None = None
+
+
+class Report(_Open):
+    """report.json: what a job proved about its student (CONTRACT)."""
+
+    model_config = ConfigDict(extra="allow", title="AKD report.json")
+
+    akd_version: str
+    method: ArmName
+    spec: dict[str, Any] = Field(description="the job spec as run, defaults filled in")
+    dataset: DatasetReport
+    preprocessing: dict[str, Any] | None
+    teacher: TeacherReport
+    student: StudentReport
+    baselines: dict[ArmName, ArmReport] = Field(
+        description="the arms named in `compare`, other than the main method"
+    )
+    params: Params
+    compression: float | None = Field(description="teacher params / student params")
+    onnx: OnnxReport
+    int8: Int8Report | None = Field(description="null unless export.int8 was asked for")
+    history: Annotated[list[HistoryRecord], Field(min_length=1)] = Field(
+        description="the main arm's history, one record per epoch"
+    )
+    device: str
+    mixed_precision: str | None
+    timings: Timings
+
+
+def report_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of report.json."""
+    schema = Report.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    """The schema as written to docs/report.schema.json."""
+    return json.dumps(report_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the schema to the given path (default docs/report.schema.json)."""
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else SCHEMA_PATH
+    path.write_text(schema_text())
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
