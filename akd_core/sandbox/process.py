@@ -98,6 +98,7 @@ class Child:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):  # its own session: children go too
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()  # and itself, should it not lead a process group
             self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:

@@ -380,3 +380,16 @@ def test_an_unprivileged_worker_gets_a_user_and_network_namespace(
     if network.startswith("not isolated") and "Invalid argument" not in network:
         pytest.skip(f"this kernel refuses unprivileged user namespaces: {network}")
     assert network == "own user and network namespace"
+
+
+def test_stopping_a_child_removes_only_a_directory_the_sandbox_made(tmp_path: Path) -> None:
+    import subprocess
+    import tempfile
+
+    keep = tmp_path / "not-ours"
+    keep.mkdir()
+    (keep / "data").write_text("stays")
+    proc = subprocess.Popen(["sleep", "60"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    with tempfile.TemporaryFile() as log:
+        process.Child(proc, keep, log, ()).stop()  # sleep ignores "bye": it is killed
+    assert proc.returncode is not None and (keep / "data").read_text() == "stays"
