@@ -36,7 +36,10 @@ def _libc() -> ctypes.CDLL:
 
 def _unshare(flags: int) -> str | None:
     """unshare(2); None on success, else the reason."""
-    if _libc().unshare(flags) == 0:
+    unshare = getattr(_libc(), "unshare", None)
+    if unshare is None:
+        return "no unshare(2) on this OS"
+    if unshare(flags) == 0:
         return None
     return os.strerror(ctypes.get_errno())
 
@@ -76,16 +79,21 @@ def apply_limits(limits: Limits, cuda: bool) -> str:
     }
     if limits.memory_bytes is not None and not cuda:
         wanted[resource.RLIMIT_AS] = limits.memory_bytes
+    names = {resource.RLIMIT_CORE: "core", resource.RLIMIT_FSIZE: "fsize",
+             resource.RLIMIT_NOFILE: "nofile", resource.RLIMIT_CPU: "cpu"}  # fmt: skip
+    names[resource.RLIMIT_AS] = "as"
+    applied = []
     for which, value in wanted.items():
         _soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)  # an unprivileged process cannot raise its hard limit
-        resource.setrlimit(which, (value, value))
-    names = ["core 0", f"fsize {limits.file_bytes}", f"nofile {limits.open_files}",
-             f"cpu {limits.cpu_seconds}s"]  # fmt: skip
-    if resource.RLIMIT_AS in wanted:
-        names.append(f"as {wanted[resource.RLIMIT_AS]}")
-    return ", ".join(names)
+        try:
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError) as exc:  # e.g. RLIMIT_AS where the OS does not enforce it
+            applied.append(f"{names[which]} not set ({exc})")
+            continue
+        applied.append(f"{names[which]} {value}")
+    return ", ".join(applied)
 
 
 def drop_user(uid: int, gid: int, started_as: int) -> str:
@@ -100,10 +108,11 @@ def drop_user(uid: int, gid: int, started_as: int) -> str:
 
 def bind_to_parent(parent_pid: int) -> None:
     """No new privileges (setuid binaries), and die when the parent dies."""
-    libc = _libc()
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    # Changing uid clears the parent-death signal, so this comes after drop_user.
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl = getattr(_libc(), "prctl", None)
+    if prctl is not None:  # Linux; elsewhere the closed stdin pipe still ends the child
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        # Changing uid clears the parent-death signal, so this comes after drop_user.
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(1)
 
