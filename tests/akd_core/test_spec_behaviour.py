@@ -104,3 +104,72 @@ def test_phase2_epochs_zero_trains_phase1_only(monkeypatch, tmp_path):
     # The baselines get the same budget: E1 + E2 = 4 epochs in one phase.
     assert plan_arm("kd", spec) == [PhasePlan(1, "training", 4, "kd")]
     assert plan_arm("student", spec) == [PhasePlan(1, "training", 4, "ce")]
+
+
+def test_optimizer_lr_and_schedule_are_honoured(monkeypatch, tmp_path):
+    log, opts = ts.spy_training(monkeypatch)
+    spec = ts.arm_spec(
+        optimizer={"lr": 0.05, "schedule": "constant", "weight_decay": 0.0, "batch_size": 16}
+    )
+    ts.train_arm("student", spec, ts.synthetic_train_data(), tmp_path)
+    assert log.lr == [0.05] * 6 * 2
+    assert opts.optimizers[0].param_groups[0]["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize(("n", "sizes"), [(34, [16, 16, 2]), (33, [16, 16])])
+def test_batch_size_sets_the_steps_and_drops_a_lone_trailing_sample(
+    monkeypatch, tmp_path, n, sizes
+):
+    """BatchNorm cannot train on a batch of one: a trailing single sample is left out."""
+    log, _ = ts.spy_training(monkeypatch)
+    spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
+    ts.train_arm("kd", spec, ts.synthetic_train_data(n=n), tmp_path)
+    assert [len(y) for y in log.kd_labels] == sizes
+
+
+def test_seed_fixes_the_run_and_another_seed_changes_it(monkeypatch, tmp_path):
+    ts.install_fixed_teacher(monkeypatch)
+    outputs = ts.skip_outputs(monkeypatch)
+    students = ts.watch_students(monkeypatch)
+    teacher, data = _files(tmp_path)
+    trained = []
+    for i, seed in enumerate([3, 3, 4]):
+        run_job(ts.job_spec(teacher, data, seed=seed), tmp_path / f"out{i}")
+        trained.append(ts.state_copy(outputs.student))
+    for weights in (students.initial, trained):  # the initial student and the result
+        same = [torch.equal(weights[0][k], weights[1][k]) for k in weights[0]]
+        other = [torch.equal(weights[0][k], weights[2][k]) for k in weights[0]]
+        assert all(same) and not any(other)
+
+
+def test_min_teacher_accuracy_stops_a_teacher_at_chance(monkeypatch, tmp_path):
+    from akd_core.errors import TrainingError
+
+    ts.install_fixed_teacher(monkeypatch)
+    outputs = ts.skip_outputs(monkeypatch)
+    data = ts.write_dataset(tmp_path / "data.npz")
+    wrong = ts.write_teacher(tmp_path / "wrong.npy", seed=5)  # labels come from seed 0
+    with pytest.raises(TrainingError, match="near chance for 3 classes") as err:
+        run_job(ts.job_spec(wrong, data), tmp_path / "a")
+    assert "min_teacher_accuracy" in str(err.value) and outputs.arms == {}
+    run_job(ts.job_spec(wrong, data, min_teacher_accuracy=0.0), tmp_path / "b")
+    assert set(outputs.arms) == {"annealing"}
+
+
+def test_compare_trains_each_named_baseline_once(monkeypatch, tmp_path):
+    ts.install_fixed_teacher(monkeypatch)
+    outputs = ts.skip_outputs(monkeypatch)
+    students = ts.watch_students(monkeypatch)
+    spec = ts.job_spec(*_files(tmp_path), method="kd", compare=["kd", "student"])
+    run_job(spec, tmp_path / "out")
+    assert list(outputs.arms) == ["kd", "student"] and len(students.initial) == 2
+
+
+def test_seed_sets_the_batch_order(monkeypatch, tmp_path):
+    """Same initial student, other seed: the epochs visit the samples in another order."""
+    orders = []
+    for i, seed in enumerate([3, 3, 4]):
+        log, _ = ts.spy_training(monkeypatch)
+        ts.train_arm("kd", ts.arm_spec(seed=seed), ts.synthetic_train_data(), tmp_path / str(i))
+        orders.append(torch.cat(log.kd_student).sum(dim=1))  # a fingerprint of each batch
+    assert torch.equal(orders[0], orders[1]) and not torch.equal(orders[0], orders[2])

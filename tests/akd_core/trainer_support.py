@@ -225,7 +225,7 @@ def script_accuracy(
 def synthetic_train_data(n: int = 32, features: int = 6, classes: int = 3) -> TrainData:
     """Feature data with fixed cached teacher logits, for ArmTrainer without a pipeline."""
     g = torch.Generator().manual_seed(0)
-    x = torch.rand((n, features), generator=g)
+    x = torch.randn((n, features), generator=g)  # centred: every class occurs
     logits = x @ torch.randn((features, classes), generator=g)
     y = logits.argmax(dim=1)
     return TrainData(
@@ -255,7 +255,7 @@ def train_arm(
 
     torch.manual_seed(seed)
     n_features = data.x_train.shape[1]
-    n_classes = int(data.y_train.max()) + 1
+    n_classes = int(data.teacher_train.shape[1]) if data.teacher_train is not None else 3
     model = build_model("mlp", (n_features,), n_classes, {"hidden": [8]})
     t = ArmTrainer(
         arm, spec, model, data, torch.device("cpu"), out_dir, Hooks(), Progress(total_epochs=1)
