@@ -393,3 +393,17 @@ def test_stopping_a_child_removes_only_a_directory_the_sandbox_made(tmp_path: Pa
     with tempfile.TemporaryFile() as log:
         process.Child(proc, keep, log, ()).stop()  # sleep ignores "bye": it is killed
     assert proc.returncode is not None and (keep / "data").read_text() == "stays"
+
+
+def test_a_forgotten_teacher_still_ends_its_process(files: dict[str, Path]) -> None:
+    import gc
+
+    teacher = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
+    assert isinstance(teacher, SandboxedTeacher)
+    pid, workdir = _pid(teacher), teacher._child.workdir  # type: ignore[union-attr]
+    del teacher  # e.g. run_job returns without release() when augmentation kept it alive
+    gc.collect()
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists() and not workdir.exists()
