@@ -63,6 +63,8 @@ def _hello(teacher: Teacher, layers: dict[str, str]) -> dict[str, Any]:
 def serve(fd_in: int, fd_out: int, early: Early) -> None:
     """Read the load request, reduce rights, load, then answer until told to stop."""
     cfg, _ = protocol.receive(fd_in)
+    if cfg.get("op") == "bye":
+        return  # a spare that was never used
     torch.set_num_threads(int(cfg["threads"]))
     layers = reduce_rights(
         int(cfg["uid"]), int(cfg["gid"]), Limits(**cfg["limits"]),
