@@ -95,24 +95,24 @@ def install_fixed_teacher(monkeypatch: pytest.MonkeyPatch) -> list[FixedTeacher]
     return loaded
 
 
-def job_spec(teacher: Path, data: Path, augment: str = "none", **over: Any) -> JobSpec:
-    """A small job: mlp student, tau_max 2, E1 = 4, E2 = 2, batch 16 (3 steps an epoch)."""
+def _spec(teacher_source: str, dataset: dict[str, Any], over: dict[str, Any]) -> JobSpec:
     base: dict[str, Any] = {
-        "teacher": {"source": f"file:{teacher}"},
+        "teacher": {"source": teacher_source},
         "student": {"arch": "mlp", "options": {"hidden": [8]}},
-        # Stored values are what the teacher takes (the default for arrays, said aloud).
-        "dataset": {
-            "source": f"file:{data}",
-            "format": "npz",
-            "normalize": "none",
-            "augment": augment,
-        },
+        "dataset": dataset,
         "annealing": {"tau_max": 2, "phase1_epochs": 4, "phase2_epochs": 2},
         "optimizer": {"batch_size": 16},
         "device": "cpu",
     }
     base.update(over)
     return parse_spec(base)
+
+
+def job_spec(teacher: Path, data: Path, augment: str = "none", **over: Any) -> JobSpec:
+    """A small job: mlp student, tau_max 2, E1 = 4, E2 = 2, batch 16 (3 steps an epoch)."""
+    # normalize none: stored values are what the teacher takes (the default for arrays).
+    dataset = {"source": f"file:{data}", "format": "npz", "normalize": "none", "augment": augment}
+    return _spec(f"file:{teacher}", dataset, over)
 
 
 @dataclass
@@ -234,17 +234,8 @@ def synthetic_train_data(n: int = 32, features: int = 6, classes: int = 3) -> Tr
 
 
 def arm_spec(**over: Any) -> JobSpec:
-    """A spec for ArmTrainer tests (its sources are never opened)."""
-    base: dict[str, Any] = {
-        "teacher": {"source": "file:unused.onnx"},
-        "student": {"arch": "mlp", "options": {"hidden": [8]}},
-        "dataset": {"source": "file:unused.npz"},
-        "annealing": {"tau_max": 2, "phase1_epochs": 4, "phase2_epochs": 2},
-        "optimizer": {"batch_size": 16},  # 32 samples: 2 steps an epoch
-        "device": "cpu",
-    }
-    base.update(over)
-    return parse_spec(base)
+    """The same small job for ArmTrainer tests (its sources are never opened); 2 steps an epoch."""
+    return _spec("file:unused.onnx", {"source": "file:unused.npz"}, over)
 
 
 def train_arm(
