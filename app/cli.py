@@ -119,7 +119,10 @@ def cmd_download(args: argparse.Namespace) -> int:
     with _client(args) as client:
         out = args.out or Path("runs") / args.id
         if args.name:
-            paths = [client.download(args.id, args.name, out)]
+            # --out names a folder, existing or not (client.download would take a missing
+            # one for the file's own name).
+            out.mkdir(parents=True, exist_ok=True)
+            paths = [client.download(args.id, args.name, out / args.name)]
         else:
             paths = client.download_all(args.id, out)
     for p in paths:
