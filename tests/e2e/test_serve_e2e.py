@@ -31,14 +31,15 @@ def _env() -> dict[str, str]:
 class Served:
     """One `akd serve` process on a data dir."""
 
-    def __init__(self, data: Path, port: int, log: Path) -> None:
+    def __init__(self, data: Path, port: int, log: Path, env: dict[str, str] | None = None) -> None:
         self.data, self.port, self.log = data, port, log
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--data-dir", str(data),
                  "--port", str(port)],
-                env=_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=_env() | (env or {}), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
 
         def ready() -> bool:
