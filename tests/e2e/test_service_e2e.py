@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     system_redis,
     wait_for,
 )
+from tests.report_contract import assert_report_follows_contract
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -55,6 +56,7 @@ def test_job_runs_end_to_end_over_http(make_stack, digits_teacher, tmp_path, bro
         paths = client.download_all(job["id"], tmp_path / "out")
     assert {p.name for p in paths} == set(final["artifacts"])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert_report_follows_contract(report)
     acc = onnx_test_accuracy(tmp_path / "out" / "student.onnx")
     assert acc == pytest.approx(report["student"]["accuracy"], abs=0.01)
     assert acc > 0.5
