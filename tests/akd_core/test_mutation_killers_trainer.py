@@ -3,12 +3,14 @@ history record, the mean training loss, and mixed precision honoured as asked.""
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import pytest
 import torch
 
 from akd_core import trainer
+from akd_core.errors import TrainingError
 from akd_core.events import Hooks
 from akd_core.models import build_model
 from akd_core.trainer import ArmTrainer, Progress
@@ -85,3 +87,65 @@ def _forward_dtypes(tmp_path, amp_dtype):
 @pytest.mark.parametrize("amp_dtype", [None, torch.bfloat16, torch.float16])
 def test_the_forward_pass_runs_in_the_precision_asked_for(tmp_path, amp_dtype):
     assert _forward_dtypes(tmp_path, amp_dtype) == {amp_dtype or torch.float32}
+
+
+def test_a_single_sample_epoch_reports_that_samples_loss(monkeypatch, tmp_path):
+    _CELog.steps = []
+    monkeypatch.setattr(trainer, "CrossEntropyLoss", _CELog)
+    data = ts.synthetic_train_data(n=1)
+    spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
+    _, result = ts.train_arm("student", spec, data, tmp_path)
+    assert len(_CELog.steps) == 1
+    assert result.history[0]["train_loss"] == pytest.approx(_CELog.steps[0][0], rel=1e-6)
+
+
+def test_each_epoch_record_and_event_carry_the_contract_fields(tmp_path):
+    events: list = []
+    spec = ts.arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 1})
+    torch.manual_seed(0)
+    model = build_model("mlp", (6,), 3, {"hidden": [8]})
+    progress = Progress(total_epochs=3)
+    t = ArmTrainer("annealing", spec, model, ts.synthetic_train_data(), torch.device("cpu"),
+                   tmp_path, Hooks(on_event=events.append), progress)  # fmt: skip
+    started = time.perf_counter()
+    result = t.run(resume=False)
+    took = time.perf_counter() - started
+    keys = {"phase", "epoch", "T", "phi", "train_loss", "val_accuracy", "lr", "seconds"}
+    assert all(set(r) == keys for r in result.history)
+    assert all(0 < r["seconds"] <= took for r in result.history)
+    assert [(e.kind, e.stage, e.phase, e.epoch, e.epochs) for e in events] == [
+        ("phase", "annealing", 1, None, 2),
+        ("epoch", "annealing", 1, 1, 2),
+        ("epoch", "annealing", 1, 2, 2),
+        ("phase", "finetuning", 2, None, 1),
+        ("epoch", "finetuning", 2, 1, 1),
+    ]
+    assert [e.message for e in events if e.kind == "phase"] == [
+        "annealing: annealing starts",
+        "annealing: finetuning starts",
+    ]
+    epochs = [e for e in events if e.kind == "epoch"]
+    for e, r in zip(epochs, result.history, strict=True):
+        assert e.arm == "annealing" and e.message == ""
+        assert (e.T, e.phi, e.train_loss, e.val_accuracy) == (
+            r["T"],
+            r["phi"],
+            r["train_loss"],
+            r["val_accuracy"],
+        )
+        assert e.samples_per_s == pytest.approx(32 / r["seconds"])
+    assert [e.progress for e in epochs] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert epochs[-1].eta_s == 0.0 and epochs[0].eta_s > 0
+    assert progress.done_epochs == 3 and 0 < progress.seconds_per_epoch <= took
+
+
+def test_a_non_finite_loss_stops_the_arm_with_advice(tmp_path):
+    data = ts.synthetic_train_data()
+    data.teacher_train = torch.full_like(data.teacher_train, float("nan"))
+    spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
+    with pytest.raises(TrainingError) as err:
+        ts.train_arm("annealing", spec, data, tmp_path)
+    assert str(err.value) == (
+        "annealing: the training loss became nan in epoch 1; "
+        "lower optimizer.lr or check the scale of the teacher logits"
+    )
