@@ -24,7 +24,6 @@ STUDENT_ONNX = "student.onnx"
 STUDENT_INT8_ONNX = "student.int8.onnx"
 STUDENT_WEIGHTS = "student.safetensors"
 REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Response and request bodies of the REST API (JobCreate is the CONTRACT job spec itself)."""
+"""Response bodies of the REST API (the body of POST /jobs is the CONTRACT job spec itself)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-
-from akd_core.spec import JobSpec
-
-JobCreate = JobSpec  # the body of POST /jobs is exactly the job spec
 
 
 class UploadPublic(BaseModel):

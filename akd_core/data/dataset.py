@@ -8,8 +8,6 @@ from typing import Any, Literal
 import numpy as np
 
 Kind = Literal["image", "features", "signal"]
-# Dimensions of one sample (without N) for each kind: (C, H, W), (F,), (C, L).
-KIND_NDIM: dict[str, int] = {"image": 3, "features": 1, "signal": 2}
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,6 @@ QUEUED, RUNNING, CANCELLING = "queued", "running", "cancelling"
 SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 ACTIVE_STATES = (RUNNING, CANCELLING)  # a worker holds the lease
-JOB_STATES = (QUEUED, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED)
 LOCAL_OWNER = "local"  # the owner of everything when API keys are off
 # 64-bit ids; SQLite keeps INTEGER, the only type its rowid autoincrement works with.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -117,10 +116,6 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-    @property
-    def is_final(self) -> bool:
-        return self.state in FINAL_STATES
 
 
 class Event(Base):

@@ -11,6 +11,7 @@ from akd_core.errors import DatasetError
 from akd_core.events import ProgressEvent
 from app.core.config import Settings
 from app.db import jobs as jobs_db
+from app.db.models import FINAL_STATES
 from app.db.session import session_scope
 from tests.worker.test_runner import FakeRun, events, job_row
 from worker.runner import execute_job
@@ -87,7 +88,9 @@ def _run_hung(settings: Settings, job_id: str, run: HangsIn, until: Any) -> tupl
 def test_a_hung_stage_fails_the_last_attempt_naming_the_stage(settings, make_job):
     settings = settings.model_copy(update={"stage_timeout_s": 0.5})
     job_id = make_job(max_attempts=1)
-    job, result = _run_hung(settings, job_id, HangsIn("caching_teacher"), lambda j: j.is_final)
+    job, result = _run_hung(
+        settings, job_id, HangsIn("caching_teacher"), lambda j: j.state in FINAL_STATES
+    )
     assert job.state == "failed"
     assert "caching_teacher stage made no progress for 0.5 s" in job.failure_reason
     assert result == [None]  # the run that came back late wrote nothing over it
