@@ -51,8 +51,21 @@ DESCRIPTIONS = {
 }
 _CIFAR10_MEMBERS = {"data_batch_1", "test_batch"}
 _CIFAR100_MEMBERS = {"train", "test"}
-# First bytes of the compressed streams tarfile can open (gzip, bzip2, xz) and of plain tar.
-_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+# First bytes of a zip (a local file header, or the end record of an empty zip) and of the
+# compressed streams tarfile can open (gzip, bzip2, xz); plain tar says "ustar" at 257.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+def _is_tar_head(head: bytes) -> bool:
+    return head.startswith(COMPRESSED_MAGIC) or head[257:262] == b"ustar"
+
+
+def looks_like_archive(path: Path) -> bool:
+    """Whether the file starts like a zip, tar or compressed stream (whether or not it opens)."""
+    with Path(path).open("rb") as fh:
+        head = fh.read(512)
+    return head.startswith(ZIP_MAGIC) or _is_tar_head(head)
 
 
 def sniff(path: Path) -> str:
@@ -62,14 +75,14 @@ def sniff(path: Path) -> str:
         head = fh.read(TEXT_SNIFF_BYTES)
     if not head:
         return "unknown"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    if head.startswith(ZIP_MAGIC):
         return _sniff_zip(path)
     if _is_safetensors(path, head):
         return "safetensors"
     # Pickle protocol 2+ starts with PROTO (0x80) and the protocol number.
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
         return "pickle"
-    if head.startswith(_COMPRESSED_MAGIC) or head[257:262] == b"ustar":
+    if _is_tar_head(head):
         return _sniff_tar(path)
     if _is_onnx(path, head):
         return "onnx"

@@ -8,7 +8,12 @@ from sqlalchemy.orm import Session
 
 from akd_core.archives import check_archive
 from akd_core.errors import AKDError
-from akd_core.formats import infer_dataset_format, infer_teacher_format, sniff
+from akd_core.formats import (
+    infer_dataset_format,
+    infer_teacher_format,
+    looks_like_archive,
+    sniff,
+)
 from akd_core.limits import Limits, check_job_limits
 from akd_core.models.names import check_arch_name, check_arch_options
 from akd_core.spec import JobSpec, parse_spec
@@ -23,21 +28,12 @@ ARCHIVE_KINDS = frozenset({"zip", "tar", "cifar", "npz", "torchscript"})
 FILE_SOURCE_MESSAGE = "file: sources are for the CLI; upload the file and use upload:<id>"
 
 
-# Leading bytes of zip, gzip, bzip2 and xz streams: a file that starts like an archive but
-# does not open as one (truncated, corrupt) is refused rather than stored as "unknown".
-_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
-
-
-def _looks_like_archive(path: Path) -> bool:
-    with path.open("rb") as fh:
-        head = fh.read(512)
-    return head.startswith(_ARCHIVE_MAGIC) or head[257:262] == b"ustar"
-
-
 def inspect_upload(path: Path, settings: Settings) -> str:
     """Sniff a stored upload's kind; raise ApiProblem(422) for an unsafe or broken archive."""
     kind = sniff(path)
-    if kind in ARCHIVE_KINDS or (kind == "unknown" and _looks_like_archive(path)):
+    # A file that starts like an archive but does not open as one (truncated, corrupt) is
+    # refused rather than stored as "unknown".
+    if kind in ARCHIVE_KINDS or (kind == "unknown" and looks_like_archive(path)):
         try:
             check_archive(path, settings.archive_limits().for_kind(kind))
         except AKDError as exc:

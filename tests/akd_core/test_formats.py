@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from akd_core.errors import DatasetError, TeacherLoadError
-from akd_core.formats import infer_dataset_format, infer_teacher_format, sniff
+from akd_core.formats import (
+    infer_dataset_format,
+    infer_teacher_format,
+    looks_like_archive,
+    sniff,
+)
 
 
 def _onnx(path: Path) -> Path:
@@ -215,3 +220,24 @@ def test_dataset_unknown_or_empty_is_refused(tmp_path: Path) -> None:
         infer_dataset_format(empty, None)
     with pytest.raises(DatasetError, match="does not exist"):
         infer_dataset_format(tmp_path / "missing.csv", None)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"PK\x03\x04truncated", True),  # zip local header
+        (b"PK\x05\x06" + b"\0" * 18, True),  # an empty zip's end record
+        (b"\x1f\x8b\x08garbage", True),  # gzip
+        (b"BZh9garbage", True),  # bzip2
+        (b"\xfd7zXZ\x00garbage", True),  # xz
+        (b"\0" * 257 + b"ustar\x0000", True),  # plain tar
+        (b"a,b\n1,2\n", False),
+        (b"\x08\x07onnx-ish", False),
+    ],
+)
+def test_a_file_that_starts_like_an_archive_is_named_so_even_when_corrupt(
+    tmp_path: Path, head: bytes, expected: bool
+) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(head)
+    assert looks_like_archive(path) is expected
