@@ -9,10 +9,11 @@ import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 from akd_core.archives import ARCHIVE_READ_ERRORS
 from akd_core.errors import DatasetError, TeacherLoadError
-from akd_core.spec import DATASET_EXTENSIONS, TEACHER_EXTENSIONS
+from akd_core.spec import DATASET_EXTENSIONS, TEACHER_EXTENSIONS, DatasetFormat, TeacherFormat
 from akd_core.zipdir import read_zip_directory
 
 # Full ONNX parses load the whole protobuf into memory; past this size the field-tag check
@@ -32,8 +33,9 @@ SNIFF_MAX_RATIO = 200
 # names the file "zip" without listing it (an .npz or TorchScript file is far smaller).
 MAX_SNIFF_ZIP_DIRECTORY = 16 * 1024 * 1024
 
-TEACHER_FORMATS = ("onnx", "torchscript", "safetensors", "hf")
-DATASET_FORMATS = ("npz", "imagefolder", "cifar", "csv", "jsonl")
+# The spec's Literals are the one list of formats; these are their values, in order.
+TEACHER_FORMATS: tuple[str, ...] = get_args(TeacherFormat)
+DATASET_FORMATS: tuple[str, ...] = get_args(DatasetFormat)
 
 DESCRIPTIONS = {
     "onnx": "an ONNX model",
@@ -297,7 +299,7 @@ def _dataset_kind(path: Path) -> str:
 
 
 # Which sniffed content each dataset format may have.
-_DATASET_CONTENT = {
+_DATASET_CONTENT: dict[str, set[str]] = {
     "npz": {"npz"},
     "imagefolder": {"zip", "tar", "directory"},
     "cifar": {"cifar"},
