@@ -11,14 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from akd_core.errors import AKDError, JobCancelled, SpecError
 from akd_core.events import ProgressEvent
 from app.core.config import Settings, get_settings
 from app.db import jobs as jobs_db
-from app.db.models import CANCELLED, FAILED, SUCCEEDED, Upload
+from app.db.models import CANCELLED, FAILED, SUCCEEDED
 from app.db.session import session_scope
+from app.db.uploads import owned_upload_path
 from worker.lease import Lease
 from worker.scrub import scrub_paths
 
@@ -42,10 +41,7 @@ def upload_resolver(settings: Settings, owner: str) -> Callable[[str], Path]:
         if scheme != "upload":
             raise SpecError(f"{source!r} is not an upload source; use upload:<id>")
         with session_scope(settings) as session:
-            row = session.execute(
-                select(Upload).where(Upload.id == upload_id, Upload.owner == owner)
-            ).scalar_one_or_none()
-            path = row.file_path(settings.uploads) if row is not None else None
+            path = owned_upload_path(session, upload_id, owner, settings.uploads)
         if path is None:
             raise SpecError(f"upload {upload_id!r} does not exist (or belongs to another key)")
         if not path.is_file():

@@ -19,7 +19,7 @@ from akd_core.models.names import check_arch_name, check_arch_options
 from akd_core.spec import JobSpec, parse_spec
 from app.api.problems import ApiProblem
 from app.core.config import Settings
-from app.db.models import Upload
+from app.db.uploads import owned_upload_path
 
 # Sniffed kinds that are zip or tar containers: each member is checked before anyone
 # extracts or decompresses it (an .npz or a TorchScript file is a zip, and np.load or
@@ -49,10 +49,7 @@ def inspect_upload(path: Path, settings: Settings) -> str:
 
 def _upload_file(session: Session, source: str, owner: str, field: str, uploads_root: Path) -> Path:
     upload_id = source.removeprefix("upload:")
-    upload = session.get(Upload, upload_id)
-    # Another owner's upload answers exactly like a missing one: ids are not disclosed.
-    owned = upload is not None and upload.owner == owner
-    path = upload.file_path(uploads_root) if upload is not None and owned else None
+    path = owned_upload_path(session, upload_id, owner, uploads_root)
     if path is None or not path.is_file():
         raise ApiProblem(
             422,

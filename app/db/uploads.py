@@ -1,0 +1,23 @@
+"""Upload rows: the one lookup of a caller's stored file, shared by the API checks and the worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from app.db.models import Upload
+
+
+def owned_upload_path(
+    session: Session, upload_id: str, owner: str, uploads_root: Path
+) -> Path | None:
+    """Where `owner`'s upload `upload_id` is stored; None when there is no such upload of theirs.
+
+    Another owner's upload answers exactly like a missing one, so ids are never disclosed.
+    The file itself may be gone: callers check `is_file()` and word their own error.
+    """
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.owner != owner:
+        return None
+    return upload.file_path(uploads_root)
