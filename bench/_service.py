@@ -71,8 +71,15 @@ def percentile(values: list[float], q: float) -> float:
 class Served:
     """`akd serve --data-dir DATA --port FREE` as a subprocess; a context manager."""
 
-    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.args = list(args or [])  # extra `akd serve` options, e.g. ["--api-workers", "2"]
         self.log = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -97,7 +104,7 @@ class Served:
     def start(self) -> None:
         """Start `akd serve` and wait (bounded) until it prints that it is serving."""
         cmd = [sys.executable, "-m", "app.cli", "serve",
-               "--data-dir", str(self.data_dir), "--port", str(self.port)]  # fmt: skip
+               "--data-dir", str(self.data_dir), "--port", str(self.port), *self.args]  # fmt: skip
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 cmd,
@@ -126,6 +133,11 @@ class Served:
                 if "uvicorn" in child.cmdline():
                     return child
         raise RuntimeError("no uvicorn child under akd serve")
+
+    def api_processes(self) -> list[psutil.Process]:
+        """The uvicorn child of `akd serve` and its own children (its worker processes, if any)."""
+        api = self.api_process()
+        return [api, *api.children(recursive=True)]
 
     def worker_processes(self) -> list[psutil.Process]:
         """The Celery worker and its pool children."""

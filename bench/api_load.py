@@ -6,11 +6,14 @@ so the worker is idle and every status document carries metrics and artifacts. T
 this one process (asyncio + httpx, one connection per client, keep-alive, no think time):
   baseline  1 client for --baseline-seconds (default 5)
   load      --clients (default 50) clients for --seconds (default 30)
-Each client alternates GET /jobs/{id} (cycling over the three jobs) and GET /jobs. Printed:
-p50/p99 latency per route and overall, requests/s, errors, and the CPU used by the API
-process, by this client process and by the whole machine (client and server share its cores).
+Each client alternates GET /jobs/{id} (cycling over the three jobs) and GET /jobs; with
+--status-only it sends only GET /jobs/{id} (the status read a polling client makes). Printed:
+p50/p99 latency per route and overall, requests/s, errors, the CPU used by the API processes
+(uvicorn and its worker processes), by this client process and by the whole machine (client
+and server share its cores), and the API CPU milliseconds per request.
 
-    .venv/bin/python bench/api_load.py [--seconds 30] [--clients 50] [--baseline-seconds 5] [--jobs 3]
+    .venv/bin/python bench/api_load.py [--seconds 30] [--clients 50] [--baseline-seconds 5]
+        [--jobs 3] [--status-only] [--api-workers N]
 """
 
 from __future__ import annotations
@@ -52,11 +55,16 @@ class Record:
 
 
 async def _client(
-    http: httpx.AsyncClient, job_ids: list[str], start: int, deadline: float, rec: Record
+    http: httpx.AsyncClient,
+    job_ids: list[str],
+    start: int,
+    deadline: float,
+    rec: Record,
+    status_only: bool,
 ) -> None:
     i = start
     while time.perf_counter() < deadline:
-        if i % 2 == 0:
+        if status_only or i % 2 == 0:
             route, path = ROUTE_ONE, f"/jobs/{job_ids[(i // 2) % len(job_ids)]}"
         else:
             route, path = ROUTE_LIST, "/jobs"
@@ -79,12 +87,26 @@ def _busy(a: Any, b: Any, seconds: float) -> float:
     return 100 * ((b.user - a.user) + (b.system - a.system)) / seconds
 
 
+class _Sum:
+    """CPU times summed over several processes (user, system), like psutil's."""
+
+    def __init__(self, procs: list[psutil.Process]) -> None:
+        times = [p.cpu_times() for p in procs]
+        self.user = sum(t.user for t in times)
+        self.system = sum(t.system for t in times)
+
+
 def _machine_busy(a: Any, b: Any, seconds: float) -> float:
     return 100 * ((sum(b) - b.idle - b.iowait) - (sum(a) - a.idle - a.iowait)) / seconds
 
 
 async def measure(
-    url: str, job_ids: list[str], clients: int, seconds: float, api: psutil.Process
+    url: str,
+    job_ids: list[str],
+    clients: int,
+    seconds: float,
+    api: list[psutil.Process],
+    status_only: bool = False,
 ) -> tuple[Record, dict[str, float]]:
     """Run one phase; also return the CPU % used by the API, this client and the whole machine.
 
@@ -96,14 +118,14 @@ async def measure(
     https = [httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) for _ in range(clients)]
     me = psutil.Process()
     try:
-        api0, me0, all0 = api.cpu_times(), me.cpu_times(), psutil.cpu_times()
+        api0, me0, all0 = _Sum(api), me.cpu_times(), psutil.cpu_times()
         rec = Record(t0=time.perf_counter())
         deadline = rec.t0 + seconds
-        tasks = [_client(h, job_ids, c, deadline, rec) for c, h in enumerate(https)]
+        tasks = [_client(h, job_ids, c, deadline, rec, status_only) for c, h in enumerate(https)]
         # Requests in flight at the deadline finish; none takes longer than its timeout.
         await asyncio.wait_for(asyncio.gather(*tasks), seconds + REQUEST_TIMEOUT_S + 30)
         rec.elapsed = time.perf_counter() - rec.t0
-        api1, me1, all1 = api.cpu_times(), me.cpu_times(), psutil.cpu_times()
+        api1, me1, all1 = _Sum(api), me.cpu_times(), psutil.cpu_times()
     finally:
         for h in https:
             await h.aclose()
@@ -116,14 +138,16 @@ async def measure(
 
 
 def report(name: str, clients: int, rec: Record, cpu: dict[str, float]) -> dict[str, float]:
-    """Print one phase; return its overall p50/p99 (ms) and requests/s."""
+    """Print one phase; return its overall p50/p99 (ms), requests/s and API CPU ms/request."""
     rps = rec.count / rec.elapsed
     errors = sum(rec.errors.values())
+    # CPU % of one core over the phase -> CPU seconds -> milliseconds per request answered.
+    api_ms = 10 * cpu["api"] * rec.elapsed / max(rec.count, 1)
     print(
         f"\n{name}: {clients} client(s), {rec.elapsed:.1f} s, {rec.count} requests, "
         f"{rps:.1f} req/s, {errors} error(s); CPU: API {cpu['api']:.0f}%, client "
         f"{cpu['client']:.0f}%, whole machine {cpu['machine']:.0f}% of "
-        f"{100 * (os.cpu_count() or 1)}% (100% = one core)"
+        f"{100 * (os.cpu_count() or 1)}% (100% = one core); API CPU {api_ms:.2f} ms/request"
     )
     print(f"  {'route':<16} {'n':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     every: list[float] = []
@@ -143,7 +167,7 @@ def report(name: str, clients: int, rec: Record, cpu: dict[str, float]) -> dict[
     print(
         "  slowest: " + ", ".join(f"{1000 * dt:.0f} ms (sent at {at:.2f} s)" for dt, at in slowest)
     )
-    return {"p50": p50, "p99": p99, "rps": rps}
+    return {"p50": p50, "p99": p99, "rps": rps, "api_ms": api_ms}
 
 
 def main() -> None:
@@ -152,12 +176,15 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--baseline-seconds", type=float, default=5.0)
     ap.add_argument("--jobs", type=int, default=3)
+    ap.add_argument("--status-only", action="store_true", help="only GET /jobs/{id}")
+    ap.add_argument("--api-workers", type=int, default=None, help="akd serve --api-workers N")
     args = ap.parse_args()
+    serve_args = [] if args.api_workers is None else ["--api-workers", str(args.api_workers)]
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="akd-bench-load-") as tmp:
         root = Path(tmp)
         teacher = make_teacher(root / "teacher.onnx")
-        with Served(root / "data", root / "serve.log") as served:
+        with Served(root / "data", root / "serve.log", args=serve_args) as served:
             job_ids = []
             with AKDClient(served.url) as client:
                 t0 = time.perf_counter()
@@ -172,20 +199,26 @@ def main() -> None:
                 f"{args.jobs} small jobs submitted and finished in {time.perf_counter() - t0:.1f} s "
                 f"(GET /jobs lists {listed}); the worker is idle from here on"
             )
-            api = served.api_process()
-            base = report(
-                "baseline",
-                1,
-                *asyncio.run(measure(served.url, job_ids, 1, args.baseline_seconds, api)),
-            )
-            load = report(
-                "load",
-                args.clients,
-                *asyncio.run(measure(served.url, job_ids, args.clients, args.seconds, api)),
+            api = served.api_processes()
+            print(f"API processes: {len(api)} (pids {', '.join(str(p.pid) for p in api)})")
+            phases = (("baseline", 1, args.baseline_seconds), ("load", args.clients, args.seconds))
+            base, load = (
+                report(
+                    name,
+                    n,
+                    *asyncio.run(measure(served.url, job_ids, n, secs, api, args.status_only)),
+                )
+                for name, n, secs in phases
             )
     print(
         f"\nload / baseline: p50 x{load['p50'] / base['p50']:.1f}, "
         f"p99 x{load['p99'] / base['p99']:.1f}, req/s x{load['rps'] / base['rps']:.2f}"
+    )
+    print(
+        f"summary: 1 client {base['rps']:.0f} req/s p50 {base['p50']:.1f} ms p99 "
+        f"{base['p99']:.1f} ms; {args.clients} clients {load['rps']:.0f} req/s p50 "
+        f"{load['p50']:.1f} ms p99 {load['p99']:.1f} ms; API CPU {base['api_ms']:.2f} / "
+        f"{load['api_ms']:.2f} ms per request"
     )
 
 

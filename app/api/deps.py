@@ -1,4 +1,4 @@
-"""Route dependencies named as types: settings, a DB session, the calling owner, request slots.
+"""Route dependencies named as types: settings, a DB session, the caller, its job, request slots.
 
 No dependency here holds a database connection past the route function: a session would
 otherwise stay checked out while a response streams or a slow client sends its body, and a
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 from fastapi.security.http import HTTPAuthorizationCredentials
 from python_multipart.multipart import parse_options_header
@@ -21,7 +22,8 @@ from app.api.limits import SlotLimiter
 from app.api.problems import ApiProblem
 from app.core.config import Settings
 from app.core.security import verify_key
-from app.db.models import LOCAL_OWNER
+from app.db import jobs as job_store
+from app.db.models import LOCAL_OWNER, Job
 from app.db.session import SessionLocal
 
 
@@ -51,7 +53,27 @@ _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="akd"'}
 _bearer = HTTPBearer(auto_error=False, description="An API key from `akd keys create NAME`.")
 
 
-def get_owner(
+def _key_owner(settings: Settings, token: str) -> str:
+    """The id of the live key `token` (a session of its own, closed at once); else 401."""
+    # Closed before the route runs: uploads and event streams that follow must not keep a
+    # connection checked out.
+    with SessionLocal(settings) as session:
+        key = verify_key(session, token)
+        key_id = key.id if key is not None else None
+    if key_id is None:
+        raise ApiProblem(
+            401,
+            "The API key is unknown or revoked; check the key or create a new one "
+            "with `akd keys create NAME`.",
+            slug="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="akd", error="invalid_token"'},
+        )
+    return key_id
+
+
+# Async, so that keys-off requests (no I/O at all) skip the thread pool; a key lookup still
+# runs there, as one hop.
+async def get_owner(
     request: Request,
     settings: SettingsDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -69,23 +91,39 @@ def get_owner(
             slug="unauthorized",
             headers=_UNAUTHORIZED,
         )
-    # A session of its own, closed before the route runs: uploads and event streams that
-    # follow must not keep a connection checked out.
-    with SessionLocal(settings) as session:
-        key = verify_key(session, token.strip())
-        key_id = key.id if key is not None else None
-    if key_id is None:
-        raise ApiProblem(
-            401,
-            "The API key is unknown or revoked; check the key or create a new one "
-            "with `akd keys create NAME`.",
-            slug="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="akd", error="invalid_token"'},
-        )
-    return key_id
+    return await run_in_threadpool(_key_owner, settings, token.strip())
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+def job_not_found(job_id: str) -> ApiProblem:
+    """The 404 for a job that does not exist or belongs to another caller (indistinguishable)."""
+    return ApiProblem(
+        404,
+        f"There is no job {job_id[:64]!r} for this caller; list yours with GET /jobs.",
+        field="id",
+        slug="job-not-found",
+    )
+
+
+def _load_owned(settings: Settings, job_id: str, owner: str) -> Job:
+    with SessionLocal(settings) as session:
+        job = job_store.get_job_for_owner(session, job_id, owner)
+    # Closing the session detaches the row with every column loaded (expire_on_commit off).
+    if job is None:
+        raise job_not_found(job_id)
+    return job
+
+
+async def get_owned_job(
+    job_id: Annotated[str, Path()], settings: SettingsDep, owner: OwnerDep
+) -> Job:
+    """The caller's job named by the path's job_id (one thread-pool hop); 404 otherwise."""
+    return await run_in_threadpool(_load_owned, settings, job_id, owner)
+
+
+OwnedJob = Annotated[Job, Depends(get_owned_job)]
 
 
 async def _stream_slot(request: Request, owner: OwnerDep) -> AsyncIterator[None]:

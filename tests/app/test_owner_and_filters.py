@@ -62,6 +62,25 @@ def test_another_keys_artifacts_are_404_and_leak_nothing(keyed):
     assert "report.json" not in body["detail"] and "secret" not in json.dumps(body)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", ""), ("GET", "/events"), ("POST", "/cancel"), ("GET", "/artifacts/report.json")],
+)
+def test_every_route_of_a_job_answers_404_for_another_keys_job(keyed, method, path):
+    """The OwnedJob routes: bob gets the same 404 for alice's job as for one that never was."""
+    client, settings, keys = keyed
+    (alice_id, alice), (_, bob) = keys["alice"], keys["bob"]
+    job_id = _job(settings, alice_id, "succeeded", {"report.json": b"{}"})
+    assert client.request(method, f"/jobs/{job_id}{path}", headers=alice).status_code != 404
+    theirs = assert_problem(client.request(method, f"/jobs/{job_id}{path}", headers=bob), 404)
+    unknown_id = "f" * len(job_id)
+    unknown = assert_problem(client.request(method, f"/jobs/{unknown_id}{path}", headers=bob), 404)
+    assert theirs["type"].endswith("job-not-found") and theirs["field"] == "id"
+    assert theirs["detail"] == unknown["detail"].replace(unknown_id, job_id)
+    # Nothing changed for alice: bob's cancel did not reach her job.
+    assert client.get(f"/jobs/{job_id}", headers=alice).json()["state"] == "succeeded"
+
+
 def test_an_unknown_jobs_artifact_is_404(client):
     body = assert_problem(client.get("/jobs/0123456789abcdef/artifacts/report.json"), 404)
     assert body["type"].endswith("job-not-found")

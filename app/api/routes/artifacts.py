@@ -7,9 +7,8 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.api.deps import OwnerDep, SessionDep, SettingsDep
+from app.api.deps import OwnedJob, SettingsDep
 from app.api.problems import ApiProblem
-from app.db import jobs as job_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -40,15 +39,8 @@ def _recorded_file(job_dir: Path, name: str) -> Path | None:
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_artifact(
-    job_id: str, name: str, session: SessionDep, settings: SettingsDep, owner: OwnerDep
-) -> FileResponse:
+def download_artifact(job: OwnedJob, name: str, settings: SettingsDep) -> FileResponse:
     """One artifact by name (the names are listed in the job's `artifacts`)."""
-    job = job_store.get_job_for_owner(session, job_id, owner)
-    if job is None:
-        raise ApiProblem(
-            404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"
-        )
     # Only names the worker recorded are served, so no request can reach any other path;
     # the name is checked before it touches the file system (a NUL would raise there).
     names = list(job.artifacts or [])

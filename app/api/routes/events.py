@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import OwnerDep, SessionDep, SettingsDep, StreamSlot
+from app.api.deps import OwnedJob, SettingsDep, StreamSlot
 from app.api.problems import ApiProblem
 from app.core.config import Settings
 from app.db import jobs as job_store
@@ -99,11 +99,9 @@ async def _stream(
     },
 )
 def job_events(
-    job_id: str,
+    job: OwnedJob,
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
-    owner: OwnerDep,
     _slot: StreamSlot,
     last_event_id_header: Annotated[
         str | None, Header(alias="Last-Event-ID", json_schema_extra=_EVENT_ID_SCHEMA)
@@ -120,17 +118,13 @@ def job_events(
 
     A stream also ends after AKD_SSE_MAX_DURATION_S; reconnect with Last-Event-ID to go on.
     """
-    if job_store.get_job_for_owner(session, job_id, owner) is None:
-        raise ApiProblem(
-            404, f"There is no job {job_id[:64]!r} for this caller.", slug="job-not-found"
-        )
     after = 0
     if last_event_id is not None:
         after = parse_event_id(last_event_id, "last_event_id")
     if last_event_id_header is not None:
         after = max(after, parse_event_id(last_event_id_header, "Last-Event-ID"))
     return StreamingResponse(
-        _stream(request, settings, job_id, after),
+        _stream(request, settings, job.id, after),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
