@@ -19,10 +19,9 @@ from akd_core.data.augment import crop_flip, is_random
 from akd_core.device import amp_dtype_for, inference_batch_size, place, select_device
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
-from akd_core.fileio import atomic_write_json
 from akd_core.limits import Limits, check_job_limits
 from akd_core.models import build_model
-from akd_core.report import REPORT_JSON, ArmSummary, RunFacts, teacher_facts, write_outputs
+from akd_core.report import ArmSummary, RunFacts, teacher_facts, write_outputs
 from akd_core.spec import JobSpec, TeacherSpec
 from akd_core.teachers import Teacher, check_teacher, load_teacher
 from akd_core.trainer import ArmTrainer, Progress, TrainData, accuracy
@@ -159,12 +158,11 @@ def run_job(
         amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
         cache_seconds=cache_seconds,
         cache_hit=cache_hit,
+        started=started,
     )
     report = write_outputs(
         out_dir, facts, students[spec.method], arms, on_stage=lambda s, f: stage(s, f, "")
     )
-    report["timings"]["total_s"] = time.perf_counter() - started
-    atomic_write_json(out_dir / REPORT_JSON, report)
     hooks.emit(ProgressEvent(kind="done", stage="evaluating", message="done", progress=1.0))
     return report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,8 @@ class RunFacts:
     amp: str | None
     cache_seconds: float
     cache_hit: bool
+    # time.perf_counter() when the run began: report.json's timings.total_s counts from it.
+    started: float | None = None
 
 
 def onnx_metadata(facts: RunFacts) -> dict[str, str]:
@@ -148,8 +151,10 @@ def write_outputs(
             "train_s": {arm: s.train_seconds for arm, s in arms.items()},
         },
     }
+    if facts.started is not None:
+        report["timings"]["total_s"] = time.perf_counter() - facts.started
     write_model_card(out_dir, report)
-    atomic_write_json(out_dir / REPORT_JSON, report)
+    atomic_write_json(out_dir / REPORT_JSON, report)  # once per run, complete
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def write_report(out_dir: Path, **export: Any) -> dict[str, Any]:
     facts = RunFacts(
         spec=spec, dataset=ds, device="cpu", amp=None, cache_seconds=0.1, cache_hit=False,
         teacher={"format": "onnx", "fingerprint": "ab" * 32, "params": 23950, "size_bytes": 113504},
-        teacher_val_accuracy=0.99, teacher_test_accuracy=0.98,
+        teacher_val_accuracy=0.99, teacher_test_accuracy=0.98, started=time.perf_counter(),
     )  # fmt: skip
     arm = ArmSummary(accuracy=0.7, val_accuracy=0.7, best_phase=2, best_epoch=1,
                      train_seconds=0.06, history=HISTORY)  # fmt: skip

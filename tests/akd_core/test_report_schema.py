@@ -4,6 +4,7 @@ each field a report breaks."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,21 @@ def test_the_schema_names_each_broken_field(report, path, value, words):
     errors = contract_errors(_broken(report, path, value))
     where = path if value is not ... else path.rsplit(".", 1)[0]
     assert any(e.startswith(f"{where}:") and words in e for e in errors), errors
+
+
+def test_report_json_is_written_once_complete_with_the_total_time(tmp_path, monkeypatch):
+    import akd_core.report as report_module
+
+    writes: list[str] = []
+    real_write = report_module.atomic_write_json
+
+    def counting_write(path: Path, data: Any) -> None:
+        writes.append(path.name)
+        real_write(path, data)
+
+    monkeypatch.setattr(report_module, "atomic_write_json", counting_write)
+    returned = write_report(tmp_path)
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert writes == ["report.json"]
+    assert on_disk == json.loads(json.dumps(returned))
+    assert 0 < on_disk["timings"]["total_s"] < 600
