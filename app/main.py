@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+import akd_core
 from app.api.deps import slot_limiters
 from app.api.guards import KeysOffGuard
 from app.api.openapi import build_openapi
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="AKD: Annealing-KD compression service",
-        version="0.1.0",
+        version=akd_core.__version__,
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,

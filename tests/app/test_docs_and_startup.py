@@ -73,3 +73,19 @@ def test_settings_come_from_akd_environment_variables(tmp_path, monkeypatch):
     assert s.max_upload_bytes == 1234
     assert s.artifacts == tmp_path / "artifacts"
     assert s.db_url == f"sqlite:///{tmp_path}/akd.db"
+
+
+def test_the_version_has_one_source(settings, monkeypatch):
+    """/healthz, the OpenAPI document and the package metadata all say akd_core.__version__."""
+    from importlib.metadata import version
+
+    from fastapi.testclient import TestClient
+
+    import akd_core
+    from app.main import create_app
+
+    assert version("akd") == akd_core.__version__
+    monkeypatch.setattr(akd_core, "__version__", "9.8.7")
+    with TestClient(create_app(settings), base_url="http://localhost") as c:
+        assert c.get("/healthz").json()["version"] == "9.8.7"
+        assert c.get("/openapi.json").json()["info"]["version"] == "9.8.7"

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+import akd_core
 from akd_core.spec import json_schema
 from app.api.deps import OwnerDep, SessionDep
 from app.schemas import Health
 
 router = APIRouter(tags=["meta"])
-
-
-def _version() -> str:
-    try:
-        return version("akd")
-    except PackageNotFoundError:
-        return "dev"
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness and database check")
@@ -31,7 +24,9 @@ def healthz(session: SessionDep) -> Health:
         db = "ok"
     except SQLAlchemyError:
         db = "unreachable"
-    return Health(status="ok" if db == "ok" else "degraded", database=db, version=_version())
+    return Health(
+        status="ok" if db == "ok" else "degraded", database=db, version=akd_core.__version__
+    )
 
 
 @router.get("/schema/job-spec", summary="The JSON Schema of the job spec")
