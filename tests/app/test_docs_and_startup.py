@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -39,6 +40,15 @@ def test_job_spec_schema_is_published(client):
     assert set(schema["required"]) == {"teacher", "student", "dataset"}
 
 
+def test_report_schema_is_published_as_in_docs(client):
+    from akd_core.report_schema import SCHEMA_PATH
+
+    r = client.get("/schema/report")
+    assert r.status_code == 200
+    assert r.json() == json.loads(SCHEMA_PATH.read_text())
+    assert "history" in r.json()["required"]
+
+
 def test_building_and_serving_the_app_does_not_import_torch(tmp_path):
     code = textwrap.dedent(
         f"""
@@ -50,6 +60,7 @@ def test_building_and_serving_the_app_does_not_import_torch(tmp_path):
         with TestClient(app, base_url="http://localhost") as c:
             assert c.get("/healthz").json()["database"] == "ok"
             assert c.get("/schema/job-spec").status_code == 200
+            assert c.get("/schema/report").status_code == 200
             assert c.post("/jobs", json={{"student": {{"arch": "mlp"}}}}).status_code == 422
         print("torch" in sys.modules)
         """

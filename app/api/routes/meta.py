@@ -1,4 +1,4 @@
-"""Service metadata: health check and the published job-spec JSON Schema."""
+"""Service metadata: health check and the published JSON Schemas of the job spec and report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 import akd_core
+from akd_core.report_schema import report_json_schema
 from akd_core.spec import json_schema
 from app.api.deps import OwnerDep, SessionDep
 from app.schemas import Health
@@ -33,3 +34,9 @@ def healthz(session: SessionDep) -> Health:
 def job_spec_schema(owner: OwnerDep) -> dict[str, Any]:
     """The schema every POST /jobs body is validated against."""
     return json_schema()
+
+
+@router.get("/schema/report", summary="The JSON Schema of report.json")
+def report_schema(owner: OwnerDep) -> dict[str, Any]:
+    """The schema every job's report.json follows (the same as docs/report.schema.json)."""
+    return report_json_schema()
