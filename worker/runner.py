@@ -13,6 +13,7 @@ from typing import Any
 
 from akd_core.errors import AKDError, JobCancelled, SpecError
 from akd_core.events import ProgressEvent
+from akd_core.report_schema import Report
 from app.core.config import Settings, get_settings
 from app.db import jobs as jobs_db
 from app.db.models import CANCELLED, FAILED, SUCCEEDED
@@ -66,29 +67,20 @@ def artifact_names(out_dir: Path) -> list[str]:
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
-    """The job row's metrics: accuracies, sizes and ONNX parity from report.json."""
+    """The job row's metrics: accuracies, sizes and ONNX parity from report.json.
 
-    def get(*path: str) -> Any:
-        node: Any = report
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return None
-            node = node[key]
-        return node
-
-    metrics: dict[str, Any] = {
-        "teacher_accuracy": get("teacher", "accuracy"),
-        "student_accuracy": get("student", "accuracy"),
-        "params": get("params"),
-        "onnx_parity_max_abs_diff": get("onnx", "parity_max_abs_diff"),
-        "onnx_argmax_agreement": get("onnx", "argmax_agreement"),
+    The report is read through its published model, so a report that breaks the CONTRACT
+    fails here (pydantic's ValidationError names the field) rather than storing holes.
+    """
+    parsed = Report.model_validate(report)
+    return {
+        "teacher_accuracy": parsed.teacher.accuracy,
+        "student_accuracy": parsed.student.accuracy,
+        "params": parsed.params.model_dump(),
+        "onnx_parity_max_abs_diff": parsed.onnx.parity_max_abs_diff,
+        "onnx_argmax_agreement": parsed.onnx.argmax_agreement,
+        "baselines": {name: arm.accuracy for name, arm in parsed.baselines.items()},
     }
-    baselines = get("baselines")
-    if isinstance(baselines, dict):
-        metrics["baselines"] = {
-            name: b.get("accuracy") for name, b in baselines.items() if isinstance(b, dict)
-        }
-    return {k: v for k, v in metrics.items() if v is not None}
 
 
 class EventRecorder:

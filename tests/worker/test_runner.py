@@ -38,6 +38,37 @@ def events(settings: Settings, job_id: str) -> list[tuple[str, dict[str, Any]]]:
         return [(e.kind, e.data) for e in jobs_db.events_after(session, job_id)]
 
 
+def _arm(accuracy: float) -> dict[str, Any]:
+    history = [{"phase": 1, "epoch": 1, "T": 2.0, "phi": 0.5, "train_loss": 1.2,
+                "val_accuracy": accuracy, "lr": 0.01, "seconds": 0.1}]  # fmt: skip
+    return {"accuracy": accuracy, "val_accuracy": accuracy, "best_phase": 1, "best_epoch": 1,
+            "train_seconds": 0.1, "history": history}  # fmt: skip
+
+
+def fake_report() -> dict[str, Any]:
+    """A small report.json that follows docs/report.schema.json (what run_job returns)."""
+    return {
+        "akd_version": "0.1.0", "method": "annealing", "spec": {}, "preprocessing": None,
+        "dataset": {"source": "builtin:digits", "kind": "image", "input_shape": [1, 8, 8],
+                    "num_classes": 10, "classes": [str(i) for i in range(10)],
+                    "sizes": {"train": 8, "val": 2, "test": 2}, "fingerprint": "d" * 64},
+        "teacher": {"format": "onnx", "fingerprint": "t" * 64, "params": 1000,
+                    "size_bytes": 4000, "accuracy": 0.97, "val_accuracy": 0.96},
+        "student": {"arch": "mlp", "params": 100, **_arm(0.93)},
+        "baselines": {"student": _arm(0.9)},
+        "params": {"teacher": 1000, "student": 100},
+        "compression": 10.0,
+        "onnx": {"file": "student.onnx", "opset": 17, "size_bytes": 400,
+                 "parity_max_abs_diff": 1e-6, "argmax_agreement": 1.0, "accuracy": 0.93,
+                 "latency_ms_batch1": 0.05},
+        "int8": None,
+        "history": _arm(0.93)["history"],
+        "device": "cpu", "mixed_precision": None,
+        "timings": {"teacher_cache_s": 0.1, "teacher_cache_hit": False,
+                    "train_s": {"annealing": 0.1, "student": 0.1}},
+    }  # fmt: skip
+
+
 class FakeRun:
     """Stands in for akd_core.pipeline.run_job: emits events, writes outputs, obeys cancel."""
 
@@ -64,13 +95,7 @@ class FakeRun:
         for name in ("student.onnx", "report.json", "report.md"):
             (out_dir / name).write_text("x")
         (out_dir / ".student.onnx.tmp123").write_text("half")
-        return {
-            "teacher": {"accuracy": 0.97},
-            "student": {"accuracy": 0.93},
-            "baselines": {"student": {"accuracy": 0.9}},
-            "params": {"teacher": 1000, "student": 100},
-            "onnx": {"parity_max_abs_diff": 1e-6, "argmax_agreement": 1.0},
-        }
+        return fake_report()
 
 
 def test_successful_job_records_metrics_artifacts_and_events(settings, make_job):
@@ -229,3 +254,33 @@ def test_upload_resolver_reads_rows_relative_to_a_relative_uploads_root(tmp_path
     resolved = upload_resolver(settings, "alice")("upload:u1")
     assert resolved.read_bytes() == b"onnx"
     assert resolved.resolve() == (tmp_path / "akd-data" / "uploads" / "u1" / "teacher.onnx")
+
+
+def test_metrics_are_read_from_the_report_model(settings, make_job):
+    from tests.report_contract import contract_errors
+
+    assert contract_errors(fake_report()) == []  # the stand-in follows the published schema
+    job_id = make_job()
+    assert execute_job(job_id, "w1", settings=settings, run_job=FakeRun()) == "succeeded"
+    assert job_row(settings, job_id).metrics == {
+        "teacher_accuracy": 0.97,
+        "student_accuracy": 0.93,
+        "params": {"teacher": 1000, "student": 100},
+        "onnx_parity_max_abs_diff": 1e-6,
+        "onnx_argmax_agreement": 1.0,
+        "baselines": {"student": 0.9},
+    }
+
+
+def test_a_report_that_breaks_its_schema_fails_the_job_naming_the_field(settings, make_job):
+    class BrokenReport(FakeRun):
+        def __call__(self, spec: Any, out_dir: Path, **kw: Any) -> dict[str, Any]:
+            report = super().__call__(spec, out_dir, **kw)
+            del report["student"]["accuracy"]
+            return report
+
+    job_id = make_job()
+    assert execute_job(job_id, "w1", settings=settings, run_job=BrokenReport()) == "failed"
+    reason = job_row(settings, job_id).failure_reason
+    assert "report.json" in reason and "student.accuracy" in reason
+    assert str(settings.data_dir) not in reason
