@@ -146,7 +146,7 @@ class Timings(_Open):
     teacher_cache_s: Seconds
     teacher_cache_hit: bool
     train_s: dict[ArmName, Seconds]
-    # Added by the pipeline once everything is written (absent only in a report cut short).
+    # Set by the output stage from the run's start (absent where no start was given).
     total_s: Seconds | None = None
 
 
