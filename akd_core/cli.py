@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from akd_core.errors import AKDError, JobCancelled, TrainingError
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+from akd_core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +103,7 @@ def distill_main(args: argparse.Namespace) -> int:
     except AKDError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_USAGE
     bar.close()
     print(summary_text(report, out_dir))
     return EXIT_OK

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Exit codes a script can trust.
-EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -61,7 +60,7 @@ def _job_exit(job: dict[str, Any]) -> int:
         return EXIT_OK
     reason = job.get("failure_reason")
     print(f"job {job.get('id')} {state}" + (f": {reason}" if reason else ""), file=sys.stderr)
-    return EXIT_JOB_FAILED
+    return EXIT_FAILED
 
 
 # -- subcommands ----------------------------------------------------------------------------
@@ -286,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except AKDClientError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
-        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_JOB_FAILED
+        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED
     except AKDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -120,7 +120,7 @@ def test_cli_submit_wait_downloads_artifacts_and_exits_0(monkeypatch, files, tmp
 def test_cli_exit_codes_a_script_can_trust(monkeypatch, files, capsys):
     failed = _run_cli(monkeypatch, FakeServer("failed"), "submit", str(files / "spec.json"),
                       "--wait", "--quiet")  # fmt: skip
-    assert failed == cli.EXIT_JOB_FAILED
+    assert failed == cli.EXIT_FAILED
     assert "teacher at chance level" in capsys.readouterr().err
 
     spec = json.loads((files / "spec.json").read_text())
