@@ -9,6 +9,7 @@ from typing import Any
 
 from akd_core.errors import AKDError, JobCancelled, TrainingError
 from akd_core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from akd_core.progress_bar import ProgressBar
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,35 +22,6 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override spec.device")
     parser.add_argument("--cache-dir", type=Path, help="teacher-logit cache (default <out>/.cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-class _ProgressBar:
-    """A tqdm bar over the run's progress fraction, with the latest epoch's figures."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=1000, unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-
-    def __call__(self, event: Any) -> None:
-        if self.bar is None:
-            return
-        self.bar.n = int(event.progress * 1000)
-        label = event.stage if event.arm is None else f"{event.arm}/{event.stage}"
-        post = ""
-        if event.kind == "epoch":
-            post = f" ep {event.epoch}/{event.epochs}"
-            if event.phi is not None:
-                post += f" T={event.T} phi={event.phi:.2f}"
-            post += f" loss={event.train_loss:.4f} val={event.val_accuracy:.3f}"
-        self.bar.set_description_str(f"{label}{post}")
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
@@ -76,7 +48,7 @@ def distill_main(args: argparse.Namespace) -> int:
     from akd_core.pipeline import run_job
     from akd_core.spec import load_spec_file
 
-    bar = _ProgressBar(enabled=not args.quiet)
+    bar = ProgressBar(enabled=not args.quiet)
     try:
         spec = load_spec_file(args.spec)
         out_dir = args.out or Path("runs") / args.spec.stem

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from akd_core.progress_bar import ProgressBar
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -20,38 +21,6 @@ def _client(args: argparse.Namespace) -> Any:
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
-
-
-class _EventBar:
-    """A tqdm progress bar driven by the job's event stream."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=1000, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if self.bar is None:
-            return
-        if "progress" in event:
-            self.bar.n = int(float(event["progress"]) * 1000)
-        label = event.get("state") or event.get("stage")
-        if not label:  # a log line: keep the last phase on the bar
-            return
-        if event.get("arm"):
-            label = f"{event['arm']}/{label}"
-        if event.get("epoch") is not None:
-            label += f" ep {event['epoch']}/{event.get('epochs', '?')}"
-        if event.get("val_accuracy") is not None:
-            label += f" val={event['val_accuracy']:.3f}"
-        self.bar.set_description_str(label)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _job_exit(job: dict[str, Any]) -> int:
@@ -82,7 +51,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not args.wait:
             print(job["id"])
             return EXIT_OK
-        bar = _EventBar(enabled=not args.quiet)
+        bar = ProgressBar(enabled=not args.quiet)
         try:
             job = client.wait(job["id"], on_event=bar)
         finally:
