@@ -11,6 +11,7 @@ from typing import Any
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
+from app.db.states import SUCCEEDED
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -25,7 +26,7 @@ def _print_json(obj: Any) -> None:
 
 def _job_exit(job: dict[str, Any]) -> int:
     state = job.get("state")
-    if state == "succeeded":
+    if state == SUCCEEDED:
         return EXIT_OK
     reason = job.get("failure_reason")
     print(f"job {job.get('id')} {state}" + (f": {reason}" if reason else ""), file=sys.stderr)

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from akd_core.spec import DATASET_EXTENSIONS, TEACHER_EXTENSIONS
+from app.db.states import FINAL_STATES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 # Spec sections whose `source` may name a local file to upload, with extension -> format maps.
 _FILE_SOURCES: dict[str, dict[str, str]] = {
     "teacher": dict(TEACHER_EXTENSIONS),

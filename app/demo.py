@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.client import AKDClient
+from app.db.states import SUCCEEDED
 from app.serve import free_port, wait_ready
 
 SEED = 0
@@ -120,7 +121,7 @@ def main() -> int:
                 job = client.submit(spec)
                 print(f"submitted job {job['id']}; following its events")
                 job = client.wait(job["id"], on_event=_show, timeout_s=900)
-                if job["state"] != "succeeded":
+                if job["state"] != SUCCEEDED:
                     print(f"job {job['state']}: {job.get('failure_reason')}", file=sys.stderr)
                     return 1
                 out = work / "out"

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.db.states import JobState
+
 
 class UploadPublic(BaseModel):
     """A stored upload; reference it in a spec as `upload:<id>`."""
@@ -31,7 +33,7 @@ class JobPublic(BaseModel):
     """A job as its owner sees it."""
 
     id: str
-    state: str = Field(description="queued | running | cancelling | succeeded | failed | cancelled")
+    state: JobState
     phase: str | None = None
     progress: float = 0.0
     attempt: int = 0

@@ -28,8 +28,9 @@ from sqlalchemy import update
 
 from app.core.config import Settings, get_settings
 from app.db import upkeep
-from app.db.models import CANCELLING, RUNNING, Job
+from app.db.models import Job
 from app.db.session import session_scope
+from app.db.states import CANCELLING, RUNNING
 
 log = logging.getLogger(__name__)
 Enqueue = Callable[[str], None]

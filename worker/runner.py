@@ -16,8 +16,8 @@ from akd_core.events import ProgressEvent
 from akd_core.report_schema import Report
 from app.core.config import Settings, get_settings
 from app.db import jobs as jobs_db
-from app.db.models import CANCELLED, FAILED, SUCCEEDED
 from app.db.session import session_scope
+from app.db.states import CANCELLED, FAILED, SUCCEEDED
 from app.db.uploads import owned_upload_path
 from worker.lease import Lease
 from worker.scrub import scrub_paths

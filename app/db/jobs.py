@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.db.clock import db_now, db_utcnow
 from app.db.listing import decode_cursor, encode_cursor, list_jobs  # noqa: F401 (API uses)
-from app.db.models import (
+from app.db.models import Event, Job
+from app.db.states import (
     ACTIVE_STATES,
     CANCELLED,
     CANCELLING,
@@ -20,8 +21,6 @@ from app.db.models import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    Event,
-    Job,
 )
 
 

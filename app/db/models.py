@@ -21,11 +21,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-# Job states (CONTRACT in DESIGN.md).
-QUEUED, RUNNING, CANCELLING = "queued", "running", "cancelling"
-SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-ACTIVE_STATES = (RUNNING, CANCELLING)  # a worker holds the lease
+# FINAL_STATES re-exported for app/api/routes/events.py, which still imports it from here.
+from app.db.states import FINAL_STATES as FINAL_STATES
+from app.db.states import QUEUED
+
 LOCAL_OWNER = "local"  # the owner of everything when API keys are off
 # 64-bit ids; SQLite keeps INTEGER, the only type its rowid autoincrement works with.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db.clock import db_now, db_utcnow
-from app.db.models import ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, QUEUED, Event, Job
+from app.db.models import Event, Job
+from app.db.states import ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, QUEUED
 
 # The wait between re-sends doubles; past this exponent it stops growing (2^16 periods).
 MAX_BACKOFF_EXPONENT = 16

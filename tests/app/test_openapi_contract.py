@@ -76,3 +76,9 @@ def test_no_key_is_asked_for_when_keys_are_off(tmp_path):
     for path, method, op in _operations(doc):
         assert "security" not in op, (path, method)
         assert "401" not in op["responses"], (path, method)
+
+
+def test_job_states_are_published_as_an_enum(tmp_path):
+    doc = _document(tmp_path)
+    state = doc["components"]["schemas"]["JobPublic"]["properties"]["state"]
+    assert state["enum"] == ["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]

@@ -11,8 +11,8 @@ from akd_core.errors import DatasetError
 from akd_core.events import ProgressEvent
 from app.core.config import Settings
 from app.db import jobs as jobs_db
-from app.db.models import FINAL_STATES
 from app.db.session import session_scope
+from app.db.states import FINAL_STATES
 from tests.worker.test_runner import FakeRun, events, job_row
 from worker.runner import execute_job
 from worker.scrub import scrub_paths
