@@ -48,7 +48,9 @@ class Counted:
         return self.fn(*args, **kwargs)
 
 
-def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    # Each wait is for a few 10 ms heartbeats: 10 s is ample on a loaded machine, and a
+    # mutant that breaks the thread fails in 10 s instead of hanging `make mutation`.
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -127,7 +129,7 @@ def test_a_stage_without_progress_is_given_up_naming_the_stage(running, settings
     seen = beats.calls
     _until(lambda: beats.calls >= seen + 3, "three more heartbeats")
     assert not lease.lost
-    with caplog.at_level(logging.ERROR, logger=lease_mod.__name__):
+    with caplog.at_level(logging.WARNING, logger=lease_mod.__name__):
         clock.now += 0.5
         _until(lambda: hooked != [], "the hang hook ran")
     reason = (
@@ -140,6 +142,7 @@ def test_a_stage_without_progress_is_given_up_naming_the_stage(running, settings
     job = _row(settings, lease.job_id)
     assert job.heartbeat_at is None and job.failure_reason == reason
     assert f"job {lease.job_id}: {reason} (job now running)" in caplog.messages
+    assert f"job {lease.job_id}: lease lost by w1 ({reason}); stopping" in caplog.messages
 
 
 def test_a_run_that_never_reported_hangs_in_the_starting_stage(running, settings, beats):
@@ -171,7 +174,7 @@ def test_recording_a_hung_stage_may_fail_the_lease_still_stops(running, monkeypa
         for r in caplog.records
         if r.getMessage() == f"job {lease.job_id}: recording the hung stage failed"
     ]
-    assert len(warned) == 1 and warned[0].exc_info is not None
+    assert len(warned) == 1 and warned[0].exc_info[0] is OperationalError
     assert any(m.endswith("(job now stale)") for m in caplog.messages)
     assert lease.lost
 
@@ -204,10 +207,46 @@ def test_cancel_is_read_from_the_database_at_most_every_poll_interval(
     assert lease.should_stop() is True and polls.calls == 2  # the answer is remembered
 
 
-def test_a_failed_cancel_check_is_not_a_cancel(settings, job_id, monkeypatch):
+def test_a_failed_cancel_check_is_not_a_cancel(settings, job_id, monkeypatch, caplog):
     monkeypatch.setattr(jobs_db, "is_cancel_requested", _db_down)
     lease = Lease(settings, job_id, "w1", clock=FakeClock())
-    assert lease.should_stop() is False
+    with caplog.at_level(logging.WARNING, logger=lease_mod.__name__):
+        assert lease.should_stop() is False
+    (record,) = caplog.records
+    assert record.getMessage() == f"cancel check of job {job_id} failed"
+    assert record.exc_info[0] is OperationalError
+
+
+def test_a_lease_guarded_write_renews_like_a_heartbeat(settings, job_id, monkeypatch):
+    clock = FakeClock()
+    lease = Lease(settings, job_id, "w1", clock=clock)
+    monkeypatch.setattr(jobs_db, "heartbeat", _db_down)
+    clock.now += 9.0
+    lease.refreshed()  # e.g. set_progress succeeded while heartbeats kept failing
+    clock.now += 9.0  # 18 s since the last heartbeat, 9 s since the write: inside the fence
+    assert not lease.should_stop()
+    clock.now += 1.0
+    assert lease.should_stop()
+
+
+@pytest.mark.slow  # waits out the 5 s grace
+def test_stop_gives_up_waiting_for_a_heartbeat_stuck_in_the_database(settings, job_id, monkeypatch):
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(*_a: Any, **_kw: Any) -> bool:
+        entered.set()
+        release.wait(60)
+        return True
+
+    monkeypatch.setattr(jobs_db, "heartbeat", stuck)
+    lease = Lease(settings, job_id, "w1", clock=FakeClock()).start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        lease.stop()  # waits heartbeat_s + 5 s for the thread, then lets the run finish
+        assert 5.0 <= time.monotonic() - started < 30.0
+    finally:
+        release.set()
 
 
 def test_a_failed_heartbeat_keeps_the_lease_but_does_not_renew_it(
@@ -221,7 +260,7 @@ def test_a_failed_heartbeat_keeps_the_lease_but_does_not_renew_it(
         assert lease.beat() is True and not lease.lost
     (record,) = caplog.records
     assert record.getMessage() == f"heartbeat of job {job_id} failed; will retry"
-    assert record.exc_info is not None  # the database's own error, for the operator
+    assert record.exc_info[0] is OperationalError  # the database's own error, for the operator
     clock.now += 5.0  # 10 s since the last renewal: past the fence (9.99 s)
     assert lease.beat() is False and lease.lost
 
