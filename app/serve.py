@@ -32,6 +32,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--data-dir", type=Path, help="all local state (default ./akd-data)")
     parser.add_argument("--workers", type=int, default=1, help="concurrent jobs (default 1)")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="API (uvicorn) processes sharing the port (default 1); per-key caps apply per process",
+    )
     parser.add_argument("--verbose", action="store_true", help="children log to this terminal")
 
 
@@ -117,11 +123,14 @@ def wait_ready(
 class Supervisor:
     """Starts the embedded Redis, the API and a worker; restarts crashes; stops all in order."""
 
-    def __init__(self, settings: Any, workers: int = 1, verbose: bool = False) -> None:
+    def __init__(
+        self, settings: Any, workers: int = 1, verbose: bool = False, api_workers: int = 1
+    ) -> None:
         from worker.broker import EmbeddedRedis
 
         self.settings = settings
         self.workers = workers
+        self.api_workers = api_workers
         self.verbose = verbose
         self.token = uuid.uuid4().hex[:8]
         # Leases of our worker start with this, so we can release them when we stop it.
@@ -148,6 +157,7 @@ class Supervisor:
 
     def start(self) -> None:
         """Bring everything up; raises RuntimeError with a message if a part cannot start."""
+        from app.api.nodelay import UVICORN_HTTP
         from app.db.migrate import upgrade
 
         self.settings.ensure_dirs()
@@ -162,7 +172,8 @@ class Supervisor:
             "api",
             [py, "-m", "uvicorn", "--factory", "app.main:create_app",
              "--host", self.settings.host, "--port", str(self.settings.port),
-             "--timeout-graceful-shutdown", "3", "--log-level", "warning"],
+             "--timeout-graceful-shutdown", "3", "--log-level", "warning",
+             "--workers", str(self.api_workers), "--http", UVICORN_HTTP],
             env, logs / "api.log" if logs else None,
         )  # fmt: skip
         worker = Child(
@@ -264,9 +275,10 @@ def serve_main(args: argparse.Namespace) -> int:
         os.environ["AKD_HOST"] = args.host
     if args.port is not None:
         os.environ["AKD_PORT"] = str(args.port if args.port else free_port())
-    if args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+    for flag, value in (("--workers", args.workers), ("--api-workers", args.api_workers)):
+        if value < 1:
+            print(f"error: {flag} must be at least 1, not {value}", file=sys.stderr)
+            return EXIT_USAGE
     from app.core.config import Settings
 
     try:
@@ -286,7 +298,9 @@ def serve_main(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
-    sup = Supervisor(settings, workers=args.workers, verbose=args.verbose)
+    sup = Supervisor(
+        settings, workers=args.workers, verbose=args.verbose, api_workers=args.api_workers
+    )
 
     def _on_signal(signum: int, _frame: Any) -> None:
         sup.stopping.set()

@@ -31,13 +31,20 @@ def _env() -> dict[str, str]:
 class Served:
     """One `akd serve` process on a data dir."""
 
-    def __init__(self, data: Path, port: int, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        port: int,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.data, self.port, self.log = data, port, log
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--data-dir", str(data),
-                 "--port", str(port)],
+                 "--port", str(port), *args],
                 env=_env() | (env or {}), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
@@ -81,8 +88,8 @@ class Served:
 def serve(tmp_path: Path) -> Iterator[Any]:
     started: list[Served] = []
 
-    def start(data: Path, port: int) -> Served:
-        s = Served(data, port, tmp_path / f"serve{len(started)}.log")
+    def start(data: Path, port: int, *args: str) -> Served:
+        s = Served(data, port, tmp_path / f"serve{len(started)}.log", args=args)
         started.append(s)
         return s
 
@@ -135,3 +142,50 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert "AKD_REQUIRE_KEYS" in out.stderr and "Traceback" not in out.stderr
+
+
+def _serving_pids(served: Served) -> dict[int, int]:
+    """Per process under `akd serve`: how many client connections to its port it holds open."""
+    held: dict[int, int] = {}
+    for proc in psutil.Process(served.proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.laddr and conn.laddr.port == served.port:
+                    listening = conn.status == psutil.CONN_LISTEN
+                    held[proc.pid] = held.get(proc.pid, 0) + (0 if listening else 1)
+    return held
+
+
+def test_api_workers_serve_from_that_many_processes(serve, tmp_path):
+    """`--api-workers 2`: two processes accept connections on the port and both answer."""
+    served = serve(tmp_path / "data", free_port(), "--api-workers", "2")
+    clients: list[httpx.Client] = []
+    try:
+        # Each client keeps its connection open, so the process that accepted it holds it;
+        # new connections go on until both processes hold one (the kernel picks which).
+        def both_answer() -> bool:
+            client = httpx.Client(base_url=served.url, timeout=10)
+            clients.append(client)
+            assert client.get("/jobs").json()["items"] == []
+            return sum(1 for n in _serving_pids(served).values() if n > 0) >= 2
+
+        wait_for(both_answer, 60, "connections held by two API processes", every_s=0.05)
+        held = _serving_pids(served)
+        # Exactly two processes answer (uvicorn's parent only listens), and every connection
+        # the clients opened is held by one of them.
+        assert len([pid for pid, n in held.items() if n > 0]) == 2, held
+        assert sum(held.values()) == len(clients)
+    finally:
+        for client in clients:
+            client.close()
+    assert served.stop() == 0
+
+
+def test_serve_refuses_zero_api_workers(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--api-workers", "0",
+         "--data-dir", str(tmp_path / "d")],
+        env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "--api-workers must be at least 1, not 0" in out.stderr
