@@ -18,7 +18,7 @@ from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
 from akd_core.device import amp_dtype_for, inference_batch_size, place, select_device
 from akd_core.errors import SpecError, TrainingError
-from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
+from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent, Stage
 from akd_core.limits import Limits, check_job_limits
 from akd_core.models import build_model
 from akd_core.report import ArmSummary, RunFacts, teacher_facts, write_outputs
@@ -167,8 +167,8 @@ def run_job(
     return report
 
 
-def _stage_emitter(hooks: Hooks) -> Callable[[str, float, str], None]:
-    def stage(name: str, progress: float, message: str) -> None:
+def _stage_emitter(hooks: Hooks) -> Callable[[Stage, float, str], None]:
+    def stage(name: Stage, progress: float, message: str) -> None:
         hooks.emit(ProgressEvent(kind="phase", stage=name, message=message, progress=progress))
 
     return stage

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from akd_core import __version__
 from akd_core.data import Dataset
+from akd_core.events import Stage
 from akd_core.export import export_onnx, onnx_accuracy, onnx_latency_ms, onnx_parity, quantize_int8
 from akd_core.fileio import atomic_write, atomic_write_json
 from akd_core.models import count_params
@@ -95,7 +96,7 @@ def write_outputs(
     facts: RunFacts,
     student: torch.nn.Module,
     arms: dict[str, ArmSummary],
-    on_stage: Callable[[str, float], None] | None = None,
+    on_stage: Callable[[Stage, float], None] | None = None,
 ) -> dict[str, Any]:
     """Export the main arm's student, check it, and write the report; returns report.json's dict."""
     spec, ds = facts.spec, facts.dataset
