@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.clock import db_now, db_utcnow
@@ -56,10 +56,18 @@ def get_job(session: Session, job_id: str) -> Job | None:
     ).scalar_one_or_none()
 
 
+# Built once: a select built per call costs ~0.1 ms of the status read's CPU budget.
+_JOB_OF_OWNER = (
+    select(Job)
+    .where(Job.id == bindparam("job_id"), Job.owner == bindparam("owner"))
+    .execution_options(populate_existing=True)
+)
+
+
 def get_job_for_owner(session: Session, job_id: str, owner: str) -> Job | None:
     """The job if it exists and belongs to `owner` (else None: callers answer 404 either way)."""
-    job = get_job(session, job_id)
-    return job if job is not None and job.owner == owner else None
+    params = {"job_id": job_id, "owner": owner}
+    return session.execute(_JOB_OF_OWNER, params).scalar_one_or_none()
 
 
 # --- events --------------------------------------------------------------------------------
