@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup demo test test-fast lint format bench mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/accuracy.py
+
+# Mutation score of the method's core (not part of `test`: about half an hour on 2 cores).
+# Runs on a copy of the tree (MUTATION_DIR, default a new temp folder); writes docs/testing.md.
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py $(if $(MUTATION_DIR),--workdir $(MUTATION_DIR))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from akd_core import trainer
-from akd_core.errors import TrainingError
+from akd_core.checkpoint import checkpoint_path, load_checkpoint
+from akd_core.errors import JobCancelled, SpecError, TrainingError
 from akd_core.events import Hooks
 from akd_core.models import build_model
 from akd_core.trainer import ArmTrainer, Progress
@@ -148,4 +149,72 @@ def test_a_non_finite_loss_stops_the_arm_with_advice(tmp_path):
     assert str(err.value) == (
         "annealing: the training loss became nan in epoch 1; "
         "lower optimizer.lr or check the scale of the teacher logits"
+    )
+
+
+class _StopAfter:
+    """A cancel check that says stop at its n-th call (the trainer checks once per step)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+def _annealing_trainer(out, hooks, progress, run_key="job-1"):
+    spec = ts.arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 2})
+    torch.manual_seed(0)
+    model = build_model("mlp", (6,), 3, {"hidden": [8]})
+    return ArmTrainer("annealing", spec, model, ts.synthetic_train_data(), torch.device("cpu"),
+                      out, hooks, progress, run_key=run_key)  # fmt: skip
+
+
+def _same_result(a, b) -> None:
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.history]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.history]
+    assert (a.best_phase, a.best_epoch, a.best_val_accuracy) == (
+        b.best_phase,
+        b.best_epoch,
+        b.best_val_accuracy,
+    )
+    assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
+
+
+# 2 steps an epoch, 4 epochs: stop in Phase-1 epoch 2, Phase-2 epoch 1 and Phase-2 epoch 2.
+@pytest.mark.parametrize("stop_at_step", [3, 5, 7])
+def test_a_stopped_arm_resumes_to_exactly_the_uninterrupted_result(tmp_path, stop_at_step):
+    reference = _annealing_trainer(tmp_path / "ref", Hooks(), Progress(4)).run(resume=False)
+    out = tmp_path / "stopped"
+    with pytest.raises(JobCancelled):
+        stopped = Hooks(should_cancel=_StopAfter(stop_at_step))
+        _annealing_trainer(out, stopped, Progress(4)).run(resume=False)
+    progress = Progress(total_epochs=4)
+    started = time.perf_counter()
+    resumed = _annealing_trainer(out, Hooks(), progress).run(resume=True)
+    _same_result(resumed, reference)
+    assert progress.done_epochs == 4  # the epochs done before the stop count as done
+    assert 0 < resumed.train_seconds < time.perf_counter() - started + 60
+
+
+def test_a_finished_arm_resumes_without_training(tmp_path):
+    first = _annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
+    saved = load_checkpoint(checkpoint_path(tmp_path, "annealing"))
+    assert saved is not None and saved["done"] is True and saved["arm"] == "annealing"
+    assert saved["run_key"] == "job-1" and len(saved["history"]) == 4
+    events: list = []
+    again = _annealing_trainer(tmp_path, Hooks(on_event=events.append), Progress(4))
+    _same_result(again.run(resume=True), first)
+    assert events == []  # no phase started, no epoch trained
+
+
+def test_resuming_another_jobs_checkpoint_is_refused(tmp_path):
+    _annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
+    with pytest.raises(SpecError) as err:
+        _annealing_trainer(tmp_path, Hooks(), Progress(4), run_key="job-2").run(resume=True)
+    assert err.value.field == "resume"
+    assert err.value.message == (
+        f"{checkpoint_path(tmp_path, 'annealing')} was written by a run with another spec, "
+        "dataset or teacher; resume only the same job (or start it in a new output folder)"
     )
