@@ -71,16 +71,10 @@ def _key_owner(settings: Settings, token: str) -> str:
     return key_id
 
 
-# Async, so that keys-off requests (no I/O at all) skip the thread pool; a key lookup still
-# runs there, as one hop.
-async def get_owner(
-    request: Request,
-    settings: SettingsDep,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The owner id of the caller: its API key's id, or 'local' when keys are off."""
+def _bearer_token(request: Request, settings: Settings) -> str | None:
+    """The caller's API key as sent (None when keys are off); 401 when none is sent."""
     if not settings.require_keys:
-        return LOCAL_OWNER
+        return None
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -91,7 +85,20 @@ async def get_owner(
             slug="unauthorized",
             headers=_UNAUTHORIZED,
         )
-    return await run_in_threadpool(_key_owner, settings, token.strip())
+    return token.strip()
+
+
+_Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+# Async, so that keys-off requests (no I/O at all) skip the thread pool; a key lookup still
+# runs there, as one hop.
+async def get_owner(request: Request, settings: SettingsDep, _credentials: _Credentials) -> str:
+    """The owner id of the caller: its API key's id, or 'local' when keys are off."""
+    token = _bearer_token(request, settings)
+    if token is None:
+        return LOCAL_OWNER
+    return await run_in_threadpool(_key_owner, settings, token)
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
@@ -107,7 +114,8 @@ def job_not_found(job_id: str) -> ApiProblem:
     )
 
 
-def _load_owned(settings: Settings, job_id: str, owner: str) -> Job:
+def _load_owned(settings: Settings, job_id: str, token: str | None) -> Job:
+    owner = LOCAL_OWNER if token is None else _key_owner(settings, token)
     with SessionLocal(settings) as session:
         job = job_store.get_job_for_owner(session, job_id, owner)
     # Closing the session detaches the row with every column loaded (expire_on_commit off).
@@ -117,10 +125,17 @@ def _load_owned(settings: Settings, job_id: str, owner: str) -> Job:
 
 
 async def get_owned_job(
-    job_id: Annotated[str, Path()], settings: SettingsDep, owner: OwnerDep
+    job_id: Annotated[str, Path()],
+    request: Request,
+    settings: SettingsDep,
+    _credentials: _Credentials,
 ) -> Job:
-    """The caller's job named by the path's job_id (one thread-pool hop); 404 otherwise."""
-    return await run_in_threadpool(_load_owned, settings, job_id, owner)
+    """The caller's job named by the path's job_id, else 404 (401 without a valid key).
+
+    The key lookup and the job load share one thread-pool hop: this is every status poll.
+    """
+    token = _bearer_token(request, settings)
+    return await run_in_threadpool(_load_owned, settings, job_id, token)
 
 
 OwnedJob = Annotated[Job, Depends(get_owned_job)]

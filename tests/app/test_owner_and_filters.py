@@ -77,6 +77,9 @@ def test_every_route_of_a_job_answers_404_for_another_keys_job(keyed, method, pa
     unknown = assert_problem(client.request(method, f"/jobs/{unknown_id}{path}", headers=bob), 404)
     assert theirs["type"].endswith("job-not-found") and theirs["field"] == "id"
     assert theirs["detail"] == unknown["detail"].replace(unknown_id, job_id)
+    # An unknown key, or none, is told so (401) before any job is looked up.
+    for headers in ({"Authorization": "Bearer akd_wrong"}, {}):
+        assert_problem(client.request(method, f"/jobs/{job_id}{path}", headers=headers), 401)
     # Nothing changed for alice: bob's cancel did not reach her job.
     assert client.get(f"/jobs/{job_id}", headers=alice).json()["state"] == "succeeded"
 
