@@ -164,7 +164,11 @@ def sync_tests(repo: Path) -> None:
 def recheck(scratch: Path, env: dict[str, str], cores: int) -> float:
     """Run again, against the current tests, only the mutants a kept run left alive."""
     repo = scratch / "repo"
-    alive = [m.name for m in collect(repo, explain=False) if m.status != "killed"]
+    alive = [
+        m.name
+        for m in collect(repo, explain=False)
+        if m.status in ("survived", "no tests", "suspicious")
+    ]
     sync_tests(repo)
     print(f"re-checking {len(alive)} surviving mutants against the current tests", flush=True)
     return run_mutmut(repo, env, cores, scratch / "mutmut.log", alive) if alive else 0.0

@@ -92,7 +92,7 @@ NAMED = (
     ),
     Named(
         "the artifact route loads a job without the owner check",
-        "app/api/routes/artifacts.py",
+        "app/api/deps.py",  # the OwnedJob dependency of the artifact (and every job) route
         "job = job_store.get_job_for_owner(session, job_id, owner)",
         "job = job_store.get_job(session, job_id)",
         ("tests/app/test_owner_and_filters.py::"
