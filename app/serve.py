@@ -19,7 +19,8 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-EXIT_OK, EXIT_USAGE, EXIT_START_FAILED = 0, 2, 1
+from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 GRACE_S = 10.0  # how long a child may take to stop before it is killed
 READY_TIMEOUT_S = 60.0
 MAX_RESTARTS = 5  # per child, within RESTART_WINDOW_S, before the supervisor gives up
@@ -316,7 +317,7 @@ def serve_main(args: argparse.Namespace) -> int:
         return EXIT_OK
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_START_FAILED
+        return EXIT_FAILED
     finally:
         print("stopping...", flush=True)
         sup.shutdown()
