@@ -143,21 +143,27 @@ def cpu_seconds() -> float:
 
 
 def sync_tests(repo: Path) -> None:
-    """Bring the checkout's tests into a kept copy (and into mutmut's mirror of it)."""
+    """Bring the checkout's files into a kept copy (and mutmut's mirror), mutated ones aside."""
     fresh = repo.parent / "fresh"
     shutil.rmtree(fresh, ignore_errors=True)
     copy_tree(fresh)
 
-    def settings(root: Path) -> object:
+    def settings(root: Path) -> dict[str, list[str]]:
         return tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mutmut"]
 
-    # mutmut drops every verdict when its test selection or pytest arguments change.
-    if settings(fresh) != settings(repo):
+    mutated = settings(repo)["only_mutate"]
+    # mutmut drops every verdict when its test selection or pytest arguments change, and a
+    # verdict means nothing once the mutated file itself changed.
+    changed = [f for f in mutated if (fresh / f).read_bytes() != (repo / f).read_bytes()]
+    if settings(fresh) != settings(repo) or changed:
         shutil.rmtree(fresh)
-        raise SystemExit("[tool.mutmut] changed since the kept run: run it in full instead")
+        raise SystemExit(f"[tool.mutmut] or {changed} changed since the kept run: run in full")
     for dest in (repo, repo / "mutants"):
-        shutil.rmtree(dest / "tests")
-        shutil.copytree(fresh / "tests", dest / "tests")
+        for src in fresh.rglob("*"):
+            rel = src.relative_to(fresh)
+            if src.is_file() and str(rel) not in mutated and (dest / rel.parts[0]).exists():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / rel)
     shutil.rmtree(fresh)
 
 
