@@ -134,12 +134,16 @@ def test_a_running_job_resumes_after_serve_restarts(serve, tmp_path, digits_teac
     assert second.stop() == 0
 
 
-def test_serve_refuses_a_public_address_without_keys(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0",
-         "--data-dir", str(tmp_path / "d")],
+def _serve_refused(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `akd serve ARGS` expecting a refusal before anything starts."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", *args, "--data-dir", str(tmp_path / "d")],
         env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def test_serve_refuses_a_public_address_without_keys(tmp_path):
+    out = _serve_refused(tmp_path, "--host", "0.0.0.0")
     assert out.returncode == 2
     assert "AKD_REQUIRE_KEYS" in out.stderr and "Traceback" not in out.stderr
 
@@ -183,10 +187,6 @@ def test_api_workers_serve_from_that_many_processes(serve, tmp_path):
 
 
 def test_serve_refuses_zero_api_workers(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--api-workers", "0",
-         "--data-dir", str(tmp_path / "d")],
-        env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    out = _serve_refused(tmp_path, "--api-workers", "0")
     assert out.returncode == 2
     assert "--api-workers must be at least 1, not 0" in out.stderr
