@@ -7,13 +7,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
 
 from app.core.config import Settings
 from app.db import jobs as job_store
 from app.db.migrate import upgrade
-from app.db.models import Job, utcnow
+from app.db.models import utcnow
 from app.db.session import session_scope
+from tests.db_support import backdate
 
 
 def _job(settings, max_attempts: int = 3) -> str:
@@ -24,12 +24,7 @@ def _job(settings, max_attempts: int = 3) -> str:
 
 
 def _age_heartbeat(settings, job_id: str, seconds: float) -> None:
-    with session_scope(settings) as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
-        )
+    backdate(settings, job_id, "heartbeat_at", seconds)
 
 
 def test_two_concurrent_claims_only_one_wins(settings):

@@ -9,6 +9,7 @@ from sqlalchemy import update
 from app.db import jobs as jobs_db
 from app.db.models import Job, utcnow
 from app.db.session import session_scope
+from tests.db_support import backdate
 from worker.reaper import Reaper, release_leases
 
 
@@ -24,12 +25,7 @@ def _running(settings, job_id: str, owner: str, age_s: float) -> None:
 
 def _age_resend(settings, job_id: str, age_s: float) -> None:
     """Pretend the reaper's last message for the job was sent age_s ago."""
-    with session_scope(settings) as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(resent_at=utcnow() - timedelta(seconds=age_s))
-        )
+    backdate(settings, job_id, "resent_at", age_s)
 
 
 def _row(settings, job_id: str) -> Job:
@@ -129,12 +125,7 @@ def test_released_leases_are_claimable_at_once(settings, make_job):
 
 
 def _age(settings, job_id: str, age_s: float) -> None:
-    with session_scope(settings) as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(created_at=utcnow() - timedelta(seconds=age_s))
-        )
+    backdate(settings, job_id, "created_at", age_s)
 
 
 def test_queued_jobs_whose_message_was_lost_are_resent_once_old(settings, make_job):
