@@ -78,7 +78,7 @@ NAMED = (
         (f"{TA}test_resume_isolation.py::test_resume_refuses_another_data_teacher_or_spec",),
     ),
     Named(
-        "the checkpoint loader uses torch.load(weights_only=False)",
+        "the checkpoint loader unpickles (weights_only turned off)",
         "akd_core/checkpoint.py",
         'map_location="cpu", weights_only=True', 'map_location="cpu", weights_only=False',
         (f"{TA}test_resume_isolation.py::test_a_planted_pickle_is_refused_and_never_runs",),
