@@ -141,9 +141,11 @@ async def get_owned_job(
 OwnedJob = Annotated[Job, Depends(get_owned_job)]
 
 
-async def _stream_slot(request: Request, owner: OwnerDep) -> AsyncIterator[None]:
+async def _stream_slot(request: Request, job: OwnedJob) -> AsyncIterator[None]:
+    # The job the route streams, already loaded (FastAPI solves OwnedJob once per request):
+    # its owner is the caller, with no second key lookup.
     limiter: SlotLimiter = request.app.state.stream_slots
-    with limiter.hold(owner):
+    with limiter.hold(job.owner):
         yield  # released when the response has been sent, or the client went away
 
 
