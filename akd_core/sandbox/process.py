@@ -12,8 +12,10 @@ import atexit
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,8 @@ BOOT = (
 # Passed through because GPUs and their libraries need them; nothing else is inherited.
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
 WORKDIR_PREFIX = "akd-teacher-"
+# akd-teacher-<host>-<parent pid>-<random>: the sweep below can tell whose a folder was.
+_OWNED = re.compile(re.escape(WORKDIR_PREFIX) + r"(?P<host>[\w.]*)-(?P<pid>\d+)-\w+$")
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
 
@@ -108,9 +112,48 @@ class Child:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _host() -> str:
+    return re.sub(r"[^\w.]", "_", socket.gethostname())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_orphans(workdir_root: Path | None) -> list[Path]:
+    """Remove working folders whose parent died without cleaning up; the folders removed.
+
+    A parent that ends with os._exit (a Celery prefork child) or is killed leaves its spare's
+    folder behind. Only folders of this host whose recorded parent pid no longer runs go:
+    a folder of another host (a temp folder shared between containers) is never touched.
+    """
+    root = Path(workdir_root or tempfile.gettempdir())
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            m = _OWNED.match(entry.name)
+            if m and m["host"] == _host() and not _alive(int(m["pid"])) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+_swept: set[tuple[int, Path | None]] = set()
+
+
 def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
     """Start a child interpreter in a fresh working directory; it waits for its load request."""
-    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=workdir_root))  # mode 0700
+    if (os.getpid(), workdir_root) not in _swept:  # once per process and folder
+        _swept.add((os.getpid(), workdir_root))
+        sweep_orphans(workdir_root)
+    prefix = f"{WORKDIR_PREFIX}{_host()}-{os.getpid()}-"
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir_root))  # mode 0700
     if os.geteuid() == 0:
         os.chown(workdir, uid, gid)
     errlog = tempfile.TemporaryFile()  # noqa: SIM115 (Child.stop closes it); unlinked, fd only
