@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m app.demo
+	$(BIN)/python -m akd_tools.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -11,13 +11,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import akd_core
+from akd_service.config import Settings, get_settings
+from akd_service.db.migrate import upgrade
 from app.api.deps import slot_limiters
 from app.api.guards import KeysOffGuard
 from app.api.openapi import build_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import artifacts, docs, events, jobs, meta, uploads
-from app.core.config import Settings, get_settings
-from app.db.migrate import upgrade
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DESCRIPTION = (

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.db.states import JobState
+from akd_service.db.states import JobState
 
 
 class UploadPublic(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from app.serve import free_port, wait_ready
+from akd_tools.serve import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 120.0
@@ -103,7 +103,7 @@ class Served:
 
     def start(self) -> None:
         """Start `akd serve` and wait (bounded) until it prints that it is serving."""
-        cmd = [sys.executable, "-m", "app.cli", "serve",
+        cmd = [sys.executable, "-m", "akd_tools.cli", "serve",
                "--data-dir", str(self.data_dir), "--port", str(self.port), *self.args]  # fmt: skip
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

@@ -32,7 +32,7 @@ import httpx
 import psutil
 from _service import Served, machine, make_teacher, percentile, small_spec
 
-from app.client import AKDClient
+from akd_tools.client import AKDClient
 
 ROUTE_ONE, ROUTE_LIST = "GET /jobs/{id}", "GET /jobs"
 REQUEST_TIMEOUT_S = 30.0

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from akd_core.spec import parse_spec
-from app.core.config import Settings
-from app.core.security import create_key
-from app.db import jobs as job_store
-from app.db.migrate import upgrade
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as job_store
+from akd_service.db.migrate import upgrade
+from akd_service.db.session import session_scope
+from akd_service.keys import create_key
 from app.main import create_app
 
 SPEC = {

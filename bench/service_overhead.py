@@ -31,7 +31,7 @@ from _service import Served, machine, make_teacher, small_spec
 
 from akd_core.pipeline import run_job
 from akd_core.spec import parse_spec
-from app.client import AKDClient
+from akd_tools.client import AKDClient
 
 JOB_TIMEOUT_S = 300.0
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from app.db.models import Job, utcnow
-from app.db.session import session_scope
+from akd_service.db.models import Job, utcnow
+from akd_service.db.session import session_scope
 
 
 def backdate(settings, job_id: str, column: str, seconds: float) -> None:

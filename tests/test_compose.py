@@ -90,7 +90,7 @@ def _check_command(cmd: list[str]) -> None:
         assert args[0] == "-m"
         assert callable(importlib.import_module(args[1]).main)
     elif prog == "akd":
-        from app.cli import build_parser
+        from akd_tools.cli import build_parser
 
         build_parser().parse_args(args)  # exits (SystemExit) on an unknown subcommand
     else:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from celery import Celery
 
-from app.core.config import Settings, get_settings
+from akd_service.config import Settings, get_settings
 
-# The task is registered under app.queue.TASK_NAME (worker/tasks.py), the name the API sends.
-# Celery's default queue: app/queue.py sends without routing options, so both ends agree.
+# The task is registered under akd_service.queue.TASK_NAME (worker/tasks.py), the name the API sends.
+# Celery's default queue: akd_service/queue.py sends without routing options, so both ends agree.
 QUEUE = "celery"
 # Longer than the longest job: an unacknowledged message is handed to another worker only
 # after this long, so a slow job is never run twice by redelivery. Worker deaths are caught

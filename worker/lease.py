@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.core.config import Settings
-from app.db import jobs as jobs_db
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.session import session_scope
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ than the staleness threshold gets a new message too: its first may never have re
 broker. Duplicate messages are harmless: only one claim of a queued job wins, and a claim
 of a job with a fresh lease is dropped.
 
-Re-sends are counted on the job row and back off exponentially (see app.db.upkeep); after
+Re-sends are counted on the job row and back off exponentially (see akd_service.db.upkeep); after
 reaper_max_resends with no claim, the job is failed with a reason instead of being re-sent
 forever. Each pass also deletes, in bounded batches, the events of jobs that finished more
 than event_retention_days ago.
@@ -26,11 +26,11 @@ from collections.abc import Callable
 
 from sqlalchemy import update
 
-from app.core.config import Settings, get_settings
-from app.db import upkeep
-from app.db.models import Job
-from app.db.session import session_scope
-from app.db.states import CANCELLING, RUNNING
+from akd_service.config import Settings, get_settings
+from akd_service.db import upkeep
+from akd_service.db.models import Job
+from akd_service.db.session import session_scope
+from akd_service.db.states import CANCELLING, RUNNING
 
 log = logging.getLogger(__name__)
 Enqueue = Callable[[str], None]
@@ -40,7 +40,7 @@ PURGE_BATCHES_PER_PASS = 10
 
 
 def _default_enqueue(job_id: str) -> None:
-    from app.queue import enqueue
+    from akd_service.queue import enqueue
 
     enqueue(job_id)
 

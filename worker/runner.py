@@ -14,11 +14,11 @@ from typing import Any
 from akd_core.errors import AKDError, JobCancelled, SpecError
 from akd_core.events import ProgressEvent
 from akd_core.report_schema import Report
-from app.core.config import Settings, get_settings
-from app.db import jobs as jobs_db
-from app.db.session import session_scope
-from app.db.states import CANCELLED, FAILED, SUCCEEDED
-from app.db.uploads import owned_upload_path
+from akd_service.config import Settings, get_settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.session import session_scope
+from akd_service.db.states import CANCELLED, FAILED, SUCCEEDED
+from akd_service.db.uploads import owned_upload_path
 from worker.lease import Lease
 from worker.scrub import scrub_paths
 

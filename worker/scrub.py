@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.core.config import Settings
+from akd_service.config import Settings
 
 # The rest of a path in a message: up to whitespace, a quote, or punctuation that ends it.
 _REST = r"[^\s'\"`;,)]*"

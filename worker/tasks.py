@@ -10,8 +10,8 @@ from typing import Any
 
 from celery.signals import worker_init, worker_process_init
 
-from app.core.config import get_settings
-from app.queue import TASK_NAME
+from akd_service.config import get_settings
+from akd_service.queue import TASK_NAME
 from worker.celery_app import celery_app
 from worker.runner import execute_job, make_worker_id
 
@@ -34,8 +34,8 @@ def _end_hung_process() -> None:
 @worker_init.connect
 def _migrate_on_start(**_: Any) -> None:
     """Bring the schema up to date once, in the parent, before any job runs."""
-    from app.db.migrate import upgrade
-    from app.db.session import get_engine
+    from akd_service.db.migrate import upgrade
+    from akd_service.db.session import get_engine
 
     settings = get_settings()
     settings.ensure_dirs()
@@ -47,7 +47,7 @@ def _migrate_on_start(**_: Any) -> None:
 @worker_process_init.connect
 def _fresh_pool_in_child(**_: Any) -> None:
     """Drop inherited database connections; start loading torch and the core in the child."""
-    from app.db.session import get_engine
+    from akd_service.db.session import get_engine
 
     get_engine(get_settings()).dispose(close=False)
     # Importing torch + akd_core takes seconds; doing it now, after the fork and in the

@@ -17,9 +17,9 @@ from akd_core.formats import (
 from akd_core.limits import Limits, check_job_limits
 from akd_core.models.names import check_arch_name, check_arch_options
 from akd_core.spec import JobSpec, parse_spec
+from akd_service.config import Settings
+from akd_service.db.uploads import owned_upload_path
 from app.api.problems import ApiProblem
-from app.core.config import Settings
-from app.db.uploads import owned_upload_path
 
 # Sniffed kinds that are zip or tar containers: each member is checked before anyone
 # extracts or decompresses it (an .npz or a TorchScript file is a zip, and np.load or

@@ -18,13 +18,13 @@ from fastapi.security.http import HTTPAuthorizationCredentials
 from python_multipart.multipart import parse_options_header
 from sqlalchemy.orm import Session
 
+from akd_service.config import Settings
+from akd_service.db import jobs as job_store
+from akd_service.db.models import LOCAL_OWNER, Job
+from akd_service.db.session import SessionLocal
+from akd_service.keys import verify_key
 from app.api.limits import SlotLimiter
 from app.api.problems import ApiProblem
-from app.core.config import Settings
-from app.core.security import verify_key
-from app.db import jobs as job_store
-from app.db.models import LOCAL_OWNER, Job
-from app.db.session import SessionLocal
 
 
 async def get_app_settings(request: Request) -> Settings:

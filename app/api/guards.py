@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from akd_service.config import is_loopback
 from app.api.problems import ApiProblem, problem_response
-from app.core.config import is_loopback
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SAME_SITE_FETCH = frozenset({"same-origin", "none"})  # `none`: typed in the address bar

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from akd_service.config import Settings
 
 # Keys-off servers answer only to loopback Host names, so test clients use one (not the
 # TestClient default "testserver").

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from app_support import LOCAL_URL, make_settings  # noqa: E402
 
-from app.core.config import Settings  # noqa: E402
+from akd_service.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 
@@ -22,7 +22,7 @@ from app.main import create_app  # noqa: E402
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Job ids the API sent to the queue (no broker is involved)."""
     sent: list[str] = []
-    monkeypatch.setattr("app.queue.enqueue", sent.append)
+    monkeypatch.setattr("akd_service.queue.enqueue", sent.append)
     return sent
 
 

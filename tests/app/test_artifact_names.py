@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from app_support import assert_problem
 
-from app.db import jobs as job_store
-from app.db.session import session_scope
+from akd_service.db import jobs as job_store
+from akd_service.db.session import session_scope
 
 NAMES = [
     "report.json%00.png",  # NUL: Path.resolve() raised ValueError, a 500

@@ -8,9 +8,9 @@ import pytest
 from app_support import LOCAL_URL, assert_problem, make_settings, onnx_bytes, upload
 from fastapi.testclient import TestClient
 
-from app.core.security import create_key, revoke_key, verify_key
-from app.db.models import ApiKey
-from app.db.session import session_scope
+from akd_service.db.models import ApiKey
+from akd_service.db.session import session_scope
+from akd_service.keys import create_key, revoke_key, verify_key
 from app.main import create_app
 
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from app.core.config import Settings
+from akd_service.config import Settings
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -54,7 +54,7 @@ def test_building_and_serving_the_app_does_not_import_torch(tmp_path):
         f"""
         import sys
         from fastapi.testclient import TestClient
-        from app.core.config import Settings
+        from akd_service.config import Settings
         from app.main import create_app
         app = create_app(Settings(data_dir={str(tmp_path)!r}))
         with TestClient(app, base_url="http://localhost") as c:

@@ -7,8 +7,8 @@ import random
 from app_support import LOCAL_URL, make_settings, npz_bytes, onnx_bytes, spec_for, upload_id
 from fastapi.testclient import TestClient
 
-from app.core.security import create_key
-from app.db.session import session_scope
+from akd_service.db.session import session_scope
+from akd_service.keys import create_key
 from app.main import create_app
 
 BODIES: list[bytes] = [
@@ -138,8 +138,8 @@ def test_specs_no_json_response_could_carry_are_refused(client, settings):
 
 
 def test_non_finite_metrics_from_a_worker_do_not_break_job_views(client, settings):
-    from app.db import jobs as job_store
-    from app.db.session import session_scope
+    from akd_service.db import jobs as job_store
+    from akd_service.db.session import session_scope
 
     with session_scope(settings) as s:
         job_id = job_store.create_job(s, "local", {}, 3).id

@@ -8,8 +8,8 @@ import pytest
 from app_support import assert_problem, npz_bytes, onnx_bytes, pickle_bytes, spec_for, upload_id
 from sqlalchemy import func, select
 
-from app.db.models import Job
-from app.db.session import session_scope
+from akd_service.db.models import Job
+from akd_service.db.session import session_scope
 
 
 def _job_count(settings) -> int:
@@ -130,7 +130,7 @@ def test_a_broker_outage_keeps_the_job_queued(client, ids, monkeypatch, settings
     def down(job_id: str) -> None:
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr("app.queue.enqueue", down)
+    monkeypatch.setattr("akd_service.queue.enqueue", down)
     r = client.post("/jobs", json=spec_for(ids["onnx"], ids["npz"]))
     assert r.status_code == 202
     assert client.get(f"/jobs/{r.json()['id']}").json()["state"] == "queued"

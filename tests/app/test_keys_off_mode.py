@@ -11,8 +11,8 @@ from app_support import LOCAL_URL, assert_problem, make_settings, onnx_bytes, up
 from fastapi.testclient import TestClient
 from live_server import uvicorn_process
 
-from app.core.security import create_key
-from app.db.session import session_scope
+from akd_service.db.session import session_scope
+from akd_service.keys import create_key
 from app.main import create_app
 
 
@@ -33,7 +33,7 @@ def test_a_job_spec_without_a_content_type_is_415(client):
 
 
 def test_cancel_takes_no_body_or_json_only(client, settings):
-    from app.db import jobs as job_store
+    from akd_service.db import jobs as job_store
 
     with session_scope(settings) as s:
         job_id = job_store.create_job(s, "local", {}, 3).id

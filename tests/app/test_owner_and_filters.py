@@ -10,11 +10,11 @@ import pytest
 from app_support import LOCAL_URL, assert_problem, make_settings
 from fastapi.testclient import TestClient
 
+from akd_service.config import Settings
+from akd_service.db import jobs as job_store
+from akd_service.db.session import session_scope
+from akd_service.keys import create_key
 from app.api.routes.jobs import MAX_SPEC_BYTES
-from app.core.config import Settings
-from app.core.security import create_key
-from app.db import jobs as job_store
-from app.db.session import session_scope
 from app.main import create_app
 
 

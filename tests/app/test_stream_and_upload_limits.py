@@ -11,8 +11,8 @@ from app_support import LOCAL_URL, make_settings
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from app.db import jobs as job_store
-from app.db.session import session_scope
+from akd_service.db import jobs as job_store
+from akd_service.db.session import session_scope
 from app.main import create_app
 from app.uploads import UploadRejected, UploadTimeouts, receive_upload
 

@@ -14,8 +14,8 @@ from app_support import LOCAL_URL, assert_problem, make_settings, npz_bytes, onn
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from app.db.models import Upload
-from app.db.session import session_scope
+from akd_service.db.models import Upload
+from akd_service.db.session import session_scope
 from app.main import create_app
 from app.uploads import UploadRejected, UploadTimeouts, receive_upload
 

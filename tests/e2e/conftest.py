@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.client import AKDClient
-from app.serve import free_port
-from worker.broker import EmbeddedRedis, redis_server_binary
+from akd_service.broker import EmbeddedRedis, redis_server_binary
+from akd_tools.client import AKDClient
+from akd_tools.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_S = 60.0
@@ -137,15 +137,15 @@ class Stack:
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The job's events as stored (read from the database, without blocking on a stream)."""
-        from app.db.jobs import events_after
-        from app.db.session import session_scope
+        from akd_service.db.jobs import events_after
+        from akd_service.db.session import session_scope
 
         with session_scope(self.settings()) as session:
             return [e.data | {"id": e.id, "event": e.kind} for e in events_after(session, job_id)]
 
     def settings(self) -> Any:
         """The stack's settings, as its processes read them (same data dir and database)."""
-        from app.core.config import Settings
+        from akd_service.config import Settings
 
         return Settings(data_dir=self.data, broker_url=self.env["AKD_BROKER_URL"],
                         database_url=self.env.get("AKD_DATABASE_URL"))  # fmt: skip
@@ -154,7 +154,7 @@ class Stack:
         """Put one more message for the job on the broker (a duplicate delivery)."""
         from celery import Celery
 
-        from app.queue import TASK_NAME
+        from akd_service.queue import TASK_NAME
 
         producer = Celery("akd-test", broker=self.env["AKD_BROKER_URL"])
         producer.conf.update(task_serializer="json", accept_content=["json"])

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.client import AKDClient
-from app.serve import free_port
+from akd_tools.client import AKDClient
+from akd_tools.serve import free_port
 from tests.e2e.conftest import ENDLESS_SPEC, QUICK_SPEC
 from tests.e2e.test_serve_e2e import Served, _env
 from tests.report_contract import assert_report_follows_contract
@@ -32,7 +32,7 @@ class Akd:
         self.env = _env() | {"AKD_URL": url, "AKD_DATA_DIR": str(data)}
 
     def __call__(self, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "app.cli", *args] + (["--key", key] if key else [])
+        cmd = [sys.executable, "-m", "akd_tools.cli", *args] + (["--key", key] if key else [])
         out = subprocess.run(cmd, env=self.env, cwd=self.cwd, capture_output=True, text=True,
                              timeout=300)  # fmt: skip
         assert "Traceback" not in out.stderr, out.stderr

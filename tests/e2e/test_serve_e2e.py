@@ -15,8 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from app.client import AKDClient
-from app.serve import free_port
+from akd_tools.client import AKDClient
+from akd_tools.serve import free_port
 from tests.e2e.conftest import ROOT, SLOW_SPEC, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ class Served:
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--data-dir", str(data),
+                [sys.executable, "-m", "akd_tools.cli", "serve", "--data-dir", str(data),
                  "--port", str(port), *args],
                 env=_env() | (env or {}), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -101,9 +101,9 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
 
 def _events(data: Path, job_id: str) -> list[dict[str, Any]]:
-    from app.core.config import Settings
-    from app.db.jobs import events_after
-    from app.db.session import session_scope
+    from akd_service.config import Settings
+    from akd_service.db.jobs import events_after
+    from akd_service.db.session import session_scope
 
     with session_scope(Settings(data_dir=data)) as session:
         return [e.data | {"event": e.kind} for e in events_after(session, job_id)]
@@ -137,7 +137,7 @@ def test_a_running_job_resumes_after_serve_restarts(serve, tmp_path, digits_teac
 def _serve_refused(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `akd serve ARGS` expecting a refusal before anything starts."""
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", *args, "--data-dir", str(tmp_path / "d")],
+        [sys.executable, "-m", "akd_tools.cli", "serve", *args, "--data-dir", str(tmp_path / "d")],
         env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

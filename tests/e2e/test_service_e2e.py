@@ -156,7 +156,7 @@ def test_bad_input_is_refused_and_the_service_keeps_serving(make_stack, digits_t
     evil = tmp_path / "teacher.pt"
     evil.write_bytes(_pickle_bomb(marker))
     with stack.client() as client:
-        from app.client import AKDClientError
+        from akd_tools.client import AKDClientError
 
         with pytest.raises(AKDClientError) as refused:
             job = client.submit(spec_with(QUICK_SPEC, evil) | {"teacher": {
@@ -199,12 +199,12 @@ def test_keys_guard_the_api(make_stack, digits_teacher):
     stack: Stack = make_stack(require_keys="true")
     keys = []
     for name in ("alice", "bob"):
-        out = subprocess.run([sys.executable, "-m", "app.cli", "keys", "create", name],
+        out = subprocess.run([sys.executable, "-m", "akd_tools.cli", "keys", "create", name],
                              env=stack.env, capture_output=True, text=True, timeout=60)  # fmt: skip
         assert out.returncode == 0, out.stderr
         keys.append(out.stdout.strip())
     stack.start_api()
-    from app.client import AKDClientError
+    from akd_tools.client import AKDClientError
 
     with stack.client(keys[0]) as alice, stack.client(keys[1]) as bob:
         job_id = alice.submit(spec_with(QUICK_SPEC, digits_teacher))["id"]

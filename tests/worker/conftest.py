@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.core.config import Settings
-from app.db import jobs as jobs_db
-from app.db.migrate import upgrade
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.migrate import upgrade
+from akd_service.db.session import session_scope
 
 SPEC: dict[str, Any] = {
     "teacher": {"source": "upload:0123abcd", "format": "onnx"},

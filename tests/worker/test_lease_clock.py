@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from app.core.config import Settings
-from app.db import jobs as jobs_db
-from app.db.migrate import upgrade
-from app.db.models import Job
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.migrate import upgrade
+from akd_service.db.models import Job
+from akd_service.db.session import session_scope
 from tests.worker.conftest import SPEC
 from worker.lease import Lease
 

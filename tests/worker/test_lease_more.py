@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from app.core.config import Settings
-from app.db import jobs as jobs_db
-from app.db.migrate import upgrade
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.migrate import upgrade
+from akd_service.db.session import session_scope
 from tests.worker.conftest import SPEC
 from worker import lease as lease_mod
 from worker.lease import CANCEL_POLL_S, Lease

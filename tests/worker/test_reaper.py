@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from app.db import jobs as jobs_db
-from app.db.models import Job, utcnow
-from app.db.session import session_scope
+from akd_service.db import jobs as jobs_db
+from akd_service.db.models import Job, utcnow
+from akd_service.db.session import session_scope
 from tests.db_support import backdate
 from worker.reaper import Reaper, release_leases
 

@@ -13,10 +13,10 @@ from sqlalchemy import update
 
 from akd_core.errors import DatasetError, JobCancelled, SpecError
 from akd_core.events import ProgressEvent
-from app.core.config import Settings
-from app.db import jobs as jobs_db
-from app.db.models import Job, Upload, utcnow
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.models import Job, Upload, utcnow
+from akd_service.db.session import session_scope
 from worker.runner import artifact_names, execute_job, upload_resolver
 
 # A stored spec that lacks the student (e.g. written by an older server version).
@@ -239,7 +239,7 @@ def test_artifact_names_skip_checkpoints_and_temporaries(tmp_path):
 
 def test_upload_resolver_reads_rows_relative_to_a_relative_uploads_root(tmp_path, monkeypatch):
     # The default AKD_DATA_DIR is relative; rows hold "<id>/<name>" under the uploads root.
-    from app.db.migrate import upgrade
+    from akd_service.db.migrate import upgrade
 
     monkeypatch.chdir(tmp_path)
     settings = Settings(data_dir=Path("akd-data"))

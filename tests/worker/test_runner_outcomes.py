@@ -9,10 +9,10 @@ from typing import Any
 
 from akd_core.errors import DatasetError
 from akd_core.events import ProgressEvent
-from app.core.config import Settings
-from app.db import jobs as jobs_db
-from app.db.session import session_scope
-from app.db.states import FINAL_STATES
+from akd_service.config import Settings
+from akd_service.db import jobs as jobs_db
+from akd_service.db.session import session_scope
+from akd_service.db.states import FINAL_STATES
 from tests.worker.test_runner import FakeRun, events, job_row
 from worker.runner import execute_job
 from worker.scrub import scrub_paths

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from app.db import jobs as jobs_db
-from app.db.models import Upload
-from app.db.session import session_scope
+from akd_service.db import jobs as jobs_db
+from akd_service.db.models import Upload
+from akd_service.db.session import session_scope
 from worker.runner import execute_job
 
 

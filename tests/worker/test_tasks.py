@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app import queue
-from app.queue import TASK_NAME
+from akd_service import queue
+from akd_service.queue import TASK_NAME
 from worker.celery_app import VISIBILITY_TIMEOUT_S, celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +44,16 @@ def test_the_task_is_registered_under_the_name_the_api_sends(monkeypatch):
 def test_names_the_api_and_the_worker_share_are_written_once():
     # The task name and the embedded broker's URL scheme: one definition each, imported by
     # the other side, so the API and the worker cannot drift apart.
-    sources = [p.read_text() for d in ("app", "worker") for p in (ROOT / d).rglob("*.py")]
+    sources = [
+        p.read_text() for d in ("akd_service", "app", "worker") for p in (ROOT / d).rglob("*.py")
+    ]
     assert sum(s.count('"akd.run_job"') for s in sources) == 1
     assert sum(s.count("redis+socket://") for s in sources) == 1
 
 
 def test_the_embedded_broker_url_is_the_one_the_settings_name(tmp_path):
-    from app.core.config import Settings
-    from worker.broker import EmbeddedRedis
+    from akd_service.broker import EmbeddedRedis
+    from akd_service.config import Settings
 
     settings = Settings(data_dir=tmp_path)
     redis = EmbeddedRedis(settings.embedded_redis_socket, tmp_path / "redis")

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from akd_service.config import Settings
+from akd_service.db import jobs as job_store
+from akd_service.db.models import FINAL_STATES
+from akd_service.db.session import session_scope
 from app.api.deps import OwnedJob, SettingsDep, StreamSlot
 from app.api.problems import ApiProblem
-from app.core.config import Settings
-from app.db import jobs as job_store
-from app.db.models import FINAL_STATES
-from app.db.session import session_scope
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from akd_core.spec import parse_spec
-from app import queue
+from akd_service import queue
+from akd_service.db import jobs as job_store
+from akd_service.db.models import Job
+from akd_service.db.session import session_scope
 from app.api.checks import validate_sources
 from app.api.deps import JsonBody, JsonBodyIfAny, OwnedJob, OwnerDep, SessionDep, SettingsDep
 from app.api.problems import ApiProblem
-from app.db import jobs as job_store
-from app.db.models import Job
-from app.db.session import session_scope
 from app.schemas import JobLinks, JobPublic, JobsPage
 
 log = logging.getLogger("akd.api")

@@ -7,12 +7,12 @@ import shutil
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from akd_service.db.jobs import new_id
+from akd_service.db.models import Upload
+from akd_service.db.session import session_scope
 from app.api.checks import inspect_upload
 from app.api.deps import OwnerDep, SettingsDep, UploadSlot
 from app.api.problems import ApiProblem
-from app.db.jobs import new_id
-from app.db.models import Upload
-from app.db.session import session_scope
 from app.schemas import UploadPublic
 from app.uploads import UploadRejected, UploadTimeouts, receive_upload
 

@@ -9,9 +9,9 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.db.clock import db_now, db_utcnow
-from app.db.models import Event, Job
-from app.db.states import ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, QUEUED
+from akd_service.db.clock import db_now, db_utcnow
+from akd_service.db.models import Event, Job
+from akd_service.db.states import ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, QUEUED
 
 # The wait between re-sends doubles; past this exponent it stops growing (2^16 periods).
 MAX_BACKOFF_EXPONENT = 16

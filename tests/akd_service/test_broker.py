@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.broker import EmbeddedRedis
+from akd_service.broker import EmbeddedRedis
 
 pytestmark = pytest.mark.e2e  # a real redis-server process (about 0.1 s)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from app.core.config import get_settings
+from akd_service.config import get_settings
 
 # The one definition of the task's name: worker/tasks.py registers the task under it.
 TASK_NAME = "akd.run_job"

@@ -7,8 +7,8 @@ import json
 import pytest
 from kombu import Connection
 
-from app import queue
-from app.core.config import get_settings
+from akd_service import queue
+from akd_service.config import get_settings
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
-from app.db.states import SUCCEEDED
+from akd_service.db.states import SUCCEEDED
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from app.client import AKDClient
+    from akd_tools.client import AKDClient
 
     return AKDClient(args.url, args.key)
 
@@ -115,8 +115,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def _server_settings() -> Any:
     """The server's settings (from its environment), its database migrated to the latest."""
-    from app.core.config import get_settings
-    from app.db.migrate import upgrade
+    from akd_service.config import get_settings
+    from akd_service.db.migrate import upgrade
 
     settings = get_settings()
     upgrade(settings)
@@ -125,8 +125,8 @@ def _server_settings() -> Any:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     """Create an API key in the server's database (run on the server) and print it once."""
-    from app.core.security import create_key
-    from app.db.session import session_scope
+    from akd_service.db.session import session_scope
+    from akd_service.keys import create_key
 
     with session_scope(_server_settings()) as session:
         key_id, plaintext = create_key(session, args.name)
@@ -137,8 +137,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     """List the server's API keys: id, name, created, revoked (never the key itself)."""
-    from app.core.security import list_keys
-    from app.db.session import session_scope
+    from akd_service.db.session import session_scope
+    from akd_service.keys import list_keys
 
     with session_scope(_server_settings()) as session:
         rows = [
@@ -169,8 +169,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     """Revoke an API key by id: requests with it are refused from now on."""
-    from app.core.security import revoke_key
-    from app.db.session import session_scope
+    from akd_service.db.session import session_scope
+    from akd_service.keys import revoke_key
 
     with session_scope(_server_settings()) as session:
         found = revoke_key(session, args.id)
@@ -190,7 +190,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the API, a worker and an embedded Redis until Ctrl-C."""
-    from app.serve import serve_main
+    from akd_tools.serve import serve_main
 
     return serve_main(args)
 
@@ -199,7 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `akd` argument parser with every subcommand."""
     from akd_core.cli import add_distill_arguments
-    from app.serve import add_serve_arguments
+    from akd_tools.serve import add_serve_arguments
 
     parser = argparse.ArgumentParser(prog="akd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `akd` command; returns the exit code."""
     from akd_core.errors import AKDError
-    from app.client import AKDClientError, AKDUnreachable
+    from akd_tools.client import AKDClientError, AKDUnreachable
 
     args = build_parser().parse_args(argv)
     try:

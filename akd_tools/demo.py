@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.client import AKDClient
-from app.db.states import SUCCEEDED
-from app.serve import free_port, wait_ready
+from akd_service.db.states import SUCCEEDED
+from akd_tools.client import AKDClient
+from akd_tools.serve import free_port, wait_ready
 
 SEED = 0
 DEMO_SPEC: dict[str, Any] = {
@@ -32,7 +32,7 @@ def start_server(data_dir: Path, port: int, timeout_s: float = 90.0) -> subproce
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "akd_tools.cli",
             "serve",
             "--data-dir",
             str(data_dir),

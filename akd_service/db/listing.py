@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Job
+from akd_service.db.models import Job
 
 
 def encode_cursor(job: Job) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from akd_core.spec import DATASET_EXTENSIONS, TEACHER_EXTENSIONS
-from app.db.states import FINAL_STATES
+from akd_service.db.states import FINAL_STATES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Spec sections whose `source` may name a local file to upload, with extension -> format maps.

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.config import Settings
-from app.db import jobs as job_store
-from app.db.migrate import upgrade
-from app.db.models import utcnow
-from app.db.session import session_scope
+from akd_service.config import Settings
+from akd_service.db import jobs as job_store
+from akd_service.db.migrate import upgrade
+from akd_service.db.models import utcnow
+from akd_service.db.session import session_scope
 from tests.db_support import backdate
 
 
@@ -129,8 +129,8 @@ def db_settings(request, tmp_path) -> Settings:
 def _skew_clock(monkeypatch, by: timedelta) -> None:
     """Make this process's idea of "now" wrong by `by` (a worker with a bad clock)."""
     skewed = lambda: utcnow() + by  # noqa: E731
-    monkeypatch.setattr("app.db.models.utcnow", skewed)
-    monkeypatch.setattr("app.db.jobs.utcnow", skewed, raising=False)
+    monkeypatch.setattr("akd_service.db.models.utcnow", skewed)
+    monkeypatch.setattr("akd_service.db.jobs.utcnow", skewed, raising=False)
 
 
 def test_a_worker_whose_clock_is_behind_keeps_its_lease_fresh(db_settings, monkeypatch):

@@ -1,10 +1,10 @@
-"""Alembic environment: uses the connection handed over by app.db.migrate, else the settings."""
+"""Alembic environment: uses the connection handed over by akd_service.db.migrate, else the settings."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from app.db.models import Base
+from akd_service.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,11 +28,11 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from app.db.session import engine_for_url
+    from akd_service.db.session import engine_for_url
 
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from app.core.config import get_settings
+        from akd_service.config import get_settings
 
         url = get_settings().db_url
     with engine_for_url(url).begin() as conn:

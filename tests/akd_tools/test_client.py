@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app import cli
-from app.client import AKDClient, AKDClientError, parse_sse
+from akd_tools import cli
+from akd_tools.client import AKDClient, AKDClientError, parse_sse
 
 JOB_ID = "ab" * 16
 
@@ -142,7 +142,7 @@ def test_cli_reports_an_unreachable_server_with_exit_3(capsys):
 @pytest.fixture
 def server_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`akd keys` works on the server's own database: AKD_DATA_DIR under tmp_path."""
-    from app.core.config import get_settings
+    from akd_service.config import get_settings
 
     monkeypatch.setenv("AKD_DATA_DIR", str(tmp_path / "server"))
     get_settings.cache_clear()
@@ -151,8 +151,8 @@ def server_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_cli_keys_list_and_revoke(server_db, capsys):
-    from app.core.security import verify_key
-    from app.db.session import session_scope
+    from akd_service.db.session import session_scope
+    from akd_service.keys import verify_key
 
     assert cli.main(["keys", "list"]) == cli.EXIT_OK
     assert "no API keys" in capsys.readouterr().out

@@ -22,8 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # FINAL_STATES re-exported for app/api/routes/events.py, which still imports it from here.
-from app.db.states import FINAL_STATES as FINAL_STATES
-from app.db.states import QUEUED
+from akd_service.db.states import FINAL_STATES as FINAL_STATES
+from akd_service.db.states import QUEUED
 
 LOCAL_OWNER = "local"  # the owner of everything when API keys are off
 # 64-bit ids; SQLite keeps INTEGER, the only type its rowid autoincrement works with.

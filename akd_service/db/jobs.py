@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.clock import db_now, db_utcnow
-from app.db.listing import decode_cursor, encode_cursor, list_jobs  # noqa: F401 (API uses)
-from app.db.models import Event, Job
-from app.db.states import (
+from akd_service.db.clock import db_now, db_utcnow
+from akd_service.db.listing import decode_cursor, encode_cursor, list_jobs  # noqa: F401 (API uses)
+from akd_service.db.models import Event, Job
+from akd_service.db.states import (
     ACTIVE_STATES,
     CANCELLED,
     CANCELLING,

@@ -8,11 +8,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import update
 
-from app.db import jobs as job_store
-from app.db.listing import list_jobs
-from app.db.migrate import upgrade
-from app.db.models import Job
-from app.db.session import session_scope
+from akd_service.db import jobs as job_store
+from akd_service.db.listing import list_jobs
+from akd_service.db.migrate import upgrade
+from akd_service.db.models import Job
+from akd_service.db.session import session_scope
 
 SAME_INSTANT = datetime(2026, 1, 2, 3, 4, 5, 678901)
 

@@ -9,7 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ApiKey
+from akd_service.db.models import ApiKey
 
 KEY_PREFIX = "akd_"
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.db.models import UTCDateTime
+from akd_service.db.models import UTCDateTime
 
 
 class db_utcnow(FunctionElement[datetime]):  # noqa: N801 - reads like the SQL function it is

@@ -7,11 +7,11 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import select, text
 
-from app.core.config import GIB, Settings
-from app.db import jobs as job_store
-from app.db.migrate import alembic_config, upgrade
-from app.db.models import Event, Upload
-from app.db.session import session_scope
+from akd_service.config import GIB, Settings
+from akd_service.db import jobs as job_store
+from akd_service.db.migrate import alembic_config, upgrade
+from akd_service.db.models import Event, Upload
+from akd_service.db.session import session_scope
 
 
 def _upload(upload_id: str, size: int) -> Upload:

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.core.config import redis_socket_url
+from akd_service.config import redis_socket_url
 
 # A unix socket path longer than this is refused by the kernel (sun_path is 108 bytes).
 _MAX_SOCKET_PATH = 100

@@ -127,7 +127,7 @@ class Supervisor:
     def __init__(
         self, settings: Any, workers: int = 1, verbose: bool = False, api_workers: int = 1
     ) -> None:
-        from worker.broker import EmbeddedRedis
+        from akd_service.broker import EmbeddedRedis
 
         self.settings = settings
         self.workers = workers
@@ -158,14 +158,14 @@ class Supervisor:
 
     def start(self) -> None:
         """Bring everything up; raises RuntimeError with a message if a part cannot start."""
+        from akd_service.db.migrate import upgrade
         from app.api.nodelay import UVICORN_HTTP
-        from app.db.migrate import upgrade
 
         self.settings.ensure_dirs()
         upgrade(self.settings)
         broker = self.redis.start() if self.redis else self.settings.broker_url
         env = self._env(broker)
-        # Requeueing below (and the reaper) send through app.queue, which reads this.
+        # Requeueing below (and the reaper) send through akd_service.queue, which reads this.
         os.environ["AKD_BROKER_URL"] = broker
         logs = None if self.verbose else self.settings.data_dir / "logs"
         py = sys.executable
@@ -195,7 +195,7 @@ class Supervisor:
         self._start_reaper()
 
     def _start_reaper(self) -> None:
-        from app.core.config import get_settings
+        from akd_service.config import get_settings
         from worker.reaper import Reaper
 
         get_settings.cache_clear()  # pick up AKD_BROKER_URL set above
@@ -280,7 +280,7 @@ def serve_main(args: argparse.Namespace) -> int:
         if value < 1:
             print(f"error: {flag} must be at least 1, not {value}", file=sys.stderr)
             return EXIT_USAGE
-    from app.core.config import Settings
+    from akd_service.config import Settings
 
     try:
         settings = Settings()
@@ -326,7 +326,7 @@ def serve_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m app.serve`, the same as `akd serve`."""
+    """`python -m akd_tools.serve`, the same as `akd serve`."""
     parser = argparse.ArgumentParser(prog="akd serve", description=__doc__)
     add_serve_arguments(parser)
     return serve_main(parser.parse_args(argv))

@@ -12,8 +12,8 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app.core.config import Settings, get_settings
-from app.db.session import engine_for_url
+from akd_service.config import Settings, get_settings
+from akd_service.db.session import engine_for_url
 
 APP_DIR = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = APP_DIR / "migrations"

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings, get_settings
+from akd_service.config import Settings, get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

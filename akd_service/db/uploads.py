@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from app.db.models import Upload
+from akd_service.db.models import Upload
 
 
 def owned_upload_path(
