@@ -22,7 +22,7 @@ PARTS: dict[str, list[str]] = {
     "trainer": ["akd_core.trainer.*"],
     "cache": ["akd_core.cache.*"],
     "checkpoint": ["akd_core.checkpoint.*"],
-    "owner checks": ["app.db.jobs.x_get_job_for_owner__*", "app.db.listing.x_list_jobs__*"],
+    "owner checks": ["akd_service.db.jobs.x_get_job_for_owner__*", "akd_service.db.listing.x_list_jobs__*"],
     "lease": ["worker.lease.*"],
 }
 # Parts where the target is no survivor at all (the method itself).
