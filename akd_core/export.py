@@ -37,14 +37,16 @@ log = logging.getLogger(__name__)
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
-def _dynamo_proto(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+def _dynamo_proto(
+    model: nn.Module, example: torch.Tensor, opset: int, input_name: str
+) -> onnx.ModelProto:
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecation noise
         program = torch.onnx.export(
             model,
             (example,),
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=[OUTPUT_NAME],
             dynamic_shapes=({0: batch},),
             opset_version=opset,
@@ -57,7 +59,9 @@ def _dynamo_proto(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.M
     return program.model_proto
 
 
-def _torchscript_proto(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+def _torchscript_proto(
+    model: nn.Module, example: torch.Tensor, opset: int, input_name: str
+) -> onnx.ModelProto:
     buf: Any = io.BytesIO()  # the legacy exporter writes to file objects too
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation warning is expected here
@@ -65,9 +69,9 @@ def _torchscript_proto(model: nn.Module, example: torch.Tensor, opset: int) -> o
             model,
             (example,),
             buf,
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
@@ -88,22 +92,29 @@ def export_onnx(
     path: Path,
     metadata: dict[str, str],
     opset: int = 18,
+    *,
+    input_name: str = INPUT_NAME,
+    input_dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write `model` as one self-contained ONNX file with a dynamic batch axis and metadata."""
+    """Write `model` as one self-contained ONNX file with a dynamic batch axis and metadata.
+
+    `input_name` and `input_dtype` name and type the graph's input (the teacher's name, and
+    uint8 for a raw-input image student).
+    """
     bad = {k: v for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)}
     if bad:
         raise TypeError(f"ONNX metadata keys and values must be strings; got {bad!r}")
     # A CPU copy in eval mode: the caller's model keeps its device, mode and weights.
     cpu_model = copy.deepcopy(model).cpu().eval()
-    example = torch.zeros((_EXAMPLE_BATCH, *input_shape), dtype=torch.float32)
+    example = torch.zeros((_EXAMPLE_BATCH, *input_shape), dtype=input_dtype)
     with torch.no_grad():
         try:
-            proto = _dynamo_proto(cpu_model, example, opset)
+            proto = _dynamo_proto(cpu_model, example, opset, input_name)
         except Exception as exc:  # torch.export failures come in many types
             log.warning(
                 "torch.export could not capture the model (%s); using the TorchScript exporter", exc
             )
-            proto = _torchscript_proto(cpu_model, example, opset)
+            proto = _torchscript_proto(cpu_model, example, opset, input_name)
     _set_metadata(proto, metadata)
     onnx.checker.check_model(proto)
     return atomic_write(path, lambda tmp: onnx.save_model(proto, str(tmp)))
@@ -113,7 +124,9 @@ def _torch_logits(model: nn.Module, x: np.ndarray, batch_size: int) -> np.ndarra
     parts = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32))
+            # Integer inputs (raw uint8 pixels) stay integers: the model casts them itself.
+            dtype = x.dtype if x.dtype.kind in "ui" else np.float32
+            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=dtype))
             parts.append(model(xb).float().numpy())
     return np.concatenate(parts)
 
@@ -174,8 +187,13 @@ def onnx_latency_ms(
 ) -> float:
     """Median wall time in milliseconds of one CPU inference of `batch_size` samples."""
     session = make_session(path)
-    name = session.get_inputs()[0].name
-    x = np.random.default_rng(0).standard_normal((batch_size, *input_shape)).astype(np.float32)
+    inp = session.get_inputs()[0]
+    rng = np.random.default_rng(0)
+    if inp.type == "tensor(uint8)":  # a raw-input student: pixels
+        x = rng.integers(0, 256, (batch_size, *input_shape), dtype=np.uint8)
+    else:
+        x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
+    name = inp.name
     for _ in range(3):  # warm-up: the first runs allocate and pick kernels
         session.run(None, {name: x})
     times = []

@@ -21,6 +21,7 @@ from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent, Stage
 from akd_core.limits import Limits, check_job_limits
 from akd_core.models import build_model
+from akd_core.models.input_layer import with_input_layer
 from akd_core.report import ArmSummary, RunFacts, teacher_facts, write_outputs
 from akd_core.spec import JobSpec, TeacherSpec
 from akd_core.teachers import Teacher, check_teacher, load_teacher
@@ -137,7 +138,9 @@ def run_job(
     students: dict[str, torch.nn.Module] = {}
     for arm in spec.arms:
         torch.manual_seed(spec.seed)  # every arm starts from the same initial student
-        model = build_model(spec.student.arch, ds.input_shape, ds.num_classes, spec.student.options)
+        net = build_model(spec.student.arch, ds.input_shape, ds.num_classes, spec.student.options)
+        # The student takes the teacher's input; its own standardisation is a fixed layer.
+        model = with_input_layer(net, ds.x_train)
         result = ArmTrainer(
             arm, spec, model, data, dev, out_dir, hooks, progress, amp_dtype, run_key
         ).run(resume)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,14 @@ from akd_core import __version__
 from akd_core.data import Dataset
 from akd_core.events import Stage
 from akd_core.export import export_onnx, onnx_accuracy, onnx_latency_ms, onnx_parity, quantize_int8
+from akd_core.export_contract import (
+    InputContract,
+    contract_inputs,
+    deployable,
+    example_dtype,
+    input_contract,
+)
+from akd_core.export_metadata import student_metadata
 from akd_core.fileio import atomic_write, atomic_write_json
 from akd_core.models import count_params
 from akd_core.report_md import write_model_card
@@ -47,7 +54,7 @@ class ArmSummary:
             best_phase=result.best_phase,
             best_epoch=result.best_epoch,
             train_seconds=result.train_seconds,
-            history=result.history,
+            history=[r.to_dict() for r in result.history],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,17 +85,11 @@ class RunFacts:
     started: float | None = None
 
 
-def onnx_metadata(facts: RunFacts) -> dict[str, str]:
+def onnx_metadata(facts: RunFacts, contract: InputContract) -> dict[str, str]:
     """ONNX metadata_props: what an edge runtime needs to feed the student correctly."""
-    ds, spec = facts.dataset, facts.spec
-    return {
-        "akd.version": __version__,
-        "akd.method": spec.method,
-        "akd.student_arch": spec.student.arch,
-        "labels": json.dumps(ds.classes),
-        "input_shape": json.dumps(list(ds.input_shape)),
-        "preprocessing": json.dumps(ds.normalization),
-    }
+    return student_metadata(
+        facts.spec, facts.dataset, str(facts.teacher.get("fingerprint", "")), contract
+    )
 
 
 def write_outputs(
@@ -103,13 +104,18 @@ def write_outputs(
     student = student.cpu().eval()
     state = {k: v.contiguous() for k, v in student.state_dict().items()}
     atomic_write(out_dir / STUDENT_WEIGHTS, lambda tmp: save_file(state, str(tmp)))
+    # student.onnx takes the teacher's input (its name too), or raw data with export.raw_input.
+    teacher_input = facts.teacher.get("input") or {}
+    contract = input_contract(ds, student, spec.export.raw_input, teacher_input.get("name"))
+    deployed, x_test = deployable(student, ds, contract), contract_inputs(ds, contract, "test")
     onnx_path = export_onnx(
-        student, ds.input_shape, out_dir / STUDENT_ONNX, onnx_metadata(facts), spec.export.opset
-    )
+        deployed, tuple(contract.shape), out_dir / STUDENT_ONNX, onnx_metadata(facts, contract),
+        spec.export.opset, input_name=contract.name, input_dtype=example_dtype(contract),
+    )  # fmt: skip
     if on_stage:
         on_stage("evaluating", 0.96)
-    parity = onnx_parity(onnx_path, student, ds.x_test)
-    onnx_acc = onnx_accuracy(onnx_path, ds.x_test, ds.y_test, 512)
+    parity = onnx_parity(onnx_path, deployed, x_test)
+    onnx_acc = onnx_accuracy(onnx_path, x_test, ds.y_test, 512)
     onnx_info = {
         "file": STUDENT_ONNX,
         "opset": spec.export.opset,
@@ -117,9 +123,9 @@ def write_outputs(
         "parity_max_abs_diff": parity["max_abs_diff"],
         "argmax_agreement": parity["argmax_agreement"],
         "accuracy": onnx_acc,
-        "latency_ms_batch1": onnx_latency_ms(onnx_path, ds.input_shape),
+        "latency_ms_batch1": onnx_latency_ms(onnx_path, tuple(contract.shape)),
     }
-    int8 = _int8_variant(out_dir, onnx_path, facts) if spec.export.int8 else None
+    int8 = _int8_variant(out_dir, onnx_path, facts, contract) if spec.export.int8 else None
 
     main = arms[spec.method]
     student_params = count_params(student)
@@ -130,6 +136,7 @@ def write_outputs(
         "spec": spec.model_dump(mode="json"),
         "dataset": ds.summary(),
         "preprocessing": ds.normalization,
+        "input_contract": contract.to_dict(),
         "teacher": {
             **facts.teacher,
             "accuracy": facts.teacher_test_accuracy,
@@ -159,7 +166,9 @@ def write_outputs(
     return report
 
 
-def _int8_variant(out_dir: Path, fp32: Path, facts: RunFacts) -> dict[str, Any]:
+def _int8_variant(
+    out_dir: Path, fp32: Path, facts: RunFacts, contract: InputContract
+) -> dict[str, Any]:
     """Quantize dynamically; keep student.int8.onnx only if it passes the accuracy check.
 
     The keep-or-drop decision compares FP32 and INT8 on the validation split: deciding on
@@ -168,14 +177,15 @@ def _int8_variant(out_dir: Path, fp32: Path, facts: RunFacts) -> dict[str, Any]:
     ds, limit = facts.dataset, facts.spec.export.int8_max_accuracy_drop
     path = out_dir / STUDENT_INT8_ONNX
     quantize_int8(fp32, path)
-    val_fp32 = onnx_accuracy(fp32, ds.x_val, ds.y_val, 512)
-    val_int8 = onnx_accuracy(path, ds.x_val, ds.y_val, 512)
+    x_val, x_test = contract_inputs(ds, contract, "val"), contract_inputs(ds, contract, "test")
+    val_fp32 = onnx_accuracy(fp32, x_val, ds.y_val, 512)
+    val_int8 = onnx_accuracy(path, x_val, ds.y_val, 512)
     info: dict[str, Any] = {
-        "accuracy": onnx_accuracy(path, ds.x_test, ds.y_test, 512),
+        "accuracy": onnx_accuracy(path, x_test, ds.y_test, 512),
         "val_accuracy": val_int8,
         "fp32_val_accuracy": val_fp32,
         "size_bytes": path.stat().st_size,
-        "latency_ms_batch1": onnx_latency_ms(path, ds.input_shape),
+        "latency_ms_batch1": onnx_latency_ms(path, tuple(contract.shape)),
         "kept": bool(val_fp32 - val_int8 <= limit),
     }
     if info["kept"]:
@@ -190,10 +200,14 @@ def _int8_variant(out_dir: Path, fp32: Path, facts: RunFacts) -> dict[str, Any]:
 
 
 def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:
-    """Format, fingerprint, parameter count and file size of the teacher, for the report."""
+    """Format, fingerprint, parameter count, file size and declared input of the teacher."""
+    declared = teacher.declared_input  # ONNX teachers: the input the student takes over
     return {
         "format": teacher.format,
         "fingerprint": teacher.fingerprint,
         "params": teacher.param_count,  # counted where the model was loaded (the sandbox)
         "size_bytes": path.stat().st_size,
+        "input": None
+        if declared is None
+        else {"name": declared.name, "shape": list(declared.shape), "dtype": declared.onnx_type},
     }

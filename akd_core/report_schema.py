@@ -70,6 +70,14 @@ class StudentReport(ArmReport):
     params: Annotated[int, Field(ge=1)]
 
 
+class TeacherInput(_Open):
+    """The single input an ONNX teacher declares."""
+
+    name: str
+    shape: list[int | str | None] = Field(description="ints, or names/null for dynamic axes")
+    dtype: str = Field(description="ONNX type, e.g. tensor(float)")
+
+
 class TeacherReport(_Open):
     """The teacher as measured on the job's data."""
 
@@ -79,6 +87,9 @@ class TeacherReport(_Open):
     size_bytes: Count
     accuracy: Fraction = Field(description="test-split accuracy")
     val_accuracy: Fraction
+    input: TeacherInput | None = Field(
+        None, description="the teacher's declared input (ONNX); null for other formats"
+    )
 
 
 class Params(_Open):
@@ -124,6 +135,28 @@ class Int8Report(_Open):
     reason: str | None = Field(None, description="why it was dropped, when not kept")
 
 
+class InputContract(_Open):
+    """What student.onnx takes: by default exactly the teacher's input."""
+
+    name: str = Field(description="the input's name (the ONNX teacher's own)")
+    dtype: Literal["float32", "uint8"]
+    layout: Literal["NCHW", "NHWC", "NC", "NCL"] = Field(
+        description="N is the dynamic batch axis; NC: features, NCL: signals"
+    )
+    shape: list[int] = Field(description="one sample's shape in that layout")
+    value_range: Annotated[list[float], Field(min_length=2, max_length=2)]
+    value_range_source: str = Field(description="nominal, or where the range was observed")
+    raw_input: bool = Field(description="true: all preprocessing is in the graph")
+    normalize: dict[str, Any] = Field(
+        description="dataset.normalize: stored data -> the teacher's input (outside the graph "
+        "unless raw_input)"
+    )
+    standardize: dict[str, list[float]] = Field(
+        description="the student's fixed input layer (mean, std), inside the graph"
+    )
+    steps_in_graph: list[str]
+
+
 class DatasetSizes(_Open):
     train: Count
     val: Count
@@ -140,6 +173,7 @@ class DatasetReport(_Open):
     classes: list[str]
     sizes: DatasetSizes
     fingerprint: str
+    sha256: str | None = Field(None, description="the dataset file's sha256; null for builtin")
 
 
 class Timings(_Open):
@@ -160,6 +194,9 @@ class Report(_Open):
     spec: dict[str, Any] = Field(description="the job spec as run, defaults filled in")
     dataset: DatasetReport
     preprocessing: dict[str, Any] | None
+    input_contract: InputContract | None = Field(
+        None, description="what student.onnx takes (also in its metadata)"
+    )
     teacher: TeacherReport
     student: StudentReport
     baselines: dict[ArmName, ArmReport] = Field(

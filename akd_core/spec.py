@@ -7,7 +7,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from akd_core.errors import SpecError
 
@@ -99,7 +107,10 @@ class DatasetSpec(_Strict):
     format: DatasetFormat | None = Field(None, description="Inferred where unambiguous.")
     normalize: Literal["none", "train-mean-std"] | NormalizeExplicit | None = Field(
         None,
-        description="Default: none for arrays as stored (npz, csv), train-mean-std for images.",
+        description="What turns the stored data into the teacher's input; the student takes "
+        "the same. Default: none, i.e. the data as stored (images as float32 NCHW in [0, 1], "
+        "arrays as stored), or the mean/std the teacher declares in its ONNX metadata. The "
+        "student standardises its input itself, inside its graph.",
     )
     augment: Literal["none", "crop-flip"] = "none"
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
@@ -193,6 +204,12 @@ class ExportSpec(_Strict):
     )
     int8_max_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)
     opset: int = Field(18, ge=13, le=23)
+    raw_input: StrictBool = Field(
+        False,
+        description="Bake all preprocessing into student.onnx: it then takes the data as "
+        "stored (uint8 NHWC RGB pixels for 8-bit images, raw features for arrays) instead "
+        "of the teacher's input.",
+    )
 
 
 class JobSpec(_Strict):

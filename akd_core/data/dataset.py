@@ -40,6 +40,12 @@ class Dataset:
     normalization: dict[str, Any]
     fingerprint: str
     source_name: str
+    # The val and test splits as stored (before scaling and normalisation; images NCHW),
+    # which a raw-input student (export.raw_input) is checked on.
+    stored_val: np.ndarray | None = None
+    stored_test: np.ndarray | None = None
+    scale: float | None = None  # stored value / scale = the value in [0, 1] (pixels)
+    source_sha256: str | None = None  # of the dataset file; None for builtin data
 
     @property
     def num_classes(self) -> int:
@@ -61,4 +67,5 @@ class Dataset:
             },
             "normalization": self.normalization,
             "fingerprint": self.fingerprint,
+            "sha256": self.source_sha256,
         }

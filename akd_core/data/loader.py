@@ -27,7 +27,7 @@ from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
 # Bump when reading, splitting or normalising changes, so old fingerprints stop matching.
-FINGERPRINT_VERSION = 2  # 2: labels are values mapped to ids
+FINGERPRINT_VERSION = 3  # 2: labels are values mapped to ids; 3: images default to as stored
 Reader = Callable[[Path, DatasetSpec, Path, Limits], RawData]
 READERS: dict[str, Reader] = {
     "npz": read_npz,
@@ -152,4 +152,8 @@ def load_dataset(
         normalization=normalize.describe(mode, mean, std, raw.scale),
         fingerprint=_fingerprint(digest, fmt, spec, seed),
         source_name=raw.source,
+        stored_val=splits["val"][0],
+        stored_test=splits["test"][0],
+        scale=raw.scale,
+        source_sha256=None if fmt == "builtin" else digest,
     )

@@ -1,4 +1,9 @@
-"""Per-channel (images, signals) or per-feature normalisation fitted on the training split."""
+"""What turns stored data into the teacher's input (`dataset.normalize`), fitted or given.
+
+Stored data is first read as float32 with pixels scaled into [0, 1] (`RawData.scale`);
+by default that is what the teacher takes. `train-mean-std` or an explicit mean/std then
+normalise it per channel (images, signals) or per feature; the student takes the same.
+"""
 
 from __future__ import annotations
 
@@ -12,45 +17,48 @@ from akd_core.spec import NormalizeExplicit
 STD_FLOOR = 1e-6  # constant features would otherwise divide by zero
 
 
-def _axes(x: np.ndarray) -> tuple[int, ...]:
-    # Reduce over samples and spatial/time axes, keeping axis 1 (channels or features).
-    return (0, *range(2, x.ndim))
+def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (floored) per channel or feature, i.e. over every axis but axis 1."""
+    axes = (0, *range(2, x.ndim))
+    # float64 sums: a float32 mean over millions of pixels drifts visibly.
+    mean = x.mean(axis=axes, dtype=np.float64)
+    std = np.maximum(x.std(axis=axes, dtype=np.float64), STD_FLOOR)
+    return mean, std
 
 
 def _broadcast(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (ndim - 2)).astype(np.float32)
 
 
-def resolve_mode(setting: str | NormalizeExplicit | None, kind: str) -> str:
-    """The normalisation mode: explicit, or the per-kind default when the spec leaves it out."""
+def resolve_mode(setting: str | NormalizeExplicit | None) -> str:
+    """The normalisation mode: explicit, or 'none' (data as stored) when the spec leaves it out."""
     if isinstance(setting, NormalizeExplicit):
         return "explicit"
-    if setting is None:
-        return "train-mean-std" if kind == "image" else "none"
-    return setting
+    return "none" if setting is None else setting
+
+
+def check_explicit(mean: list[float], std: list[float], channels: int, kind: str) -> None:
+    """Refuse an explicit mean/std whose length is not one value per channel/feature."""
+    if len(mean) != channels or len(std) != channels:
+        unit = "feature" if kind == "features" else "channel"
+        raise DatasetError(
+            f"explicit mean ({len(mean)} values) and std ({len(std)} values) "
+            f"must each have one value per {unit}; the data has {channels}",
+            field="dataset.normalize",
+        )
 
 
 def fit(
     x_train: np.ndarray, setting: str | NormalizeExplicit | None, kind: str
 ) -> tuple[str, np.ndarray | None, np.ndarray | None]:
     """(mode, mean, std) per channel/feature; mean and std are None for mode 'none'."""
-    mode = resolve_mode(setting, kind)
-    channels = x_train.shape[1]
+    mode = resolve_mode(setting)
     if isinstance(setting, NormalizeExplicit):
-        if len(setting.mean) != channels or len(setting.std) != channels:
-            unit = "feature" if kind == "features" else "channel"
-            raise DatasetError(
-                f"explicit mean ({len(setting.mean)} values) and std ({len(setting.std)} values) "
-                f"must each have one value per {unit}; the data has {channels}",
-                field="dataset.normalize",
-            )
+        check_explicit(setting.mean, setting.std, x_train.shape[1], kind)
         return mode, np.asarray(setting.mean, np.float64), np.asarray(setting.std, np.float64)
     if mode == "none":
         return mode, None, None
-    axes = _axes(x_train)
-    # float64 sums: a float32 mean over millions of pixels drifts visibly.
-    mean = x_train.mean(axis=axes, dtype=np.float64)
-    std = np.maximum(x_train.std(axis=axes, dtype=np.float64), STD_FLOOR)
+    mean, std = channel_stats(x_train)
     return mode, mean, std
 
 
@@ -64,13 +72,20 @@ def apply(x: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.
 
 
 def describe(
-    mode: str, mean: np.ndarray | None, std: np.ndarray | None, scale: float | None
+    mode: str,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    scale: float | None,
+    origin: str = "dataset.normalize",
 ) -> dict[str, Any]:
     """The JSON-ready record of the preprocessing, for reports and ONNX metadata."""
     return {
         "mode": mode,
         "mean": None if mean is None else [float(v) for v in mean],
         "std": None if std is None else [float(v) for v in std],
-        # "0-1": values were divided by their full range (e.g. 255) before mean/std.
+        # "0-1": stored values were divided by their full range (e.g. 255) before mean/std.
         "scale": "0-1" if scale else None,
+        "scale_divisor": float(scale) if scale else None,
+        # Where mean/std came from: the spec, or the teacher's own ONNX metadata.
+        "origin": origin,
     }

@@ -64,7 +64,8 @@ def run_batched(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -
     is padded with zeros and the padding rows are dropped from the result.
     """
     inp = single_input(session)
-    dtype = numpy_dtype(inp) or np.float32
+    # Teachers take floats; a raw-input student takes uint8 pixels as they are.
+    dtype = numpy_dtype(inp) or (np.uint8 if inp.onnx_type == "tensor(uint8)" else np.float32)
     step = inp.fixed_batch or max(1, int(batch_size))
     outputs: list[np.ndarray] = []
     for start in range(0, len(x), step):

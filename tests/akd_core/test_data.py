@@ -41,7 +41,10 @@ def test_npz_features_split_stratified_and_kept_as_stored(tmp_path: Path) -> Non
     assert ds.classes == ["0", "1", "2"] and ds.num_classes == 3
     assert sum(_sizes(ds)) == 120 and len(ds.y_test) == 24 and len(ds.y_val) == 10
     assert set(np.bincount(ds.y_test)) == {8}  # 20% of each class of 40
-    assert ds.normalization == {"mode": "none", "mean": None, "std": None, "scale": None}
+    assert ds.normalization == {
+        "mode": "none", "mean": None, "std": None, "scale": None, "scale_divisor": None,
+        "origin": "dataset.normalize",
+    }  # fmt: skip
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
     # Without normalisation each training row is one of the stored rows.
     stored = {r.tobytes() for r in x}
@@ -73,13 +76,23 @@ def test_npz_nhwc_uint8_images_become_nchw_in_unit_range(tmp_path: Path) -> None
     assert all(s.tobytes() in stored for s in ds.x_train)
 
 
-def test_images_default_to_train_mean_std_per_channel(tmp_path: Path) -> None:
+def test_images_default_to_the_data_as_stored(tmp_path: Path) -> None:
+    """The teacher is fed what is stored: no normalisation unless dataset.normalize asks."""
+    x = np.random.default_rng(1).normal(3.0, 5.0, size=(60, 2, 4, 4)).astype(np.float32)
+    ds = load_dataset(_spec(), _npz(tmp_path / "i.npz", x=x, y=np.arange(60) % 4), seed=0)
+    assert ds.kind == "image" and ds.normalization["mode"] == "none"
+    stored = {s.tobytes() for s in x}
+    assert all(s.tobytes() in stored for s in ds.x_train)
+
+
+def test_train_mean_std_normalises_images_per_channel(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 2, 4, 4)).astype(np.float32) * np.array([5.0, 0.1]).reshape(
         1, 2, 1, 1
     )
     x += np.array([3.0, -7.0], np.float32).reshape(1, 2, 1, 1)
-    ds = load_dataset(_spec(), _npz(tmp_path / "i.npz", x=x, y=np.arange(200) % 4), seed=0)
+    path = _npz(tmp_path / "i.npz", x=x, y=np.arange(200) % 4)
+    ds = load_dataset(_spec(normalize="train-mean-std"), path, seed=0)
     assert ds.normalization["mode"] == "train-mean-std"
     np.testing.assert_allclose(ds.x_train.mean(axis=(0, 2, 3)), 0.0, atol=1e-5)
     np.testing.assert_allclose(ds.x_train.std(axis=(0, 2, 3)), 1.0, atol=1e-4)
@@ -107,6 +120,8 @@ def test_explicit_normalize_is_applied_and_checked(tmp_path: Path) -> None:
         "mean": [1.0, 3.0],
         "std": [2.0, 4.0],
         "scale": None,
+        "scale_divisor": None,
+        "origin": "dataset.normalize",
     }
     with pytest.raises(DatasetError, match="one value per channel; the data has 2") as info:
         load_dataset(_spec(normalize={"mean": [0.5, 0.5, 0.5], "std": [1, 1, 1]}), path, seed=0)
@@ -192,7 +207,8 @@ def test_builtin_digits_shape_splits_and_seeds() -> None:
     a = load_dataset(spec, None, seed=0)
     assert a.kind == "image" and a.input_shape == (1, 8, 8) and a.num_classes == 10
     assert sum(_sizes(a)) == 1797
-    assert a.normalization["mode"] == "train-mean-std" and a.normalization["scale"] == "0-1"
+    assert a.normalization["mode"] == "none" and a.normalization["scale"] == "0-1"
+    assert 0.0 == a.x_train.min() and a.x_train.max() == 1.0  # 0..16 stored, scaled into [0, 1]
     b = load_dataset(spec, None, seed=0)
     c = load_dataset(spec, None, seed=1)
     np.testing.assert_array_equal(a.x_train, b.x_train)

@@ -264,7 +264,8 @@ class StudentLog:
 def watch_students(monkeypatch: pytest.MonkeyPatch, log: LossLog | None = None) -> StudentLog:
     """Record each student's initial weights; with `log`, each training input as last_input."""
     students = StudentLog()
-    real_build = pipeline.build_model
+    # The student as trained: the registry model behind its fixed input layer.
+    real_build = pipeline.with_input_layer
 
     def build(*args: Any, **kwargs: Any) -> torch.nn.Module:
         model = real_build(*args, **kwargs)
@@ -277,7 +278,7 @@ def watch_students(monkeypatch: pytest.MonkeyPatch, log: LossLog | None = None) 
         model.register_forward_pre_hook(remember)
         return model
 
-    monkeypatch.setattr(pipeline, "build_model", build)
+    monkeypatch.setattr(pipeline, "with_input_layer", build)
     return students
 
 
