@@ -41,13 +41,14 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
             if isinstance(exc, pickle.UnpicklingError)
             else "it is damaged or not a torch checkpoint"
         )
-        raise _refused(path, why) from exc
+        raise refused(path, why) from exc
     if not isinstance(state, dict):
-        raise _refused(path, f"it holds a {type(state).__name__}, not a checkpoint")
+        raise refused(path, f"it holds a {type(state).__name__}, not a checkpoint")
     return state
 
 
-def _refused(path: Path, why: str) -> TrainingError:
+def refused(path: Path, why: str) -> TrainingError:
+    """The error for a checkpoint file that is not loaded, saying why and what to do."""
     return TrainingError(
         # Relative name only: failure reasons reach API clients, server paths must not.
         f"{path.parent.name}/{path.name} is not a checkpoint this service wrote ({why}); it was "

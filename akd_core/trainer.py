@@ -7,104 +7,39 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from akd_core.checkpoint import (
-    checkpoint_path,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    save_checkpoint,
-)
+from akd_core.arm_setup import PhasePlan, Progress, TrainData, plan_arm
+from akd_core.checkpoint import checkpoint_path, restore_rng, rng_state, save_checkpoint
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import Hooks, ProgressEvent
 from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
 from akd_core.optim import build_optimizer, build_scheduler
+from akd_core.records import (
+    ArmResult,
+    BestEpoch,
+    EpochRecord,
+    LoopState,
+    ResumeState,
+    load_resume_state,
+)
 from akd_core.schedule import phi, temperature_at
 from akd_core.spec import JobSpec
 
-TeacherFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class PhasePlan:
-    """One phase of an arm: its number in the history, job stage name, epochs and loss."""
-
-    number: int  # 1 or 2 in the report history
-    stage: str  # annealing | finetuning | training
-    epochs: int
-    loss: str  # anneal | kd | ce
-
-
-def plan_arm(arm: str, spec: JobSpec) -> list[PhasePlan]:
-    """The phases of an arm; every arm gets the same total epoch budget E1 + E2."""
-    a = spec.annealing
-    if arm == "annealing":
-        phases = [PhasePlan(1, "annealing", a.phase1_epochs, "anneal")]
-        if a.phase2_epochs:
-            phases.append(PhasePlan(2, "finetuning", a.phase2_epochs, "ce"))
-        return phases
-    return [PhasePlan(1, "training", a.total_epochs, "kd" if arm == "kd" else "ce")]
-
-
-@dataclass
-class TrainData:
-    """Tensors of one run; x on the training device, teacher logits cached or computed per batch."""
-
-    x_train: torch.Tensor  # (N, *input_shape)
-    y_train: torch.Tensor  # (N,) int64
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    teacher_train: torch.Tensor | None = None  # (N, K) cached logits, None with random augmentation
-    teacher_fn: TeacherFn | None = None  # runs the frozen teacher on an (augmented) batch
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-
-
-@dataclass
-class Progress:
-    """Run-wide progress over all arms' epochs, for the progress fraction and the ETA."""
-
-    total_epochs: int
-    start: float = 0.0
-    end: float = 1.0
-    done_epochs: int = 0
-    seconds_per_epoch: float | None = None
-
-    def fraction(self) -> float:
-        return self.start + (self.end - self.start) * self.done_epochs / max(self.total_epochs, 1)
-
-    def advance(self, epoch_seconds: float) -> None:
-        self.done_epochs += 1
-        s = self.seconds_per_epoch
-        self.seconds_per_epoch = epoch_seconds if s is None else 0.7 * s + 0.3 * epoch_seconds
-
-    def eta_s(self) -> float | None:
-        if self.seconds_per_epoch is None:
-            return None
-        return self.seconds_per_epoch * (self.total_epochs - self.done_epochs)
-
-
-@dataclass
-class ArmResult:
-    """What one arm produced: its best-on-validation weights and its per-epoch history."""
-
-    arm: str
-    best_state: dict[str, torch.Tensor]
-    best_val_accuracy: float
-    best_phase: int
-    best_epoch: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0
+AmpContext = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
 @torch.no_grad()
 def accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp=contextlib.nullcontext
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    amp: AmpContext = contextlib.nullcontext,
 ) -> float:
     """Top-1 accuracy of `model` in eval mode, batched (x may live on another device)."""
     model.eval()
@@ -151,7 +86,8 @@ class ArmTrainer:
             "ce": CrossEntropyLoss(),
         }
 
-    def amp(self):
+    def amp(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast to the mixed-precision dtype asked for, or nothing."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
@@ -159,65 +95,70 @@ class ArmTrainer:
     # -- the loop, top to bottom -------------------------------------------------------
     def run(self, resume: bool) -> ArmResult:
         """Train every phase (resuming from the checkpoint when asked) and return the result."""
-        saved = load_checkpoint(self.ckpt) if resume else None
-        if saved is not None and saved.get("run_key") != self.run_key:
+        saved = load_resume_state(self.ckpt) if resume else None
+        if saved is not None and saved.run_key != self.run_key:
             raise SpecError(
                 f"{self.ckpt} was written by a run with another spec, dataset or teacher; "
                 "resume only the same job (or start it in a new output folder)",
                 field="resume",
             )
-        if saved is not None and saved["done"]:
-            return self._result(saved)
-        # What a checkpoint must carry besides weights, optimizer and RNG to continue exactly.
-        # "best" is the best epoch of the current phase on the validation split.
-        loop: dict[str, Any] = {
-            "phase_idx": 0, "epoch": 0, "history": [], "best": None, "train_seconds": 0.0,
-        }  # fmt: skip
+        if saved is not None and saved.done:
+            return self._result(saved.loop)
+        loop = LoopState()
         if saved is not None:
-            loop = {k: saved[k] for k in loop}
-            self.scaler.load_state_dict(saved["scaler"])
-            self.model.load_state_dict(saved["model"])
-            restore_rng(saved["rng"], self.generator)
-        done_before = sum(p.epochs for p in self.phases[: loop["phase_idx"]]) + loop["epoch"]
+            loop = saved.loop
+            self.scaler.load_state_dict(saved.scaler)
+            self.model.load_state_dict(saved.model)
+            restore_rng(saved.rng, self.generator)
+        done_before = sum(p.epochs for p in self.phases[: loop.phase_idx]) + loop.epoch
         self.progress.done_epochs += done_before
-        started, seconds_before = time.perf_counter(), loop["train_seconds"]
+        started, seconds_before = time.perf_counter(), loop.train_seconds
 
-        while loop["phase_idx"] < len(self.phases):
-            plan = self.phases[loop["phase_idx"]]
+        while loop.phase_idx < len(self.phases):
+            plan = self.phases[loop.phase_idx]
             steps = self._steps_per_epoch()
             optimizer = build_optimizer(self.model, self.spec.optimizer)
             scheduler = build_scheduler(optimizer, self.spec.optimizer, plan.epochs, steps)
-            if saved is not None and loop["epoch"] > 0:  # resuming inside this phase
-                optimizer.load_state_dict(saved["optimizer"])
-                scheduler.load_state_dict(saved["scheduler"])
+            if saved is not None and loop.epoch > 0:  # resuming inside this phase
+                optimizer.load_state_dict(saved.optimizer)
+                scheduler.load_state_dict(saved.scheduler)
             saved = None
             self.hooks.emit(self._event("phase", plan, f"{self.arm}: {plan.stage} starts"))
-            while loop["epoch"] < plan.epochs:
-                record = self._train_epoch(plan, loop["epoch"], steps, optimizer, scheduler)
-                loop["history"].append(record)
-                best = loop["best"]
-                if best is None or record["val_accuracy"] > best["val_accuracy"]:
-                    loop["best"] = {
-                        "val_accuracy": record["val_accuracy"],
-                        "epoch": record["epoch"],
-                        "phase": plan.number,
-                        "state": _cpu_state(self.model),
-                    }
-                loop["epoch"] += 1
-                loop["train_seconds"] = seconds_before + time.perf_counter() - started
+            while loop.epoch < plan.epochs:
+                record = self._train_epoch(plan, loop.epoch, steps, optimizer, scheduler)
+                loop.history.append(record)
+                best = loop.best  # of the current phase, on the validation split
+                if best is None or record.val_accuracy > best.val_accuracy:
+                    loop.best = BestEpoch(
+                        val_accuracy=record.val_accuracy,
+                        epoch=record.epoch,
+                        phase=plan.number,
+                        state=_cpu_state(self.model),
+                    )
+                loop.epoch += 1
+                loop.train_seconds = seconds_before + time.perf_counter() - started
                 self._save(loop, optimizer, scheduler)
             # Phase 2 starts from the best Phase-1 student, with a fresh optimizer and schedule.
-            loop["phase_idx"], loop["epoch"] = loop["phase_idx"] + 1, 0
-            if loop["phase_idx"] < len(self.phases):
-                self.model.load_state_dict(loop["best"]["state"])
-                loop["best"] = None
+            loop.phase_idx, loop.epoch = loop.phase_idx + 1, 0
+            if loop.phase_idx < len(self.phases):
+                assert loop.best is not None  # every phase trains at least one epoch
+                self.model.load_state_dict(loop.best.state)
+                loop.best = None
         self._save(loop, done=True)
         return self._result(loop)
 
-    def _train_epoch(self, plan: PhasePlan, epoch: int, steps: int, optimizer, scheduler):
+    def _train_epoch(
+        self,
+        plan: PhasePlan,
+        epoch: int,
+        steps: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ) -> EpochRecord:
         """One pass over the training data; returns the history record of this epoch."""
         d, bs = self.data, self.spec.optimizer.batch_size
-        T = phi_T = None
+        T: int | None = None
+        phi_T: float | None = None
         if plan.loss == "anneal":
             tau_max = self.spec.annealing.tau_max
             T = temperature_at(epoch, plan.epochs, tau_max)
@@ -254,20 +195,39 @@ class ArmTrainer:
             )
         val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256), self.amp)
         self.progress.advance(seconds)
-        record = {
-            "phase": plan.number,
-            "epoch": epoch + 1,
-            "T": T,
-            "phi": phi_T,
-            "train_loss": mean_loss,
-            "val_accuracy": val,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-        }
-        self.hooks.emit(self._event("epoch", plan, "", record, samples_per_s=seen / seconds))
+        record = EpochRecord(
+            phase=plan.number,
+            epoch=epoch + 1,
+            T=T,
+            phi=phi_T,
+            train_loss=mean_loss,
+            val_accuracy=val,
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=seconds,
+        )
+        event = self._event(
+            "epoch",
+            plan,
+            "",
+            epoch=record.epoch,
+            T=record.T,
+            phi=record.phi,
+            train_loss=record.train_loss,
+            val_accuracy=record.val_accuracy,
+            samples_per_s=seen / seconds,
+        )
+        self.hooks.emit(event)
         return record
 
-    def _loss(self, plan, out, xb, yb, idx, phi_T):
+    def _loss(
+        self,
+        plan: PhasePlan,
+        out: torch.Tensor,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        idx: torch.Tensor,
+        phi_T: float | None,
+    ) -> torch.Tensor:
         if plan.loss == "ce":
             return self.losses["ce"](out, yb)
         d = self.data
@@ -285,8 +245,7 @@ class ArmTrainer:
         # A trailing batch of one sample would break BatchNorm in train mode: drop it.
         return n // bs + (1 if n % bs > 1 else 0) if n > 1 else 1
 
-    def _event(self, kind, plan, message, record=None, samples_per_s=None):
-        r = record or {}
+    def _event(self, kind: str, plan: PhasePlan, message: str, **metrics: Any) -> ProgressEvent:
         return ProgressEvent(
             kind=kind,
             stage=plan.stage,
@@ -294,44 +253,43 @@ class ArmTrainer:
             message=message,
             progress=self.progress.fraction(),
             phase=plan.number,
-            epoch=r.get("epoch"),
             epochs=plan.epochs,
-            T=r.get("T"),
-            phi=r.get("phi"),
-            train_loss=r.get("train_loss"),
-            val_accuracy=r.get("val_accuracy"),
-            samples_per_s=samples_per_s,
             eta_s=self.progress.eta_s(),
+            **metrics,  # an epoch's figures: epoch, T, phi, train_loss, ... samples_per_s
         )
 
-    def _save(self, loop: dict[str, Any], optimizer=None, scheduler=None, done=False) -> None:
-        save_checkpoint(
-            self.ckpt,
-            {
-                **loop,
-                "arm": self.arm,
-                "done": done,
-                "model": _cpu_state(self.model),
-                "optimizer": optimizer.state_dict() if optimizer else {},
-                "scheduler": scheduler.state_dict() if scheduler else {},
-                "rng": rng_state(self.generator),
-                "scaler": self.scaler.state_dict(),  # fp16 loss scale, for an exact resume
-                "run_key": self.run_key,
-            },
+    def _save(
+        self,
+        loop: LoopState,
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        done: bool = False,
+    ) -> None:
+        state = ResumeState(
+            loop=loop,
+            arm=self.arm,
+            done=done,
+            run_key=self.run_key,
+            model=_cpu_state(self.model),
+            optimizer=optimizer.state_dict() if optimizer else {},
+            scheduler=scheduler.state_dict() if scheduler else {},
+            rng=rng_state(self.generator),
+            scaler=self.scaler.state_dict(),
         )
+        save_checkpoint(self.ckpt, state.to_dict())
 
-    def _result(self, state: dict[str, Any]) -> ArmResult:
-        best = state["best"]
-        if best is None or not math.isfinite(best["val_accuracy"]):
+    def _result(self, loop: LoopState) -> ArmResult:
+        best = loop.best
+        if best is None or not math.isfinite(best.val_accuracy):
             raise TrainingError(f"{self.arm}: no epoch was trained")
         return ArmResult(
             arm=self.arm,
-            best_state=best["state"],
-            best_val_accuracy=best["val_accuracy"],
-            best_phase=best["phase"],
-            best_epoch=best["epoch"],
-            history=list(state["history"]),
-            train_seconds=float(state["train_seconds"]),
+            best_state=best.state,
+            best_val_accuracy=best.val_accuracy,
+            best_phase=best.phase,
+            best_epoch=best.epoch,
+            history=list(loop.history),
+            train_seconds=float(loop.train_seconds),
         )
 
 

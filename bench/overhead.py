@@ -51,7 +51,7 @@ def one_epoch(arm: str, data: TrainData, device, out: Path, batch_size: int) -> 
     torch.manual_seed(0)
     model = build_model("resnet8", (3, 32, 32), 10)
     trainer = ArmTrainer(arm, _spec(batch_size), model, data, device, out, Hooks(), Progress(1))
-    return trainer.run(resume=False).history[0]["seconds"]
+    return trainer.run(resume=False).history[0].seconds
 
 
 def main() -> None:

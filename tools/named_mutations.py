@@ -30,7 +30,7 @@ NAMED = (
     ),
     Named(
         "Phase 2 starts from the last Phase-1 student instead of the best",
-        "akd_core/trainer.py", 'self.model.load_state_dict(loop["best"]["state"])', "pass",
+        "akd_core/trainer.py", 'self.model.load_state_dict(loop.best.state)', "pass",
         (f"{TA}test_trainer_semantics.py::"
          "test_best_epoch_is_chosen_on_validation_and_phase2_starts_from_it",),
     ),
@@ -46,7 +46,7 @@ NAMED = (
     Named(
         '"best" is always the last epoch',
         "akd_core/trainer.py",
-        'if best is None or record["val_accuracy"] > best["val_accuracy"]:', "if True:",
+        'if best is None or record.val_accuracy > best.val_accuracy:', "if True:",
         (f"{TA}test_trainer_semantics.py::"
          "test_best_epoch_is_chosen_on_validation_and_phase2_starts_from_it",),
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -57,16 +58,16 @@ def test_train_loss_is_the_sample_weighted_mean_of_the_steps(monkeypatch, tmp_pa
     _, result = ts.train_arm("student", spec, data, tmp_path)
     assert [n for _, n in _CELog.steps] == [16, 16, 8]
     expected = sum(v * n for v, n in _CELog.steps) / 40
-    assert result.history[0]["train_loss"] == pytest.approx(expected, rel=1e-6)
+    assert result.history[0].train_loss == pytest.approx(expected, rel=1e-6)
 
 
 def test_history_has_t_and_phi_in_phase_1_and_nulls_in_phase_2(tmp_path):
     spec = ts.arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 1})
     _, result = ts.train_arm("annealing", spec, ts.synthetic_train_data(), tmp_path)
-    got = [(r["phase"], r["epoch"], r["T"], r["phi"]) for r in result.history]
+    got = [(r.phase, r.epoch, r.T, r.phi) for r in result.history]
     assert got == [(1, 1, 2, 0.5), (1, 2, 1, 1.0), (2, 1, None, None)]
     _, kd = ts.train_arm("kd", spec, ts.synthetic_train_data(), tmp_path / "kd")
-    assert all(r["T"] is None and r["phi"] is None for r in kd.history)
+    assert all(r.T is None and r.phi is None for r in kd.history)
 
 
 def _forward_dtypes(tmp_path, amp_dtype):
@@ -97,7 +98,7 @@ def test_a_single_sample_epoch_reports_that_samples_loss(monkeypatch, tmp_path):
     spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
     _, result = ts.train_arm("student", spec, data, tmp_path)
     assert len(_CELog.steps) == 1
-    assert result.history[0]["train_loss"] == pytest.approx(_CELog.steps[0][0], rel=1e-6)
+    assert result.history[0].train_loss == pytest.approx(_CELog.steps[0][0], rel=1e-6)
 
 
 def test_each_epoch_record_and_event_carry_the_contract_fields(tmp_path):
@@ -112,8 +113,8 @@ def test_each_epoch_record_and_event_carry_the_contract_fields(tmp_path):
     result = t.run(resume=False)
     took = time.perf_counter() - started
     keys = {"phase", "epoch", "T", "phi", "train_loss", "val_accuracy", "lr", "seconds"}
-    assert all(set(r) == keys for r in result.history)
-    assert all(0 < r["seconds"] <= took for r in result.history)
+    assert all(set(r.to_dict()) == keys for r in result.history)
+    assert all(0 < r.seconds <= took for r in result.history)
     assert [(e.kind, e.stage, e.phase, e.epoch, e.epochs) for e in events] == [
         ("phase", "annealing", 1, None, 2),
         ("epoch", "annealing", 1, 1, 2),
@@ -129,12 +130,12 @@ def test_each_epoch_record_and_event_carry_the_contract_fields(tmp_path):
     for e, r in zip(epochs, result.history, strict=True):
         assert e.arm == "annealing" and e.message == ""
         assert (e.T, e.phi, e.train_loss, e.val_accuracy) == (
-            r["T"],
-            r["phi"],
-            r["train_loss"],
-            r["val_accuracy"],
+            r.T,
+            r.phi,
+            r.train_loss,
+            r.val_accuracy,
         )
-        assert e.samples_per_s == pytest.approx(32 / r["seconds"])
+        assert e.samples_per_s == pytest.approx(32 / r.seconds)
     assert [e.progress for e in epochs] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert epochs[-1].eta_s == 0.0 and epochs[0].eta_s > 0
     assert progress.done_epochs == 3 and 0 < progress.seconds_per_epoch <= took
@@ -172,8 +173,10 @@ def _annealing_trainer(out, hooks, progress, run_key="job-1"):
 
 
 def _same_result(a, b) -> None:
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.history]
-    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.history]
+    # Equal records but for the time each epoch took.
+    assert [replace(r, seconds=0.0) for r in a.history] == [
+        replace(r, seconds=0.0) for r in b.history
+    ]
     assert (a.best_phase, a.best_epoch, a.best_val_accuracy) == (
         b.best_phase,
         b.best_epoch,

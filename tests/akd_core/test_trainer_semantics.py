@@ -24,8 +24,8 @@ def test_phi_at_every_step_follows_the_official_rule(monkeypatch, tmp_path):
     spec = ts.arm_spec(annealing={"tau_max": 4, "phase1_epochs": 8, "phase2_epochs": 0})
     _, result = ts.train_arm("annealing", spec, ts.synthetic_train_data(), tmp_path)
     assert log.phi == [0.25] * 4 + [0.5] * 4 + [0.75] * 4 + [1.0] * 4
-    assert [h["T"] for h in result.history] == [4, 4, 3, 3, 2, 2, 1, 1]
-    assert [h["phi"] for h in result.history] == [0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
+    assert [h.T for h in result.history] == [4, 4, 3, 3, 2, 2, 1, 1]
+    assert [h.phi for h in result.history] == [0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
     # Phase 1 regresses onto Phi * teacher logits: the cached logits reach the loss unchanged.
     data = ts.synthetic_train_data()
     assert all(any(torch.equal(r, t) for t in data.teacher_train) for r in log.anneal_teacher[0])
@@ -38,7 +38,7 @@ def test_best_epoch_is_chosen_on_validation_and_phase2_starts_from_it(monkeypatc
     scripted = ts.script_accuracy(monkeypatch, {len(data.x_val): [0.3, 0.8, 0.5, 0.6, 0.7, 0.4]})
     _, result = ts.train_arm("annealing", ts.arm_spec(), data, tmp_path)
     after_epoch = scripted.weights  # the student as evaluated after each epoch
-    assert [h["val_accuracy"] for h in result.history] == [0.3, 0.8, 0.5, 0.6, 0.7, 0.4]
+    assert [h.val_accuracy for h in result.history] == [0.3, 0.8, 0.5, 0.6, 0.7, 0.4]
     # Phase 2 starts from the best Phase-1 student (epoch 2), not from the last (epoch 4).
     assert len(opts.start_weights) == 2
     assert _equal_states(opts.start_weights[1], after_epoch[1])
@@ -61,7 +61,7 @@ def test_adamw_cosine_learning_rate_per_step_and_epoch(monkeypatch, tmp_path):
     expected = [0.01 * f for f in COSINE_8 + COSINE_4]
     assert log.lr == pytest.approx(expected, abs=1e-7)
     # The history's lr is the rate after each epoch's last step (what the next epoch starts at).
-    lrs = [h["lr"] for h in result.history]
+    lrs = [h.lr for h in result.history]
     assert lrs == pytest.approx([0.0085355, 0.005, 0.0014645, 0.0, 0.005, 0.0], abs=1e-7)
 
 
