@@ -26,6 +26,7 @@ class LogitCache:
         self.root = root
 
     def path(self, key: str) -> Path:
+        """Where the logits of `key` live."""
         return self.root / f"{key}.safetensors"
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:

@@ -14,7 +14,10 @@ class AnnealingLoss(nn.Module):
     no hard-label term. Mean over batch and classes, as `F.mse_loss` in the official code.
     """
 
-    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, phi: float):
+    def forward(
+        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, phi: float
+    ) -> torch.Tensor:
+        """Phase-1 loss of (B, K) student logits against the teacher's, scaled by Phi(T)."""
         # (B, K) student logits regress onto (B, K) scaled teacher logits.
         target = teacher_logits.detach().to(student_logits.dtype) * phi
         return F.mse_loss(student_logits, target)
@@ -32,7 +35,10 @@ class HintonKDLoss(nn.Module):
         self.temperature = temperature
         self.alpha = alpha
 
-    def forward(self, student_logits, teacher_logits, labels):
+    def forward(
+        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """KD loss of (B, K) student logits given the teacher's and the (B,) labels."""
         T = self.temperature
         log_p_s = F.log_softmax(student_logits / T, dim=-1)
         log_p_t = F.log_softmax(teacher_logits.detach().to(student_logits.dtype) / T, dim=-1)
@@ -44,5 +50,6 @@ class HintonKDLoss(nn.Module):
 class CrossEntropyLoss(nn.Module):
     """Hard-label cross-entropy: Annealing-KD Phase 2 and the student-only baseline."""
 
-    def forward(self, student_logits, labels):
+    def forward(self, student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of (B, K) logits against (B,) int64 labels."""
         return F.cross_entropy(student_logits, labels)
