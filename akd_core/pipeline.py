@@ -16,6 +16,7 @@ import torch
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
+from akd_core.data.teacher_normalize import adopt_declared
 from akd_core.device import amp_dtype_for, inference_batch_size, place, select_device
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent, Stage
@@ -94,6 +95,8 @@ def run_job(
         spec.teacher, teacher_path, dev, input_shape=ds.input_shape, num_classes=ds.num_classes
     )
     check_teacher(teacher, ds.input_shape, ds.num_classes)
+    # A teacher that declares its input's mean/std is fed that when the spec names none.
+    ds = adopt_declared(ds, spec.dataset.normalize, teacher.declared_preprocessing)
     hooks.check_cancel()
 
     stage("caching_teacher", 0.03, "running the teacher over the data")

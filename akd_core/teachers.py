@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from akd_core.archives import ArchiveLimits, check_archive
+from akd_core.data.teacher_normalize import declared_mean_std
 from akd_core.errors import AKDError, TeacherLoadError
 from akd_core.fileio import sha256_of
 from akd_core.formats import infer_teacher_format
@@ -47,6 +48,8 @@ class Teacher:
 
     module: nn.Module | None = None  # the nn.Module of an in-process torch teacher, else None
     declared_input: OnnxInput | None = None  # what an ONNX file says it takes
+    # {"mean", "std"} an ONNX file's metadata declares for its input (None: it says nothing)
+    declared_preprocessing: dict[str, list[float]] | None = None
     param_count: int | None = None  # parameters of the model, for the report
 
     def __init__(self, fmt: str, fingerprint: str, device: torch.device) -> None:
@@ -163,6 +166,7 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
     init_names = {t.name for t in proto.graph.initializer}
     inputs = [i.name for i in proto.graph.input if i.name not in init_names]
     params = int(sum(np.prod(t.dims) for t in proto.graph.initializer))
+    declared = declared_mean_std({p.key: p.value for p in proto.metadata_props})
     del proto
     if len(inputs) != 1:
         raise TeacherLoadError(
@@ -176,6 +180,7 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
         raise TeacherLoadError(
             f"onnxruntime cannot load {path.name!r}: {short_message(exc)}", field="teacher.source"
         ) from exc
+    teacher.declared_preprocessing = declared
     inp = teacher.declared_input
     if inp is not None and numpy_dtype(inp) is None:
         raise TeacherLoadError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from akd_core.data.teacher_normalize import declared_mean_std
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.models.onnx_runner import OnnxInput
 from akd_core.sandbox import protocol
@@ -56,6 +58,7 @@ class SandboxedTeacher(Teacher):
         self._policy = policy
         self._stop = weakref.finalize(self, child.stop)  # a forgotten teacher still ends its child
         self.param_count, self.declared_input, self.sandbox_layers = _parse_hello(hello)
+        self.declared_preprocessing = _parse_declared(hello.get("declared_preprocessing"))
         self._classes: int | None = None  # K of the first answer: every answer must keep it
 
     def _fail(self, doing: str, exc: Exception) -> TeacherLoadError:
@@ -142,6 +145,16 @@ def _parse_hello(
     except (TypeError, ValueError) as exc:
         raise protocol.ProtocolError("malformed first answer") from exc
     return params, declared, {str(k): str(v) for k, v in layers.items()}
+
+
+def _parse_declared(value: object) -> dict[str, list[float]] | None:
+    """The teacher's declared mean/std from the child (untrusted: re-checked, bounded)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise protocol.ProtocolError("malformed first answer")
+    # The child parsed it from metadata text; parsing the same lists again applies every bound.
+    return declared_mean_std({k: json.dumps(value.get(k)) for k in ("mean", "std")})
 
 
 def _text(value: object, limit: int = 500) -> str:
