@@ -164,12 +164,12 @@ class _StopAfter:
         return self.calls >= self.n
 
 
-def _annealing_trainer(out, hooks, progress, run_key="job-1"):
+def _annealing_trainer(out, hooks, progress, run_key="job-1", amp_dtype=None):
     spec = ts.arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 2})
     torch.manual_seed(0)
     model = build_model("mlp", (6,), 3, {"hidden": [8]})
     return ArmTrainer("annealing", spec, model, ts.synthetic_train_data(), torch.device("cpu"),
-                      out, hooks, progress, run_key=run_key)  # fmt: skip
+                      out, hooks, progress, amp_dtype=amp_dtype, run_key=run_key)  # fmt: skip
 
 
 def _same_result(a, b) -> None:
@@ -199,6 +199,27 @@ def test_a_stopped_arm_resumes_to_exactly_the_uninterrupted_result(tmp_path, sto
     _same_result(resumed, reference)
     assert progress.done_epochs == 4  # the epochs done before the stop count as done
     assert 0 < resumed.train_seconds < time.perf_counter() - started + 60
+
+
+class _GrowingCpuScaler(torch.amp.GradScaler):
+    """An fp16 loss scaler that works on this CPU-only host and doubles its scale every step."""
+
+    def __init__(self, device: str, enabled: bool) -> None:
+        super().__init__("cpu", init_scale=2.0, growth_interval=1, enabled=enabled)
+
+
+def test_the_fp16_loss_scale_resumes_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.amp, "GradScaler", _GrowingCpuScaler)
+    reference = _annealing_trainer(tmp_path / "ref", Hooks(), Progress(4), amp_dtype=torch.float16)
+    reference.run(resume=False)
+    assert reference.scaler.get_scale() == 2.0 * 2**8  # 8 steps, none overflowed
+    out = tmp_path / "stopped"
+    with pytest.raises(JobCancelled):  # after 2 epochs (4 steps): the scale is 32 by then
+        stopped = Hooks(should_cancel=_StopAfter(5))
+        _annealing_trainer(out, stopped, Progress(4), amp_dtype=torch.float16).run(resume=False)
+    resumed = _annealing_trainer(out, Hooks(), Progress(4), amp_dtype=torch.float16)
+    resumed.run(resume=True)
+    assert resumed.scaler.get_scale() == reference.scaler.get_scale()
 
 
 def test_a_finished_arm_resumes_without_training(tmp_path):
