@@ -19,10 +19,13 @@ TARGET_SCORE = 0.85
 PARTS: dict[str, list[str]] = {
     "schedule": ["akd_core.schedule.*"],
     "losses": ["akd_core.losses.*"],
-    "trainer": ["akd_core.trainer.*"],
+    "trainer": ["akd_core.trainer.*", "akd_core.arm_setup.*"],  # arm_setup: plan and progress
     "cache": ["akd_core.cache.*"],
-    "checkpoint": ["akd_core.checkpoint.*"],
-    "owner checks": ["akd_service.db.jobs.x_get_job_for_owner__*", "akd_service.db.listing.x_list_jobs__*"],
+    "checkpoint": ["akd_core.checkpoint.*", "akd_core.records.*"],  # records: resume state
+    "owner checks": [
+        "akd_service.db.jobs.x_get_job_for_owner__*",
+        "akd_service.db.listing.x_list_jobs__*",
+    ],
     "lease": ["worker.lease.*"],
 }
 # Parts where the target is no survivor at all (the method itself).
