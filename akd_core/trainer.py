@@ -102,7 +102,8 @@ class ArmTrainer:
                 "resume only the same job (or start it in a new output folder)",
                 field="resume",
             )
-        if saved is not None and saved.done:
+        if saved is not None and saved.done:  # its epochs count for the run's progress
+            self.progress.done_epochs += sum(p.epochs for p in self.phases)
             return self._result(saved.loop)
         loop = LoopState()
         if saved is not None:

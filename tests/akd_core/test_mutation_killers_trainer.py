@@ -228,9 +228,12 @@ def test_a_finished_arm_resumes_without_training(tmp_path):
     assert saved is not None and saved["done"] is True and saved["arm"] == "annealing"
     assert saved["run_key"] == "job-1" and len(saved["history"]) == 4
     events: list = []
-    again = _annealing_trainer(tmp_path, Hooks(on_event=events.append), Progress(4))
+    progress = Progress(8)  # this arm's 4 epochs and another arm's 4 still to come
+    again = _annealing_trainer(tmp_path, Hooks(on_event=events.append), progress)
     _same_result(again.run(resume=True), first)
     assert events == []  # no phase started, no epoch trained
+    # its epochs count as done: the next arm's progress starts at 50%, not at 0%
+    assert progress.done_epochs == 4 and progress.fraction() == 0.5
 
 
 def test_resuming_another_jobs_checkpoint_is_refused(tmp_path):
