@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,22 @@ def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
 def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of an ONNX model fed `x` as is."""
     return float((onnx_logits(path, x).argmax(1) == y).mean())
+
+
+def cifar_members(seed: int = 0) -> dict[str, bytes]:
+    """A CIFAR-10-format archive's members: 32x32 colour-class images, 60 train and 24 test."""
+    rng = np.random.default_rng(seed)
+    colors = np.array(list(COLORS.values()))
+
+    def batch(n: int) -> bytes:
+        labels = np.arange(n) % len(COLORS)
+        noise = rng.integers(-50, 51, size=(n, 32, 32, 3))
+        pixels = np.clip(colors[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+        rows = pixels.transpose(0, 3, 1, 2).reshape(n, -1)  # CIFAR rows: R plane, G, B
+        return pickle.dumps({b"data": rows, b"labels": [int(v) for v in labels]})
+
+    members = {f"cifar-10-batches-py/data_batch_{i}": batch(12) for i in range(1, 6)}
+    members["cifar-10-batches-py/test_batch"] = batch(24)
+    names = [name.encode() for name in COLORS]
+    members["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": names})
+    return members

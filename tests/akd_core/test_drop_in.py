@@ -22,7 +22,7 @@ from akd_core.data import load_dataset
 from akd_core.pipeline import run_job
 from akd_core.spec import JobSpec
 from tests.akd_core import dropin_support as ds
-from tests.akd_core.test_data_images import _cifar10
+from tests.akd_core.test_data_images import _write_tar
 
 
 def _run(spec: JobSpec, out: Path) -> dict[str, Any]:
@@ -123,15 +123,14 @@ def test_npz_of_unit_range_images_is_fed_as_stored(tmp_path: Path) -> None:
 
 
 def test_cifar_archive_student_takes_unit_range_nchw(tmp_path: Path) -> None:
-    data = _cifar10(tmp_path / "cifar-10-python.tar.gz")
-    cifar = {"format": "cifar", "val_fraction": 0.2}
+    data = _write_tar(tmp_path / "cifar-10-python.tar.gz", ds.cifar_members())
+    cifar = {"format": "cifar"}
     teacher = ds.teacher_for(tmp_path / "teacher.onnx", f"file:{data}", **cifar)
-    # Random pixels and labels: the teacher is at chance on the test split, which is fine here.
-    spec = ds.job(teacher, data, min_teacher_accuracy=0.0, dataset=cifar)
+    spec = ds.job(teacher, data, dataset=cifar)
     report = _run(spec, tmp_path / "out")
     stored, y = _stored_test(spec, data)
-    x = stored.astype(np.float32) / 255.0
-    assert ds.onnx_accuracy(teacher, x, y) == report["teacher"]["accuracy"]
+    x = stored.astype(np.float32) / 255.0  # test_batch as stored, in [0, 1]
+    assert ds.onnx_accuracy(teacher, x, y) == report["teacher"]["accuracy"] >= 0.6
     assert (
         ds.onnx_accuracy(tmp_path / "out" / "student.onnx", x, y) == report["student"]["accuracy"]
     )
