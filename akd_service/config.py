@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -178,9 +177,3 @@ class Settings(BaseSettings):
         """Create the local folders the service writes to."""
         for p in (self.data_dir, self.artifacts, self.uploads, self.cache):
             p.mkdir(parents=True, exist_ok=True)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()

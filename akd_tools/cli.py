@@ -7,11 +7,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
 from akd_service.db.states import SUCCEEDED
+
+if TYPE_CHECKING:
+    from akd_service.config import Settings
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -113,12 +116,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _server_settings() -> Any:
+def _server_settings() -> Settings:
     """The server's settings (from its environment), its database migrated to the latest."""
-    from akd_service.config import get_settings
+    from akd_service.config import Settings
     from akd_service.db.migrate import upgrade
 
-    settings = get_settings()
+    settings = Settings()
     upgrade(settings)
     return settings
 

@@ -15,11 +15,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from akd_service.config import Settings
 
 GRACE_S = 10.0  # how long a child may take to stop before it is killed
 READY_TIMEOUT_S = 60.0
@@ -125,7 +128,7 @@ class Supervisor:
     """Starts the embedded Redis, the API and a worker; restarts crashes; stops all in order."""
 
     def __init__(
-        self, settings: Any, workers: int = 1, verbose: bool = False, api_workers: int = 1
+        self, settings: Settings, workers: int = 1, verbose: bool = False, api_workers: int = 1
     ) -> None:
         from akd_service.broker import EmbeddedRedis
 
@@ -164,9 +167,11 @@ class Supervisor:
         self.settings.ensure_dirs()
         upgrade(self.settings)
         broker = self.redis.start() if self.redis else self.settings.broker_url
+        assert broker is not None  # no broker_url means the embedded Redis above
+        # From here on every part is told this broker explicitly: the children by their
+        # environment, the reaper (and its requeueing) by the queue it is given.
+        self.settings = self.settings.model_copy(update={"broker_url": broker})
         env = self._env(broker)
-        # Requeueing below (and the reaper) send through akd_service.queue, which reads this.
-        os.environ["AKD_BROKER_URL"] = broker
         logs = None if self.verbose else self.settings.data_dir / "logs"
         py = sys.executable
         api = Child(
@@ -195,11 +200,10 @@ class Supervisor:
         self._start_reaper()
 
     def _start_reaper(self) -> None:
-        from akd_service.config import get_settings
+        from akd_service.queue import CeleryQueue
         from worker.reaper import Reaper
 
-        get_settings.cache_clear()  # pick up AKD_BROKER_URL set above
-        self.reaper = Reaper(self.settings)
+        self.reaper = Reaper(self.settings, CeleryQueue.from_settings(self.settings))
         # Jobs queued or running when the service last stopped are resumed now.
         resumed = self.reaper.requeue_unfinished()
         if resumed:
@@ -268,22 +272,31 @@ def _lock_data_dir(data_dir: Path) -> IO[str] | None:
     return fh
 
 
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The settings of this run: the AKD_* environment, overridden by the command's options.
+
+    Nothing is written back to the environment: the children get theirs from Supervisor._env.
+    """
+    from akd_service.config import Settings
+
+    overrides: dict[str, Any] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir.resolve()
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port if args.port else free_port()
+    return Settings(**overrides)
+
+
 def serve_main(args: argparse.Namespace) -> int:
     """Run `akd serve` until Ctrl-C or SIGTERM; returns the exit code."""
-    if args.data_dir is not None:
-        os.environ["AKD_DATA_DIR"] = str(args.data_dir.resolve())
-    if args.host is not None:
-        os.environ["AKD_HOST"] = args.host
-    if args.port is not None:
-        os.environ["AKD_PORT"] = str(args.port if args.port else free_port())
     for flag, value in (("--workers", args.workers), ("--api-workers", args.api_workers)):
         if value < 1:
             print(f"error: {flag} must be at least 1, not {value}", file=sys.stderr)
             return EXIT_USAGE
-    from akd_service.config import Settings
-
     try:
-        settings = Settings()
+        settings = serve_settings(args)
     except ValidationError as exc:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])

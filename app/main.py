@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import akd_core
-from akd_service.config import Settings, get_settings
+from akd_service.config import Settings
 from akd_service.db.migrate import upgrade
+from akd_service.queue import CeleryQueue, Queue
 from app.api.deps import slot_limiters
 from app.api.guards import KeysOffGuard
 from app.api.openapi import build_openapi
@@ -28,9 +29,14 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API app for `settings` (default: from AKD_* environment variables)."""
-    settings = settings or get_settings()
+def create_app(settings: Settings | None = None, queue: Queue | None = None) -> FastAPI:
+    """The API app built from `settings` that wakes workers through `queue`.
+
+    Called with no arguments (`uvicorn --factory app.main:create_app`), the settings come
+    from the AKD_* environment and the queue is the Celery producer on their broker.
+    """
+    settings = settings if settings is not None else Settings()
+    queue = queue if queue is not None else CeleryQueue.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.queue = queue
     app.state.stream_slots, app.state.upload_slots = slot_limiters(settings)
     if not settings.require_keys:
         # Checked per request: the app cannot see where uvicorn was told to bind.

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from akd_service.config import Settings, get_settings
+from akd_service.config import Settings
+from worker.tasks import register_tasks
 
 # The task is registered under akd_service.queue.TASK_NAME (worker/tasks.py), the name the API sends.
 # Celery's default queue: akd_service/queue.py sends without routing options, so both ends agree.
@@ -29,12 +30,19 @@ QUEUE = "celery"
 VISIBILITY_TIMEOUT_S = 24 * 3600
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    """Build the Celery app from the service settings."""
-    settings = settings or get_settings()
-    # Unset broker_url means the embedded server of `akd serve` (its socket under data_dir);
-    # the supervisor also passes the exact URL to its children as AKD_BROKER_URL.
-    app = Celery("akd", broker=settings.effective_broker_url, include=["worker.tasks"])
+class WorkerApp(Celery):
+    """The Celery app of the worker, holding the service settings it was built from."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Unset broker_url means the embedded server of `akd serve` (its socket under
+        # data_dir); the supervisor also passes the exact URL to its children as AKD_BROKER_URL.
+        super().__init__("akd", broker=settings.effective_broker_url)
+        self.settings = settings
+
+
+def make_celery(settings: Settings) -> WorkerApp:
+    """Build the Celery app, with its task, from the service settings."""
+    app = WorkerApp(settings)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -54,7 +62,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # A fresh child every few jobs returns memory a long training run fragmented.
         worker_max_tasks_per_child=20,
     )
+    register_tasks(app)
     return app
 
 
-celery_app = make_celery()
+# The entry point of `celery -A worker.celery_app worker`: the settings come from the AKD_*
+# environment here, and only here; everything below is handed them.
+celery_app = make_celery(Settings())

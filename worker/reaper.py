@@ -22,35 +22,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 
 from sqlalchemy import update
 
-from akd_service.config import Settings, get_settings
+from akd_service.config import Settings
 from akd_service.db import upkeep
 from akd_service.db.models import Job
 from akd_service.db.session import session_scope
 from akd_service.db.states import CANCELLING, RUNNING
+from akd_service.queue import CeleryQueue, Queue
 
 log = logging.getLogger(__name__)
-Enqueue = Callable[[str], None]
 # Events deleted per transaction, and batches per pass: bounded work, short locks.
 PURGE_BATCH = 1000
 PURGE_BATCHES_PER_PASS = 10
 
 
-def _default_enqueue(job_id: str) -> None:
-    from akd_service.queue import enqueue
-
-    enqueue(job_id)
-
-
 class Reaper:
     """Sends stale and orphaned jobs a new message (with backoff) and purges old events."""
 
-    def __init__(self, settings: Settings | None = None, enqueue: Enqueue | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.enqueue = enqueue or _default_enqueue
+    def __init__(self, settings: Settings, queue: Queue) -> None:
+        self.settings = settings
+        self.queue = queue
         # Half the staleness threshold: a dead worker's job waits at most 1.5x stale_after_s.
         self.interval_s = max(0.5, self.settings.stale_after_s / 2)
         self._stop = threading.Event()
@@ -84,7 +77,7 @@ class Reaper:
                     log.warning("job %s: %s after %d re-sends", job.id, state, job.resends)
                 continue
             try:
-                self.enqueue(job.id)
+                self.queue.enqueue(job.id)
             except Exception:
                 log.warning("could not enqueue job %s; will retry", job.id, exc_info=True)
                 continue
@@ -156,7 +149,8 @@ def release_leases(settings: Settings, owner_prefix: str) -> list[str]:
 def main() -> None:
     """Run the reaper as its own process (docker-compose runs one next to the workers)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(levelname)s %(message)s")
-    reaper = Reaper()
+    settings = Settings()  # this process's entry point: the AKD_* environment
+    reaper = Reaper(settings, CeleryQueue.from_settings(settings))
     reaper.requeue_unfinished()
     with contextlib.suppress(KeyboardInterrupt):
         reaper.run_forever()

@@ -14,7 +14,7 @@ from typing import Any
 from akd_core.errors import AKDError, JobCancelled, SpecError
 from akd_core.events import ProgressEvent
 from akd_core.report_schema import Report
-from akd_service.config import Settings, get_settings
+from akd_service.config import Settings
 from akd_service.db import jobs as jobs_db
 from akd_service.db.session import session_scope
 from akd_service.db.states import CANCELLED, FAILED, SUCCEEDED
@@ -128,7 +128,7 @@ def execute_job(
     job_id: str,
     worker_id: str | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     run_job: RunJob | None = None,
     on_hang: Callable[[], None] | None = None,
 ) -> str | None:
@@ -136,7 +136,6 @@ def execute_job(
 
     on_hang is called (from the heartbeat thread) once a hung stage has been recorded.
     """
-    settings = settings or get_settings()
     worker_id = worker_id or make_worker_id()
     with session_scope(settings) as session:
         job = jobs_db.claim_job(session, job_id, worker_id, settings.stale_after_s)

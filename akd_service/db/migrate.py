@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from akd_service.config import Settings, get_settings
+from akd_service.config import Settings
 from akd_service.db.session import engine_for_url
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -47,9 +47,9 @@ def _sqlite_file_lock(url: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
+def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the database schema up to `revision` (idempotent, safe to run concurrently)."""
-    url = (settings or get_settings()).db_url
+    url = settings.db_url
     engine = engine_for_url(url)
     cfg = alembic_config(url)
     if engine.dialect.name == "sqlite":

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from akd_service.config import Settings, get_settings
+from akd_service.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -49,9 +49,9 @@ def engine_for_url(url: str) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def get_engine(settings: Settings | None = None) -> Engine:
-    """The engine for the given (or process-wide) settings."""
-    return engine_for_url((settings or get_settings()).db_url)
+def get_engine(settings: Settings) -> Engine:
+    """The engine of the settings' database."""
+    return engine_for_url(settings.db_url)
 
 
 @lru_cache(maxsize=16)
@@ -59,13 +59,13 @@ def _factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for_url(url), expire_on_commit=False)
 
 
-def SessionLocal(settings: Settings | None = None) -> Session:  # noqa: N802 - reads as a class
-    """A new session on the given (or process-wide) settings' database."""
-    return _factory((settings or get_settings()).db_url)()
+def SessionLocal(settings: Settings) -> Session:  # noqa: N802 - reads as a class
+    """A new session on the settings' database."""
+    return _factory(settings.db_url)()
 
 
 @contextmanager
-def session_scope(settings: Settings | None = None) -> Iterator[Session]:
+def session_scope(settings: Settings) -> Iterator[Session]:
     """A session that commits on success and rolls back on any exception."""
     session = SessionLocal(settings)
     try:

@@ -32,9 +32,9 @@ def run_migrations_online() -> None:
 
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from akd_service.config import get_settings
+        from akd_service.config import Settings
 
-        url = get_settings().db_url
+        url = Settings().db_url  # the alembic command line: the AKD_* environment
     with engine_for_url(url).begin() as conn:
         _run(conn)
 

@@ -1,4 +1,4 @@
-"""Route dependencies named as types: settings, a DB session, the caller, its job, request slots.
+"""Route dependencies named as types: settings, the queue, a DB session, the caller, its job, request slots.
 
 No dependency here holds a database connection past the route function: a session would
 otherwise stay checked out while a response streams or a slow client sends its body, and a
@@ -23,6 +23,7 @@ from akd_service.db import jobs as job_store
 from akd_service.db.models import LOCAL_OWNER, Job
 from akd_service.db.session import SessionLocal
 from akd_service.keys import verify_key
+from akd_service.queue import Queue
 from app.api.limits import SlotLimiter
 from app.api.problems import ApiProblem
 
@@ -34,6 +35,15 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_app_queue(request: Request) -> Queue:
+    """The queue the app was built with: where a new job's id is sent to wake a worker."""
+    queue: Queue = request.app.state.queue
+    return queue
+
+
+QueueDep = Annotated[Queue, Depends(get_app_queue)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:

@@ -142,12 +142,10 @@ def test_cli_reports_an_unreachable_server_with_exit_3(capsys):
 @pytest.fixture
 def server_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`akd keys` works on the server's own database: AKD_DATA_DIR under tmp_path."""
-    from akd_service.config import get_settings
+    from akd_service.config import Settings
 
     monkeypatch.setenv("AKD_DATA_DIR", str(tmp_path / "server"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+    return Settings()
 
 
 def test_cli_keys_list_and_revoke(server_db, capsys):

@@ -1,4 +1,4 @@
-"""Fixtures: an app on a temporary data dir and a stubbed queue."""
+"""Fixtures: an app on a temporary data dir, given a queue that records what it is sent."""
 
 from __future__ import annotations
 
@@ -16,14 +16,19 @@ from app_support import LOCAL_URL, make_settings  # noqa: E402
 
 from akd_service.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
+from tests.queue_support import RecordingQueue  # noqa: E402
 
 
 @pytest.fixture
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Job ids the API sent to the queue (no broker is involved)."""
-    sent: list[str] = []
-    monkeypatch.setattr("akd_service.queue.enqueue", sent.append)
-    return sent
+def queue() -> RecordingQueue:
+    """The queue handed to the app under test."""
+    return RecordingQueue()
+
+
+@pytest.fixture
+def enqueued(queue: RecordingQueue) -> list[str]:
+    """Job ids the API sent to the queue."""
+    return queue.sent
 
 
 @pytest.fixture
@@ -32,7 +37,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings, enqueued: list[str]) -> Iterator[TestClient]:
+def client(settings: Settings, queue: RecordingQueue) -> Iterator[TestClient]:
     # raise_server_exceptions=False: a bug must show as a 500 response that tests can see.
-    with TestClient(create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False) as c:
+    app = create_app(settings, queue)
+    with TestClient(app, base_url=LOCAL_URL, raise_server_exceptions=False) as c:
         yield c

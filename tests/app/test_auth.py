@@ -15,10 +15,10 @@ from app.main import create_app
 
 
 @pytest.fixture
-def keyed(tmp_path, enqueued) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def keyed(tmp_path, queue) -> Iterator[tuple[TestClient, dict[str, str]]]:
     settings = make_settings(tmp_path, require_keys=True)
     with TestClient(
-        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
         with session_scope(settings) as s:
             _, alice = create_key(s, "alice")

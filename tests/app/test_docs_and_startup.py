@@ -9,8 +9,10 @@ import sys
 import textwrap
 
 import pytest
+from app_support import make_settings
 
 from akd_service.config import Settings
+from app.main import create_app
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -100,3 +102,13 @@ def test_the_version_has_one_source(settings, monkeypatch):
     with TestClient(create_app(settings), base_url="http://localhost") as c:
         assert c.get("/healthz").json()["version"] == "9.8.7"
         assert c.get("/openapi.json").json()["info"]["version"] == "9.8.7"
+
+
+def test_the_app_enqueues_through_the_queue_it_is_given_or_the_settings_broker(tmp_path):
+    from akd_service.queue import CeleryQueue
+
+    given = CeleryQueue("memory://")
+    assert create_app(make_settings(tmp_path), given).state.queue is given
+    settings = make_settings(tmp_path, broker_url="redis://broker.example:6379/0")
+    default = create_app(settings).state.queue  # `uvicorn --factory`: no queue given
+    assert isinstance(default, CeleryQueue) and default.broker_url == settings.broker_url

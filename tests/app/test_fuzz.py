@@ -94,10 +94,10 @@ def test_no_malformed_request_gets_a_server_error(client):
     assert {404, 405, 422} <= _fuzz(client, job_id)
 
 
-def test_no_malformed_request_gets_a_server_error_with_keys_on(tmp_path, enqueued):
+def test_no_malformed_request_gets_a_server_error_with_keys_on(tmp_path, queue):
     settings = make_settings(tmp_path, require_keys=True)
     with TestClient(
-        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
         with session_scope(settings) as s:
             _, key = create_key(s, "fuzz")

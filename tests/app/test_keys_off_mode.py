@@ -81,9 +81,9 @@ def test_same_origin_writes_and_cross_site_reads_are_served(client):
     assert client.get("/jobs", headers={"Origin": "http://evil.example"}).status_code == 200
 
 
-def test_with_keys_on_the_key_is_the_guard(tmp_path, enqueued):
+def test_with_keys_on_the_key_is_the_guard(tmp_path, queue):
     settings = make_settings(tmp_path, require_keys=True)
-    with TestClient(create_app(settings), base_url="http://api.example.com") as client:
+    with TestClient(create_app(settings, queue), base_url="http://api.example.com") as client:
         with session_scope(settings) as s:
             _, key = create_key(s, "k")
         auth = {"Authorization": f"Bearer {key}", "Origin": "http://other.example"}
@@ -91,8 +91,8 @@ def test_with_keys_on_the_key_is_the_guard(tmp_path, enqueued):
         assert client.get("/jobs", headers=auth).status_code == 200
 
 
-def test_a_keys_off_app_refuses_requests_on_a_public_socket(tmp_path, enqueued):
-    app = create_app(make_settings(tmp_path))
+def test_a_keys_off_app_refuses_requests_on_a_public_socket(tmp_path, queue):
+    app = create_app(make_settings(tmp_path), queue)
     with TestClient(app, base_url="http://203.0.113.5:8000") as client:
         r = client.get("/healthz", headers={"Host": "localhost"})
         assert "AKD_REQUIRE_KEYS=true" in assert_problem(r, 403)["detail"]

@@ -36,11 +36,11 @@ def _job(settings: Settings, owner: str = "local", state: str | None = None,
 
 
 @pytest.fixture
-def keyed(tmp_path, enqueued) -> Iterator[tuple[TestClient, Settings, dict[str, Any]]]:
+def keyed(tmp_path, queue) -> Iterator[tuple[TestClient, Settings, dict[str, Any]]]:
     """A keys-on app with two keys; yields the client, its settings and, per name, id and header."""
     settings = make_settings(tmp_path, require_keys=True)
     with TestClient(
-        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
         keys: dict[str, Any] = {}
         with session_scope(settings) as s:

@@ -26,9 +26,9 @@ SCOPE = {
 
 
 @pytest.mark.timeout(60)
-def test_an_event_stream_ends_after_its_time_limit(tmp_path, enqueued):
+def test_an_event_stream_ends_after_its_time_limit(tmp_path, queue):
     settings = make_settings(tmp_path, sse_max_duration_s=0.5)
-    with TestClient(create_app(settings), base_url=LOCAL_URL) as client:
+    with TestClient(create_app(settings, queue), base_url=LOCAL_URL) as client:
         with session_scope(settings) as s:
             job_id = job_store.create_job(s, "local", {}, 3).id  # queued: never ends by itself
         started = time.monotonic()

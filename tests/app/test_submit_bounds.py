@@ -72,11 +72,11 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_limits_come_from_settings_and_the_sample_shape_from_headers(tmp_path: Path, enqueued):
+def test_limits_come_from_settings_and_the_sample_shape_from_headers(tmp_path: Path, queue):
     # The default mlp on 4 features and 2 classes fits exactly; one more feature does not.
     cap = student_params("mlp", {}, (4,), 2)
     settings = make_settings(tmp_path, max_student_params=cap, max_epochs=3)
-    app = create_app(settings)
+    app = create_app(settings, queue)
     with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         teacher = upload_id(client, "t.onnx", onnx_bytes())
         y = np.arange(20) % 2
@@ -90,4 +90,4 @@ def test_limits_come_from_settings_and_the_sample_shape_from_headers(tmp_path: P
         long = spec_for(teacher, four, annealing={"tau_max": 2, "phase1_epochs": 4})
         body = assert_problem(client.post("/jobs", json=long), 422, "annealing.phase1_epochs")
         assert "= 4 + 10 = 14 exceeds the server's limit of 3" in body["detail"]
-    assert len(enqueued) == 1
+    assert len(queue.sent) == 1

@@ -38,10 +38,10 @@ def test_upload_stores_the_bytes_with_sha256_size_and_kind(client, settings):
     assert stored.read_bytes() == data
 
 
-def test_upload_one_byte_over_the_cap_is_413_and_leaves_nothing(tmp_path, enqueued):
+def test_upload_one_byte_over_the_cap_is_413_and_leaves_nothing(tmp_path, queue):
     settings = make_settings(tmp_path, max_upload_bytes=1000)
     with TestClient(
-        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
         assert upload(client, "ok.bin", b"a" * 1000).status_code == 201
         before = _stored_files(settings)
@@ -51,10 +51,10 @@ def test_upload_one_byte_over_the_cap_is_413_and_leaves_nothing(tmp_path, enqueu
         assert _stored_files(settings) == before
 
 
-def test_declared_length_far_over_the_cap_is_refused_before_reading(tmp_path, enqueued):
+def test_declared_length_far_over_the_cap_is_refused_before_reading(tmp_path, queue):
     settings = make_settings(tmp_path, max_upload_bytes=1000)
     with TestClient(
-        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
 
         def body():  # the stream must not be consumed at all
@@ -160,14 +160,14 @@ def test_the_stream_is_not_read_past_the_cap(tmp_path):
     assert not dest.exists()
 
 
-def test_a_highly_compressible_npz_is_accepted_but_an_oversized_one_is_not(tmp_path, enqueued):
+def test_a_highly_compressible_npz_is_accepted_but_an_oversized_one_is_not(tmp_path, queue):
     import numpy as np
 
     buf = io.BytesIO()
     np.savez_compressed(buf, x=np.zeros((512, 1024), np.float32), y=np.zeros(512, np.int64))
     settings = make_settings(tmp_path, archive_max_total_bytes=3 * 1024 * 1024)
     with TestClient(
-        create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
         r = upload(client, "zeros.npz", buf.getvalue())
         assert r.status_code == 201, r.text
@@ -177,7 +177,7 @@ def test_a_highly_compressible_npz_is_accepted_but_an_oversized_one_is_not(tmp_p
 
 
 def test_relative_data_dir_uploads_resolve_alike_in_the_api_and_the_worker(
-    tmp_path, monkeypatch, enqueued
+    tmp_path, monkeypatch, queue
 ):
     # AKD_DATA_DIR defaults to the relative ./akd-data: uvicorn and celery run from one folder.
     from worker.runner import upload_resolver
@@ -185,7 +185,9 @@ def test_relative_data_dir_uploads_resolve_alike_in_the_api_and_the_worker(
     monkeypatch.chdir(tmp_path)
     settings = make_settings(Path("."))
     assert not settings.uploads.is_absolute()
-    with TestClient(create_app(settings), base_url=LOCAL_URL, raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(settings, queue), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as c:
         teacher = upload(c, "t.onnx", onnx_bytes()).json()["id"]
         data = upload(c, "d.npz", npz_bytes()).json()["id"]
         spec = {

@@ -10,6 +10,7 @@ from akd_service.db import jobs as jobs_db
 from akd_service.db.models import Job, utcnow
 from akd_service.db.session import session_scope
 from tests.db_support import backdate
+from tests.queue_support import RecordingQueue
 from worker.reaper import Reaper, release_leases
 
 
@@ -40,7 +41,7 @@ def test_stale_jobs_are_enqueued_once_per_period(settings, make_job):
     _running(settings, dead, "w-dead", age_s=settings.stale_after_s + 1)
     _running(settings, alive, "w-alive", age_s=0)
     sent: list[str] = []
-    reaper = Reaper(settings, enqueue=sent.append)
+    reaper = Reaper(settings, RecordingQueue(sent))
     assert reaper.reap_once() == [dead]
     assert reaper.reap_once() == []  # not again while the first message may still be pending
     _age_resend(settings, dead, settings.stale_after_s + 0.1)
@@ -55,7 +56,7 @@ def test_resends_back_off_and_stop_with_a_reason_after_the_cap(settings, make_jo
     _age(settings, queued, settings.stale_after_s + 1)
     _running(settings, stale, "w-dead", age_s=settings.stale_after_s + 1)
     sent: list[str] = []
-    reaper = Reaper(settings, enqueue=sent.append)
+    reaper = Reaper(settings, RecordingQueue(sent))
     period = settings.stale_after_s
     assert sorted(reaper.reap_once()) == sorted([queued, stale])  # re-send 1
     for job in (queued, stale):
@@ -82,7 +83,7 @@ def test_resends_back_off_and_stop_with_a_reason_after_the_cap(settings, make_jo
 def test_a_claim_resets_the_resend_count(settings, make_job):
     job_id = make_job()
     _age(settings, job_id, settings.stale_after_s + 1)
-    Reaper(settings, enqueue=lambda _: None).reap_once()
+    Reaper(settings, RecordingQueue()).reap_once()
     assert _row(settings, job_id).resends == 1
     with session_scope(settings) as session:
         assert jobs_db.claim_job(session, job_id, "w1", settings.stale_after_s) is not None
@@ -96,20 +97,13 @@ def test_start_requeues_queued_and_stale_jobs_but_not_finished_ones(settings, ma
     with session_scope(settings) as session:
         assert jobs_db.request_cancel(session, done) == "cancelled"
     sent: list[str] = []
-    Reaper(settings, enqueue=sent.append).requeue_unfinished()
+    Reaper(settings, RecordingQueue(sent)).requeue_unfinished()
     assert sorted(sent) == sorted([queued, stale])
 
 
 def test_a_failing_broker_is_retried_next_pass(settings, make_job):
     job_id = make_job()
-    calls: list[str] = []
-
-    def flaky(jid: str) -> None:
-        calls.append(jid)
-        if len(calls) == 1:
-            raise ConnectionError("broker down")
-
-    reaper = Reaper(settings, enqueue=flaky)
+    reaper = Reaper(settings, RecordingQueue(failures=1))
     assert reaper.requeue_unfinished() == []
     assert reaper.requeue_unfinished() == [job_id]
 
@@ -133,7 +127,7 @@ def test_queued_jobs_whose_message_was_lost_are_resent_once_old(settings, make_j
     lost, fresh = make_job(), make_job()
     _age(settings, lost, settings.stale_after_s + 1)
     sent: list[str] = []
-    reaper = Reaper(settings, enqueue=sent.append)
+    reaper = Reaper(settings, RecordingQueue(sent))
     assert reaper.reap_once() == [lost]  # a just-created job still has its first message
     assert reaper.reap_once() == []
     _age_resend(settings, lost, settings.stale_after_s + 0.1)
@@ -171,7 +165,7 @@ def test_events_of_long_finished_jobs_are_deleted_in_bounded_batches(
     _running(settings, running, "w-alive", age_s=0)
     monkeypatch.setattr("worker.reaper.PURGE_BATCH", 2)
     monkeypatch.setattr("worker.reaper.PURGE_BATCHES_PER_PASS", 2)
-    reaper = Reaper(settings, enqueue=lambda _: None)
+    reaper = Reaper(settings, RecordingQueue())
     assert reaper.purge_events() == 4  # two batches of two per pass, no more
     assert _event_count(settings, old) == 3  # 1 "queued" + 6 logs - 4
     reaper.reap_once()
@@ -186,5 +180,5 @@ def test_a_retention_of_zero_keeps_events_forever(settings, make_job):
     settings = settings.model_copy(update={"event_retention_days": 0})
     job_id = make_job()
     _finished(settings, job_id, days_ago=3650, events=2)
-    assert Reaper(settings, enqueue=lambda _: None).purge_events() == 0
+    assert Reaper(settings, RecordingQueue()).purge_events() == 0
     assert _event_count(settings, job_id) == 3

@@ -23,7 +23,7 @@ def test_messages_survive_worker_death_and_carry_json_only():
 
 def test_the_worker_parent_never_imports_torch():
     # A prefork parent that ran torch before forking hangs its children (DESIGN pitfall).
-    code = "import sys, worker.tasks; print('torch' in sys.modules)"
+    code = "import sys, worker.celery_app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True)  # fmt: skip
     assert out.stdout.strip() == "False"
@@ -66,5 +66,21 @@ def test_a_hung_stage_ends_the_pool_process(monkeypatch):
 
     calls: list[dict] = []
     monkeypatch.setattr(tasks, "execute_job", lambda job_id, worker_id, **kw: calls.append(kw))
-    tasks.run_job.run("0" * 32)
-    assert calls == [{"on_hang": tasks._end_hung_process}]
+    celery_app.tasks[TASK_NAME].run("0" * 32)
+    assert calls == [{"settings": celery_app.settings, "on_hang": tasks._end_hung_process}]
+
+
+def test_the_app_and_its_task_use_the_settings_they_are_built_from(monkeypatch, tmp_path):
+    from akd_service.config import Settings
+    from worker import tasks
+    from worker.celery_app import make_celery
+
+    settings = Settings(data_dir=tmp_path, broker_url="memory://", stale_after_s=99.0)
+    app = make_celery(settings)
+    assert app.conf.broker_url == "memory://" and app.settings is settings
+    seen: list[Settings] = []
+    monkeypatch.setattr(
+        tasks, "execute_job", lambda job_id, worker_id, **kw: seen.append(kw["settings"])
+    )
+    app.tasks[TASK_NAME].apply(args=["ab" * 16]).get()
+    assert seen == [settings]  # not the process's AKD_* environment

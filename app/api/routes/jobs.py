@@ -11,12 +11,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from akd_core.spec import parse_spec
-from akd_service import queue
 from akd_service.db import jobs as job_store
 from akd_service.db.models import Job
 from akd_service.db.session import session_scope
 from app.api.checks import validate_sources
-from app.api.deps import JsonBody, JsonBodyIfAny, OwnedJob, OwnerDep, SessionDep, SettingsDep
+from app.api.deps import (
+    JsonBody,
+    JsonBodyIfAny,
+    OwnedJob,
+    OwnerDep,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+)
 from app.api.problems import ApiProblem
 from app.schemas import JobLinks, JobPublic, JobsPage
 
@@ -151,7 +158,7 @@ def _depth(value: Any) -> int:
     dependencies=[JsonBody],
 )
 async def create_job(
-    request: Request, response: Response, settings: SettingsDep, owner: OwnerDep
+    request: Request, response: Response, settings: SettingsDep, owner: OwnerDep, queue: QueueDep
 ) -> JobPublic:
     """Validate the spec and its uploads, create the job, wake a worker; 202 + Location."""
     data = await _read_spec_body(request)
