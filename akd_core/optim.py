@@ -9,6 +9,8 @@ from torch import nn
 
 from akd_core.spec import OptimizerSpec
 
+WARMUP_FRACTION = 0.1  # share of a phase's steps the linear schedule warms up over
+
 
 def build_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimizer:
     """A fresh optimizer for one phase: SGD (paper's CIFAR recipe) or AdamW."""
@@ -28,10 +30,17 @@ def lr_factor(schedule: str, step: int, steps_per_epoch: int, epochs: int) -> fl
         if epoch < epochs * 0.5:
             return 1.0
         return 0.1 if epoch < epochs * 0.75 else 0.01
+    if schedule == "linear":
+        # GLUE recipe: warm up over the first WARMUP_FRACTION of the phase, then decay to 0.
+        total = max(epochs * steps_per_epoch, 1)
+        warmup = max(1, round(total * WARMUP_FRACTION))
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(total - warmup, 1))
     if schedule == "cosine":
         total = max(epochs * steps_per_epoch, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    raise ValueError(f"unknown schedule {schedule!r}; choose step, cosine or constant")
+    raise ValueError(f"unknown schedule {schedule!r}; choose step, cosine, linear or constant")
 
 
 def build_scheduler(

@@ -28,6 +28,19 @@ Source = Annotated[
         examples=["upload:3f2a9c", "builtin:digits", "file:data/train.npz"],
     ),
 ]
+# Teachers may also name a transformers model on a hub (`hf:<org>/<name>`, where one is reachable).
+TEACHER_SOURCE_PATTERN = (
+    r"^(upload:[A-Za-z0-9_\-]+|builtin:[a-z0-9_\-]+|file:.+|hf:[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?)$"
+)
+TeacherSource = Annotated[
+    str,
+    Field(
+        pattern=TEACHER_SOURCE_PATTERN,
+        description="`upload:<id>` (API), `file:<path>` (CLI only; a folder for format hf) "
+        "or `hf:<org>/<name>` (a hub model id, where a hub is reachable)",
+        examples=["upload:3f2a9c", "file:teacher.onnx", "hf:org/bert-base-finetuned"],
+    ),
+]
 Method = Literal["annealing", "kd", "student"]
 TeacherFormat = Literal["onnx", "torchscript", "safetensors", "hf"]
 DatasetFormat = Literal["npz", "imagefolder", "cifar", "csv", "jsonl"]
@@ -57,7 +70,7 @@ class _Strict(BaseModel):
 class TeacherSpec(_Strict):
     """Where the teacher comes from and how to read it."""
 
-    source: Source
+    source: TeacherSource
     format: TeacherFormat | None = Field(
         None, description="Inferred from the file extension of `file:` sources when omitted."
     )
@@ -130,6 +143,25 @@ class DatasetSpec(_Strict):
     max_train_samples: int | None = Field(
         None, ge=1, description="Cap on training samples (quick trials)."
     )
+    # Text datasets (csv/jsonl of sentences, with a transformers teacher).
+    text_column: str = Field("text", description="Text data: the column holding the text.")
+    text_pair_column: str | None = Field(
+        None, description="Text data: a second text column (sentence pairs, e.g. NLI)."
+    )
+    split_column: str | None = Field(
+        None,
+        description="Text data: a column naming each row's split (train, val/validation/dev, "
+        "test); rows of missing splits are carved from train.",
+    )
+    val_source: Source | None = Field(
+        None, description="Text data: a separate validation file (same format and columns)."
+    )
+    test_source: Source | None = Field(
+        None, description="Text data: a separate test file (same format and columns)."
+    )
+    max_length: int = Field(
+        128, ge=8, le=4096, description="Text data: tokens per sample after truncation."
+    )
 
 
 class AnnealingSpec(_Strict):
@@ -173,9 +205,11 @@ class OptimizerSpec(_Strict):
     weight_decay: float | None = Field(
         None, ge=0.0, description="Default: 1e-4 for sgd, 1e-2 for adamw."
     )
-    schedule: Literal["step", "cosine", "constant"] | None = Field(
+    schedule: Literal["step", "cosine", "constant", "linear"] | None = Field(
         None,
-        description="step: x0.1 at 50% and 75% of each phase (paper); default cosine for adamw.",
+        description="step: x0.1 at 50% and 75% of each phase (paper); linear: warm-up over "
+        "the first 10% of each phase's steps, then linear decay to 0 (the paper's GLUE "
+        "recipe, the default for text students); default cosine for adamw.",
     )
     batch_size: int = Field(128, ge=1, le=65536)
 

@@ -28,8 +28,8 @@ def test_cosine_schedule_goldens():
 
 def test_constant_schedule_and_unknown_names():
     assert {lr_factor("constant", s, 3, 4) for s in range(12)} == {1.0}
-    with pytest.raises(ValueError, match="step, cosine or constant"):
-        lr_factor("linear", 0, 1, 1)
+    with pytest.raises(ValueError, match="step, cosine, linear or constant"):
+        lr_factor("exponential", 0, 1, 1)
 
 
 def test_optimizer_defaults_follow_the_paper_and_adamw():
