@@ -96,7 +96,7 @@ class AKDClient:
         if not p.is_file():
             raise AKDClientError(400, {"title": "No such file", "detail": f"{p} is not a file"})
         with p.open("rb") as fh:
-            return self._request("POST", "/uploads", files={"file": (p.name, fh)}).json()
+            return _object(self._request("POST", "/uploads", files={"file": (p.name, fh)}))
 
     def prepare_spec(self, spec: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
         """Upload every `file:` source the spec names and return it with `upload:` ids instead."""
@@ -122,23 +122,23 @@ class AKDClient:
         """Upload the spec's local files, create the job, and return its status document."""
         body = self.prepare_spec(spec, base_dir)
         resp = self._request("POST", "/jobs", json=body)
-        job = resp.json()
+        job = _object(resp)
         if "id" not in job and resp.headers.get("location"):
             job["id"] = resp.headers["location"].rstrip("/").rsplit("/", 1)[-1]
         return job
 
     def status(self, job_id: str) -> dict[str, Any]:
         """The job's state, phase, progress, metrics and artifacts."""
-        return self._request("GET", f"/jobs/{job_id}").json()
+        return _object(self._request("GET", f"/jobs/{job_id}"))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Ask the job to stop; it ends as cancelled within one training step."""
         resp = self._request("POST", f"/jobs/{job_id}/cancel")
-        return resp.json() if resp.content else {}
+        return _object(resp) if resp.content else {}
 
     def jobs(self, **params: Any) -> dict[str, Any]:
         """One page of the caller's jobs, newest first (params: the API's paging parameters)."""
-        return self._request("GET", "/jobs", params=params).json()
+        return _object(self._request("GET", "/jobs", params=params))
 
     def events(
         self, job_id: str, last_event_id: int | str | None = None
@@ -280,6 +280,20 @@ def _sse_event(fields: dict[str, str], data: str) -> dict[str, Any]:
         event["id"] = int(fields["id"]) if fields["id"].isdigit() else fields["id"]
     event.setdefault("event", fields.get("event", "message"))
     return event
+
+
+def _object(resp: httpx.Response) -> dict[str, Any]:
+    """The JSON object a successful response carries (anything else is not this API)."""
+    try:
+        body = resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise AKDClientError(
+            resp.status_code,
+            {"title": "Not an AKD server", "detail": f"expected a JSON object from {resp.url}"},
+        )
+    return body
 
 
 def _raise_for_problem(resp: httpx.Response) -> None:

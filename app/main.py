@@ -68,5 +68,6 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
             app.openapi_schema = build_openapi(app, settings.require_keys)
         return app.openapi_schema
 
+    # FastAPI's documented way to customise the document is to replace this method.
     app.openapi = openapi  # type: ignore[method-assign]
     return app

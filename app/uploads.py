@@ -9,11 +9,14 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
+
+if TYPE_CHECKING:  # the library declares its callback table for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 # Multipart framing (boundaries, part headers) on top of the file bytes: a Content-Length
 # beyond cap + this slack cannot be an allowed upload, so it is refused before reading.
@@ -189,19 +192,16 @@ async def receive_upload(
     boundary = _boundary(request)
     dest_dir.mkdir(parents=True, exist_ok=False)
     receiver = _Receiver(partial=dest_dir / PARTIAL_NAME, max_bytes=max_bytes)
-    callbacks = {
-        name: getattr(receiver, name)
-        for name in (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
+    callbacks: MultipartCallbacks = {
+        "on_part_begin": receiver.on_part_begin,
+        "on_header_field": receiver.on_header_field,
+        "on_header_value": receiver.on_header_value,
+        "on_header_end": receiver.on_header_end,
+        "on_headers_finished": receiver.on_headers_finished,
+        "on_part_data": receiver.on_part_data,
+        "on_part_end": receiver.on_part_end,
     }
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, callbacks)
     try:
         async for chunk in _timed_chunks(request, timeouts):
             parser.write(chunk)

@@ -49,7 +49,7 @@ def run_job(app: WorkerApp, job_id: str, hostname: str | None) -> str | None:
     return execute_job(job_id, worker_id, settings=app.settings, on_hang=_end_hung_process)
 
 
-def register_tasks(app: WorkerApp) -> Task:
+def register_tasks(app: WorkerApp) -> Task[[str], str | None]:
     """Register the job task on `app`, and its process hooks, all using `app.settings`."""
     settings = app.settings
 
@@ -80,7 +80,7 @@ def register_tasks(app: WorkerApp) -> Task:
 
     # shared=False: the task belongs to this app only (another app has its own settings).
     @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, shared=False)
-    def run_job_task(self: Any, job_id: str) -> str | None:
+    def run_job_task(self: Task[[str], str | None], job_id: str) -> str | None:
         return run_job(app, job_id, self.request.hostname)
 
     return run_job_task

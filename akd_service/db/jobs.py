@@ -10,8 +10,8 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from akd_service.db.clock import db_now, db_utcnow
-from akd_service.db.listing import decode_cursor, encode_cursor, list_jobs  # noqa: F401 (API uses)
 from akd_service.db.models import Event, Job
+from akd_service.db.session import rows_changed
 from akd_service.db.states import (
     ACTIVE_STATES,
     CANCELLED,
@@ -105,7 +105,7 @@ def request_cancel(session: Session, job_id: str) -> str | None:
         .where(Job.id == job_id, Job.state == QUEUED)
         .values(state=CANCELLED, cancel_requested=True, finished_at=now, updated_at=now)
     )
-    if done.rowcount == 1:  # type: ignore[attr-defined]
+    if rows_changed(done) == 1:
         session.add(Event(job_id=job_id, kind="state", data={"state": CANCELLED}))
         session.commit()
         return CANCELLED
@@ -114,7 +114,7 @@ def request_cancel(session: Session, job_id: str) -> str | None:
         .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
         .values(state=CANCELLING, cancel_requested=True, updated_at=now)
     )
-    if flagged.rowcount == 1:  # type: ignore[attr-defined]
+    if rows_changed(flagged) == 1:
         session.add(Event(job_id=job_id, kind="state", data={"state": CANCELLING}))
         session.commit()
         return CANCELLING
@@ -162,7 +162,7 @@ def claim_job(session: Session, job_id: str, worker_id: str, stale_after_s: floa
             resent_at=None,
         )
     )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if rows_changed(result) == 1:
         job = get_job(session, job_id)
         assert job is not None
         session.add(
@@ -199,7 +199,7 @@ def _settle_abandoned(session: Session, job_id: str, cutoff: datetime) -> None:
         .where(Job.id == job_id, Job.state == job.state, Job.attempt == job.attempt)
         .values(state=state, failure_reason=reason, finished_at=now, updated_at=now)
     )
-    if done.rowcount == 1:  # type: ignore[attr-defined]
+    if rows_changed(done) == 1:
         data = {"state": state} | ({"failure_reason": reason} if reason else {})
         session.add(Event(job_id=job_id, kind="state", data=data))
     session.commit()
@@ -214,7 +214,7 @@ def heartbeat(session: Session, job_id: str, worker_id: str) -> bool:
         .values(heartbeat_at=now, updated_at=now)
     )
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rows_changed(result) == 1
 
 
 def set_progress(
@@ -230,7 +230,7 @@ def set_progress(
         )
     )
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rows_changed(result) == 1
 
 
 def finish_job(
@@ -273,7 +273,7 @@ def finish_job(
         values["artifacts"] = list(artifacts)
     written = state
     result = session.execute(update(Job).where(where).values(**values))
-    if result.rowcount != 1 and state == SUCCEEDED:  # type: ignore[attr-defined]
+    if rows_changed(result) != 1 and state == SUCCEEDED:
         written = CANCELLED
         result = session.execute(
             update(Job)
@@ -281,7 +281,7 @@ def finish_job(
             .values(state=CANCELLED, failure_reason=None, finished_at=now, updated_at=now,
                     heartbeat_at=now)
         )  # fmt: skip
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(result) != 1:
         session.rollback()
         return None
     data = {"state": written} | ({"failure_reason": failure_reason} if failure_reason else {})
@@ -318,7 +318,7 @@ def abandon_attempt(session: Session, job_id: str, worker_id: str, reason: str) 
         .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state.in_(ACTIVE_STATES))
         .values(heartbeat_at=None, failure_reason=reason, updated_at=db_utcnow())
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(result) != 1:
         session.rollback()
         return None
     session.add(Event(job_id=job_id, kind="log", data={"message": reason, "attempt": job.attempt}))

@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from akd_service.db.clock import db_now, db_utcnow
 from akd_service.db.models import Event, Job
+from akd_service.db.session import rows_changed
 from akd_service.db.states import ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, QUEUED
 
 # The wait between re-sends doubles; past this exponent it stops growing (2^16 periods).
@@ -97,7 +98,7 @@ def give_up(session: Session, job: Unclaimed, stale_after_s: float) -> str | Non
         .where(Job.id == job.id, Job.resends == job.resends, _waiting(cutoff, cutoff))
         .values(state=state, failure_reason=reason, finished_at=now, updated_at=now)
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(done) != 1:
         session.rollback()
         return None
     data = {"state": state} | ({"failure_reason": reason} if reason else {})
@@ -107,7 +108,7 @@ def give_up(session: Session, job: Unclaimed, stale_after_s: float) -> str | Non
 
 
 def _total_wait_s(stale_after_s: float, resends: int) -> float:
-    return stale_after_s * sum(2 ** min(k, MAX_BACKOFF_EXPONENT) for k in range(resends))
+    return stale_after_s * sum(1 << min(k, MAX_BACKOFF_EXPONENT) for k in range(resends))
 
 
 def purge_events(session: Session, older_than_days: float, batch: int = 1000) -> int:

@@ -131,17 +131,17 @@ def validate_sources(
     if spec.dataset.source.startswith("builtin:"):
         check_builtin_dataset(spec.dataset.source)
 
-    teacher_format = spec.teacher.format
+    teacher_format: str | None = spec.teacher.format
     if spec.teacher.source.startswith("upload:"):
         path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
-        teacher_format = infer_teacher_format(path, spec.teacher.format)  # type: ignore[assignment]
-    dataset_format = spec.dataset.format
+        teacher_format = infer_teacher_format(path, spec.teacher.format)
+    dataset_format: str | None = spec.dataset.format
     data_path = None
     if spec.dataset.source.startswith("upload:"):
         data_path = _upload_file(
             session, spec.dataset.source, owner, "dataset.source", uploads_root
         )
-        dataset_format = infer_dataset_format(data_path, spec.dataset.format)  # type: ignore[assignment]
+        dataset_format = infer_dataset_format(data_path, spec.dataset.format)
     _check_limits(spec, dataset_format, data_path, limits or Limits())
 
     # Store the resolved formats so the worker runs exactly what was validated here; parsing

@@ -18,6 +18,7 @@ from typing import Any
 try:  # the C parser when installed (a dependency), else the pure-Python one
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
 except ImportError:  # pragma: no cover - httptools missing
+    # The same role under another class: mypy cannot see the two are interchangeable here.
     from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
 
 UVICORN_HTTP = "app.api.nodelay:Protocol"
@@ -37,6 +38,7 @@ def set_nodelay(transport: asyncio.BaseTransport) -> bool:
 class Protocol(_Base):
     """The HTTP protocol uvicorn would pick, with TCP_NODELAY set as a connection opens."""
 
+    # asyncio.Protocol declares BaseTransport; uvicorn's own classes narrow it the same way.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)

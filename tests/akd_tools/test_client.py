@@ -96,6 +96,20 @@ def test_problem_details_become_client_errors():
     assert err.value.detail == "Not found: no job at /jobs/missing"
 
 
+@pytest.mark.parametrize("body", [b"<html>a proxy page</html>", b"[1, 2]"])
+def test_a_server_that_is_not_akd_is_a_client_error_not_a_crash(body):
+    def other(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    client = AKDClient("http://akd", transport=httpx.MockTransport(other))
+    with client, pytest.raises(AKDClientError) as err:
+        client.status(JOB_ID)
+    assert (
+        err.value.detail
+        == f"Not an AKD server: expected a JSON object from http://akd/jobs/{JOB_ID}"
+    )
+
+
 def test_parse_sse_joins_multiline_data_and_skips_comments():
     lines = [": hello", "id: 7", "event: log", 'data: {"a":', "data: 1}", ""]
     assert list(parse_sse(iter(lines))) == [{"a": 1, "id": 7, "event": "log"}]

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from akd_core.spec import parse_spec
 from akd_service.db import jobs as job_store
+from akd_service.db import listing
 from akd_service.db.models import Job
 from akd_service.db.session import session_scope
 from app.api.checks import validate_sources
@@ -200,7 +201,7 @@ def list_jobs(
 ) -> JobsPage:
     """One page of jobs; follow `next` (as `cursor`) for the rest."""
     try:
-        items, nxt = job_store.list_jobs(
+        items, nxt = listing.list_jobs(
             session, owner, limit=limit, cursor=cursor, offset=offset, state=state
         )
     except ValueError as exc:
