@@ -153,6 +153,10 @@ def test_a_non_finite_loss_stops_the_arm_with_advice(tmp_path):
     )
 
 
+def _equal_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 class _StopAfter:
     """A cancel check that says stop at its n-th call (the trainer checks once per step)."""
 
@@ -245,3 +249,49 @@ def test_resuming_another_jobs_checkpoint_is_refused(tmp_path):
         f"{checkpoint_path(tmp_path, 'annealing')} was written by a run with another spec, "
         "dataset or teacher; resume only the same job (or start it in a new output folder)"
     )
+
+
+def test_a_tie_on_validation_keeps_the_earliest_epoch(monkeypatch, tmp_path):
+    """Phase 1 peaks at 0.8 in epochs 2 and 3, Phase 2 at 0.7 in epochs 1 and 2."""
+    _, opts = ts.spy_training(monkeypatch)
+    data = ts.synthetic_train_data()
+    scripted = ts.script_accuracy(monkeypatch, {len(data.x_val): [0.5, 0.8, 0.8, 0.6, 0.7, 0.7]})
+    _, result = ts.train_arm("annealing", ts.arm_spec(), data, tmp_path)
+    after_epoch = scripted.weights
+    # Phase 2 starts from epoch 2 (the first to reach 0.8), not epoch 3
+    assert _equal_states(opts.start_weights[1], after_epoch[1])
+    assert not _equal_states(opts.start_weights[1], after_epoch[2])
+    assert (result.arm, result.best_phase, result.best_epoch) == ("annealing", 2, 1)
+    assert _equal_states(result.best_state, after_epoch[4])
+
+
+def test_progress_adds_to_the_epochs_of_the_arms_before(tmp_path):
+    # A finished arm and a stopped one, each resumed after another arm's 4 epochs were counted.
+    _annealing_trainer(tmp_path / "done", Hooks(), Progress(4)).run(resume=False)
+    progress = Progress(12, done_epochs=4)
+    _annealing_trainer(tmp_path / "done", Hooks(), progress).run(resume=True)
+    assert progress.done_epochs == 8
+    with pytest.raises(JobCancelled):
+        stopped = Hooks(should_cancel=_StopAfter(5))  # after 2 of its 4 epochs
+        _annealing_trainer(tmp_path / "stopped", stopped, Progress(4)).run(resume=False)
+    progress = Progress(12, done_epochs=8)
+    _annealing_trainer(tmp_path / "stopped", Hooks(), progress).run(resume=True)
+    assert progress.done_epochs == 12 and progress.fraction() == 1.0
+
+
+def test_a_fresh_run_trains_again_whatever_checkpoint_the_folder_holds(tmp_path):
+    _annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
+    events: list = []
+    again = _annealing_trainer(tmp_path, Hooks(on_event=events.append), Progress(4))
+    result = again.run(resume=False)
+    assert [e.kind for e in events].count("epoch") == 4 and len(result.history) == 4
+
+
+def test_two_samples_at_batch_size_one_are_two_steps(tmp_path):
+    spec = ts.arm_spec(optimizer={"batch_size": 1})
+    model = build_model("mlp", (6,), 3, {"hidden": [8]})
+    data = ts.synthetic_train_data(n=2)
+    t = ArmTrainer(
+        "student", spec, model, data, torch.device("cpu"), tmp_path, Hooks(), Progress(1)
+    )
+    assert t._steps_per_epoch() == 2
