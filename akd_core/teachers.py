@@ -224,11 +224,17 @@ def _identify(spec: TeacherSpec, path: Path, check_code: bool) -> tuple[str, str
     """The teacher's format (refusing pickles and hf) and its fingerprint (sha256)."""
     fmt = infer_teacher_format(path, spec.format)  # refuses pickles before anything opens them
     if fmt == "hf":
-        raise TeacherLoadError(
-            "teacher.format 'hf' (a transformers model folder) is not supported yet; "
-            "export the model to ONNX (e.g. with optimum or torch.onnx.export) and upload that",
-            field="teacher.format",
-        )
+        if not path.is_dir():  # the text pipeline unpacks and checks it first (text.hf_folder)
+            raise TeacherLoadError(
+                "an 'hf' teacher (a transformers model folder) distils into a text student on "
+                "text data: set student.arch to 'bert' or 'shrink-teacher' and give a csv or "
+                "jsonl dataset",
+                field="student.arch",
+            )
+        from akd_core.text.hf_folder import check_folder, folder_fingerprint
+
+        check_folder(path)
+        return fmt, folder_fingerprint(path)
     if fmt == "torchscript":
         _precheck_torchscript(path, check_code)  # a clear refusal without starting a process
     return fmt, sha256_of(path)
@@ -253,6 +259,10 @@ def open_teacher(
     if fmt == "safetensors":
         model = registry_model_with_weights(path, spec, input_shape, num_classes)
         return TorchTeacher("safetensors", fingerprint, model, device)
+    if fmt == "hf":
+        from akd_core.text.hf_teacher import HfTeacher  # imports transformers
+
+        return HfTeacher(fingerprint, path, device)
     raise TeacherLoadError(f"unsupported teacher format {fmt!r}", field="teacher.format")
 
 

@@ -67,6 +67,10 @@ def serve(fd_in: int, fd_out: int, early: Early) -> None:
     if cfg.get("op") == "bye":
         return  # a spare that was never used
     torch.set_num_threads(int(cfg["threads"]))
+    if cfg.get("format") == "hf":  # trusted imports while the rights are still whole
+        from akd_core.text.hf_teacher import preload
+
+        preload(Path.cwd())
     layers = reduce_rights(
         int(cfg["uid"]), int(cfg["gid"]), Limits(**cfg["limits"]),
         cfg["device"].startswith("cuda"), int(cfg["parent_pid"]), early,

@@ -64,12 +64,18 @@ class Child:
         self.fd_in, self.fd_out = proc.stdin.fileno(), proc.stdout.fileno()
 
     def install(self, path: Path, uid: int, gid: int) -> str:
-        """Copy the teacher file into the working directory, readable by the child only."""
+        """Copy the teacher file (or hf folder) into the working directory, for the child only."""
         copy = self.workdir / path.name
-        shutil.copyfile(path, copy)  # the unprivileged child cannot read the upload folder
-        os.chmod(copy, 0o400)
-        if os.geteuid() == 0:
-            os.chown(copy, uid, gid)
+        if path.is_dir():  # a transformers model folder (format hf), already checked
+            shutil.copytree(path, copy, symlinks=True)
+            entries = [copy, *copy.rglob("*")]
+        else:
+            shutil.copyfile(path, copy)  # the unprivileged child cannot read the upload folder
+            entries = [copy]
+        for entry in entries:
+            os.chmod(entry, 0o700 if entry.is_dir() else 0o400)
+            if os.geteuid() == 0:
+                os.chown(entry, uid, gid)
         return copy.name
 
     def how_it_ended(self) -> str:

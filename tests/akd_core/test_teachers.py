@@ -211,13 +211,14 @@ def test_malicious_pickle_is_refused_before_unpickling(tmp_path: Path, zip_forma
     assert not marker.exists()
 
 
-def test_hf_teacher_is_not_supported_yet(tmp_path: Path) -> None:
+def test_hf_archive_outside_the_text_pipeline_asks_for_a_text_student(tmp_path: Path) -> None:
+    # The text pipeline unpacks and checks hf archives (tests/akd_core/test_text_teacher.py).
     path = tmp_path / "bert.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("bert/config.json", "{}")
-    with pytest.raises(TeacherLoadError, match="export the model to ONNX") as err:
+    with pytest.raises(TeacherLoadError, match="'bert' or 'shrink-teacher'") as err:
         load_teacher(_spec("bert.zip", "hf"), path, CPU)
-    assert err.value.field == "teacher.format"
+    assert err.value.field == "student.arch"
 
 
 def test_check_teacher_reports_both_class_counts(onnx_file: Path) -> None:

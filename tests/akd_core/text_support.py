@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -98,3 +102,25 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 def text_rows(n: int, seed: int = 7) -> list[dict]:
     """jsonl records {"text", "label"} of the generated task."""
     return [{"text": t, "label": lab} for t, lab in sentences(n, seed)]
+
+
+@functools.cache
+def trained_teacher() -> Path:
+    """The tiny BERT teacher, trained once per test process (4 layers, accuracy > 90%)."""
+    folder = Path(tempfile.mkdtemp(prefix="akd-text-teacher-")) / "teacher"
+    acc = make_text_teacher(folder)
+    assert acc > 0.9, f"text teacher too weak: {acc}"
+    return folder
+
+
+def copy_teacher(dest: Path) -> Path:
+    """A fresh copy of the trained teacher folder, for tests that change it."""
+    return Path(shutil.copytree(trained_teacher(), dest))
+
+
+def zip_folder(folder: Path, path: Path) -> Path:
+    """The folder's files in a zip under a top-level folder of the same name."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            zf.write(p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
+    return path

@@ -1,0 +1,173 @@
+"""An `hf` teacher as a checked local folder: unpacked, refused if it holds pickles or code.
+
+A transformers model folder is data only when its weights are safetensors and its config
+names a model type transformers ships (no `auto_map`, which would import code from the
+folder). Everything here reads bytes and JSON; nothing is imported from the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from akd_core.archives import safe_extract
+from akd_core.errors import AKDError, TeacherLoadError
+from akd_core.fileio import sha256_of
+from akd_core.limits import Limits
+
+FIELD = "teacher.source"
+# Weights stored as Python pickles (or other formats transformers would unpickle or convert).
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".h5", ".msgpack", ".joblib")
+# Files that are code: transformers runs them only with trust_remote_code, which is never on.
+CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".dll", ".dylib", ".sh")
+TOKENIZER_FILE = "tokenizer.json"  # the fast tokenizer: JSON read by the Rust `tokenizers`
+MAX_CONFIG_BYTES = 1 << 20
+# transformers model types a teacher may have (hf_teacher.SANDBOX_FAMILIES, kept torch-free here).
+SUPPORTED_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+CONVERT_HINT = (
+    "load it once where you trust it and save it with safetensors weights: "
+    "model.save_pretrained(dir, safe_serialization=True); tokenizer.save_pretrained(dir)"
+)
+
+
+@dataclass(frozen=True)
+class HfFolder:
+    """A checked transformers folder: where it is, its config and its fingerprint (sha256)."""
+
+    root: Path
+    config: dict[str, Any]
+    fingerprint: str
+    size_bytes: int
+
+    @property
+    def model_type(self) -> str:
+        """The config's model_type, e.g. bert or roberta."""
+        return str(self.config.get("model_type", ""))
+
+
+def _refuse(message: str) -> TeacherLoadError:
+    return TeacherLoadError(message, field=FIELD)
+
+
+def _json_file(path: Path, what: str) -> dict[str, Any]:
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise _refuse(f"{what} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _refuse(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _refuse(f"{what} must hold a JSON object")
+    return data
+
+
+def _model_root(folder: Path) -> Path:
+    """The folder holding config.json: the folder itself or its single sub-folder."""
+    if (folder / "config.json").is_file():
+        return folder
+    subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(subs) == 1 and (subs[0] / "config.json").is_file():
+        return subs[0]
+    raise _refuse(
+        "the teacher has no config.json at its top level (or in its single folder); an 'hf' "
+        "teacher is what model.save_pretrained(dir) writes"
+    )
+
+
+def check_folder(root: Path) -> dict[str, Any]:
+    """Refuse pickled weights, code files, remote-code configs and a missing tokenizer; the config."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    for p in files:
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            raise _refuse(f"{rel!r} is a symbolic link; the teacher folder must hold plain files")
+        if p.name.lower().endswith(PICKLE_SUFFIXES):
+            raise _refuse(
+                f"{rel!r} holds pickled weights, which could run code when loaded and are never "
+                f"accepted; {CONVERT_HINT}"
+            )
+        if p.name.lower().endswith(CODE_SUFFIXES):
+            raise _refuse(f"{rel!r} is code; custom model code is never run (no trust_remote_code)")
+    config = _json_file(root / "config.json", "config.json")
+    for name in ("config.json", "tokenizer_config.json"):
+        cfg = config if name == "config.json" else (
+            _json_file(root / name, name) if (root / name).is_file() else {}
+        )  # fmt: skip
+        if "auto_map" in cfg:
+            raise _refuse(
+                f"{name} has an auto_map: the model needs custom code (trust_remote_code), which "
+                "is never run; use a model type that transformers ships (bert, roberta, ...)"
+            )
+    if config.get("model_type") not in SUPPORTED_FAMILIES:
+        raise _refuse(
+            f"config.json has model_type {config.get('model_type')!r}; supported: "
+            f"{', '.join(SUPPORTED_FAMILIES)} (BERT-, RoBERTa- and MiniLM-style encoders)"
+        )
+    if not any(p.name.endswith(".safetensors") for p in files):
+        raise _refuse(f"the teacher folder has no .safetensors weights; {CONVERT_HINT}")
+    if not (root / TOKENIZER_FILE).is_file():
+        raise _refuse(
+            f"the teacher folder has no {TOKENIZER_FILE} (the tokenizer defines the input); "
+            "save a fast tokenizer beside the model: tokenizer.save_pretrained(dir)"
+        )
+    return config
+
+
+def folder_fingerprint(root: Path) -> str:
+    """sha256 over the folder's relative file names and their contents' sha256, sorted."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(root).as_posix()}\0{sha256_of(p)}\n".encode())
+    return h.hexdigest()
+
+
+def _from_hub(source: str, work_dir: Path) -> Path:
+    """Download a hub model's data files (json, txt, safetensors) into work_dir."""
+    repo_id = source.removeprefix("hf:")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(
+                repo_id,
+                local_dir=work_dir / "hub",
+                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"],
+            )
+        )
+    except Exception as exc:  # network, auth, unknown repo: all end the same way here
+        raise TeacherLoadError(
+            f"the hub model {repo_id!r} could not be downloaded ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); without a reachable hub, upload the model folder as a zip "
+            "or tar (or give file:<folder> to the CLI)",
+            field=FIELD,
+        ) from None
+
+
+def open_hf_folder(source: str, path: Path | None, work_dir: Path, limits: Limits) -> HfFolder:
+    """Unpack (zip/tar, member by member), download (hf:) or take a folder; check it."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if source.startswith("hf:"):
+        folder = _from_hub(source, work_dir)
+    elif path is None:
+        raise _refuse(f"{source!r} does not name a teacher file or folder")
+    elif path.is_dir():
+        folder = path
+    elif path.is_file():
+        dest = work_dir / "teacher"
+        if dest.exists():
+            shutil.rmtree(dest)
+        try:
+            folder = safe_extract(path, dest, limits)
+        except AKDError as exc:
+            raise _refuse(f"{path.name!r} was refused: {exc.message}") from None
+    else:
+        raise _refuse(f"teacher {path} does not exist")
+    root = _model_root(folder)
+    config = check_folder(root)
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    return HfFolder(root, config, folder_fingerprint(root), size)
