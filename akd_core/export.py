@@ -1,36 +1,47 @@
 """ONNX export of a trained student, and the checks run on the exported file.
 
-Export uses the torch.export-based exporter (`dynamo=True`, the maintained one) with
-`external_data=False`, so the file is self-contained. If torch.export cannot capture a
-model, the TorchScript-based exporter (still shipped in torch 2.x) is tried once.
-Files are written to a temporary name in the target folder and renamed, so a reader
-never sees a half-written model.
+Two exporters ship with torch 2.x: the TorchScript-based one (`dynamo=False`) and the
+torch.export-based one (`dynamo=True`). Measured on this project's students
+(bench/export_cost.py, docs/benchmarks.md) the TorchScript-based one is 10x to 50x
+cheaper and gives the same logits, so it is tried first; parity with the PyTorch model
+on a probe batch is the arbiter: an exporter that fails, or whose graph disagrees with
+PyTorch, is followed by the other. The exporter used is recorded. Files are always one
+self-contained .onnx (no external .data file), written to a temporary name in the target
+folder and renamed, so a reader never sees a half-written model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import logging
-import statistics
 import time
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
 from torch import nn
 
+from akd_core.errors import TrainingError
 from akd_core.fileio import atomic_write
+from akd_core.latency import measure_latency
 from akd_core.models.onnx_runner import make_session, run_batched
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 # Example batch for tracing: 2, because torch.export specialises sizes 0 and 1.
 _EXAMPLE_BATCH = 2
+Exporter = Literal["torchscript", "dynamo"]
+# Cheapest first (bench/export_cost.py); the other is the fallback.
+EXPORTER_ORDER: tuple[Exporter, ...] = ("torchscript", "dynamo")
+# Parity a graph must hold on the probe batch: |onnx - torch| <= ATOL + RTOL * max|torch|.
+PARITY_ATOL, PARITY_RTOL = 1e-4, 1e-4
 
 log = logging.getLogger(__name__)
 # The exporter warns at every export that torchvision (never installed here) has no ops to register.
@@ -86,6 +97,122 @@ def _set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
+@dataclass(frozen=True)
+class ExportAttempt:
+    """One exporter tried: how long it took, and why it was not used (None: it was used)."""
+
+    exporter: Exporter
+    seconds: float
+    rejected: str | None = None
+    parity_max_abs_diff: float | None = None
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """The written file and the exporters tried in order (the last one was used)."""
+
+    path: Path
+    attempts: tuple[ExportAttempt, ...] = field(default_factory=tuple)
+
+    @property
+    def exporter(self) -> Exporter:
+        """The exporter whose graph was written."""
+        return self.attempts[-1].exporter
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: {"exporter", "seconds", "attempts": [...]} for report.json."""
+        return {
+            "exporter": self.exporter,
+            "seconds": sum(a.seconds for a in self.attempts),
+            "attempts": [a.__dict__ for a in self.attempts],
+        }
+
+
+def _build(
+    which: Exporter, model: nn.Module, example: torch.Tensor, opset: int, name: str
+) -> onnx.ModelProto:
+    # Looked up at call time, so tests can replace one exporter by a failing one.
+    builder = _dynamo_proto if which == "dynamo" else _torchscript_proto
+    return builder(model, example, opset, name)
+
+
+def _probe_diff(proto: onnx.ModelProto, model: nn.Module, probe: np.ndarray) -> tuple[float, bool]:
+    """(max |onnx - torch| on the probe, whether it is within tolerance with equal argmax)."""
+    session = make_session_from_bytes(proto.SerializeToString())
+    onnx_out = run_batched(session, probe, len(probe))
+    torch_out = _torch_logits(model, probe, len(probe))
+    diff = float(np.max(np.abs(onnx_out - torch_out)))
+    bound = PARITY_ATOL + PARITY_RTOL * float(np.max(np.abs(torch_out)))
+    same_class = bool(np.all(onnx_out.argmax(1) == torch_out.argmax(1)))
+    return diff, diff <= bound and same_class
+
+
+def make_session_from_bytes(model_bytes: bytes) -> Any:
+    """A CPU onnxruntime session on a serialized model (no file needed)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _saver(proto: onnx.ModelProto) -> Callable[[Path], None]:
+    return lambda tmp: onnx.save_model(proto, str(tmp))
+
+
+def export_checked(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    path: Path,
+    metadata: dict[str, str],
+    opset: int = 18,
+    *,
+    input_name: str = INPUT_NAME,
+    input_dtype: torch.dtype = torch.float32,
+    probe: np.ndarray | None = None,
+    exporters: Sequence[Exporter] = EXPORTER_ORDER,
+) -> ExportRecord:
+    """Write `model` as one self-contained ONNX file; try `exporters` in order.
+
+    An exporter is used when it produces a valid graph that matches PyTorch on `probe`
+    (when given); otherwise the next one is tried. Raises RuntimeError naming every
+    exporter's failure when none succeeds.
+    """
+    bad = {k: v for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)}
+    if bad:
+        raise TypeError(f"ONNX metadata keys and values must be strings; got {bad!r}")
+    # A CPU copy in eval mode: the caller's model keeps its device, mode and weights.
+    cpu_model = copy.deepcopy(model).cpu().eval()
+    example = torch.zeros((_EXAMPLE_BATCH, *input_shape), dtype=input_dtype)
+    attempts: list[ExportAttempt] = []
+    for which in exporters:
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                proto = _build(which, cpu_model, example, opset, input_name)
+            _set_metadata(proto, metadata)
+            onnx.checker.check_model(proto)
+            diff, held = (
+                (None, True)
+                if probe is None or not len(probe)
+                else _probe_diff(proto, cpu_model, probe)
+            )
+        except Exception as exc:  # exporter failures come in many types
+            attempts.append(ExportAttempt(which, time.perf_counter() - t0, f"failed: {exc}"[:300]))
+            log.warning("the %s exporter could not export the model: %s", which, exc)
+            continue
+        seconds = time.perf_counter() - t0
+        if not held:
+            attempts.append(ExportAttempt(which, seconds, "parity failed on the probe batch", diff))
+            log.warning("the %s exporter's graph differs from PyTorch (max |diff| %s)", which, diff)
+            continue
+        attempts.append(ExportAttempt(which, seconds, None, diff))
+        written = atomic_write(path, _saver(proto))
+        return ExportRecord(written, tuple(attempts))
+    tried = "; ".join(f"{a.exporter}: {a.rejected}" for a in attempts)
+    raise TrainingError(f"no ONNX exporter reproduced the trained student ({tried})")
+
+
 def export_onnx(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -101,23 +228,9 @@ def export_onnx(
     `input_name` and `input_dtype` name and type the graph's input (the teacher's name, and
     uint8 for a raw-input image student).
     """
-    bad = {k: v for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)}
-    if bad:
-        raise TypeError(f"ONNX metadata keys and values must be strings; got {bad!r}")
-    # A CPU copy in eval mode: the caller's model keeps its device, mode and weights.
-    cpu_model = copy.deepcopy(model).cpu().eval()
-    example = torch.zeros((_EXAMPLE_BATCH, *input_shape), dtype=input_dtype)
-    with torch.no_grad():
-        try:
-            proto = _dynamo_proto(cpu_model, example, opset, input_name)
-        except Exception as exc:  # torch.export failures come in many types
-            log.warning(
-                "torch.export could not capture the model (%s); using the TorchScript exporter", exc
-            )
-            proto = _torchscript_proto(cpu_model, example, opset, input_name)
-    _set_metadata(proto, metadata)
-    onnx.checker.check_model(proto)
-    return atomic_write(path, lambda tmp: onnx.save_model(proto, str(tmp)))
+    return export_checked(
+        model, input_shape, path, metadata, opset, input_name=input_name, input_dtype=input_dtype
+    ).path
 
 
 def _torch_logits(model: nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -144,36 +257,6 @@ def onnx_parity(path: Path, model: nn.Module, x: np.ndarray, batch_size: int = 2
     }
 
 
-@contextlib.contextmanager
-def _root_logging_at(level: int):
-    root = logging.getLogger()
-    before = root.level
-    root.setLevel(max(level, before))
-    try:
-        yield
-    finally:
-        root.setLevel(before)
-
-
-def quantize_int8(src: Path, dst: Path) -> Path:
-    """Write an INT8 dynamically quantized copy of `src` to `dst`, keeping its metadata."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    def write(tmp: Path) -> None:
-        # Unsigned 8-bit weights: onnxruntime's CPU ConvInteger kernel is several times
-        # faster with them than with signed ones, at the same size and similar error.
-        # Its advice to run shape pre-processing first goes to the root logger at WARNING;
-        # it does not apply to dynamic quantization of these models, so keep it off the CLI.
-        with _root_logging_at(logging.ERROR):
-            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QUInt8)
-        # quantize_dynamic drops metadata_props; the INT8 file must describe itself too.
-        proto = onnx.load(str(tmp))
-        _set_metadata(proto, read_metadata(src))
-        onnx.save_model(proto, str(tmp))
-
-    return atomic_write(dst, write)
-
-
 def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
     """Top-1 accuracy of the ONNX model on (x, y), run on CPU."""
     if not len(x):
@@ -186,22 +269,8 @@ def onnx_latency_ms(
     path: Path, input_shape: tuple[int, ...], batch_size: int = 1, repeats: int = 50
 ) -> float:
     """Median wall time in milliseconds of one CPU inference of `batch_size` samples."""
-    session = make_session(path)
-    inp = session.get_inputs()[0]
-    rng = np.random.default_rng(0)
-    if inp.type == "tensor(uint8)":  # a raw-input student: pixels
-        x = rng.integers(0, 256, (batch_size, *input_shape), dtype=np.uint8)
-    else:
-        x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
-    name = inp.name
-    for _ in range(3):  # warm-up: the first runs allocate and pick kernels
-        session.run(None, {name: x})
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        session.run(None, {name: x})
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return float(statistics.median(times))
+    del repeats  # kept for callers; the run count now follows akd_core.latency's budget
+    return measure_latency(path, input_shape, batch_sizes=(batch_size,)).at(batch_size).median_ms
 
 
 def read_metadata(path: Path) -> dict[str, str]:

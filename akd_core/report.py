@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from akd_core import __version__
 from akd_core.data import Dataset
 from akd_core.events import Stage
-from akd_core.export import export_onnx, onnx_accuracy, onnx_latency_ms, onnx_parity, quantize_int8
+from akd_core.export import export_checked, onnx_parity
 from akd_core.export_contract import (
     InputContract,
     contract_inputs,
@@ -24,8 +25,12 @@ from akd_core.export_contract import (
 )
 from akd_core.export_metadata import student_metadata
 from akd_core.fileio import atomic_write, atomic_write_json
+from akd_core.int8 import CALIBRATION_SAMPLES, Split, measure_file
+from akd_core.int8_select import Int8Inputs, select_int8
+from akd_core.latency import measure_latency
 from akd_core.models import count_params
 from akd_core.report_md import write_model_card
+from akd_core.size_latency import size_latency_table
 from akd_core.spec import JobSpec
 from akd_core.trainer import ArmResult
 
@@ -33,6 +38,7 @@ STUDENT_ONNX = "student.onnx"
 STUDENT_INT8_ONNX = "student.int8.onnx"
 STUDENT_WEIGHTS = "student.safetensors"
 REPORT_JSON = "report.json"
+PARITY_PROBE = 64  # test samples the exporter's graph must reproduce before it is kept
 
 
 @dataclass(frozen=True)
@@ -108,24 +114,35 @@ def write_outputs(
     teacher_input = facts.teacher.get("input") or {}
     contract = input_contract(ds, student, spec.export.raw_input, teacher_input.get("name"))
     deployed, x_test = deployable(student, ds, contract), contract_inputs(ds, contract, "test")
-    onnx_path = export_onnx(
+    x_val = contract_inputs(ds, contract, "val")
+    record = export_checked(
         deployed, tuple(contract.shape), out_dir / STUDENT_ONNX, onnx_metadata(facts, contract),
         spec.export.opset, input_name=contract.name, input_dtype=example_dtype(contract),
+        probe=(x_test if len(x_test) else x_val)[:PARITY_PROBE],
     )  # fmt: skip
+    onnx_path = record.path
     if on_stage:
         on_stage("evaluating", 0.96)
     parity = onnx_parity(onnx_path, deployed, x_test)
-    onnx_acc = onnx_accuracy(onnx_path, x_test, ds.y_test, 512)
+    val, test = Split(x_val, ds.y_val), Split(x_test, ds.y_test)
+    fp32 = measure_file(onnx_path, val, test, contract.shape, measure_latency)
     onnx_info = {
         "file": STUDENT_ONNX,
         "opset": spec.export.opset,
-        "size_bytes": onnx_path.stat().st_size,
+        "size_bytes": fp32.size_bytes,
         "parity_max_abs_diff": parity["max_abs_diff"],
         "argmax_agreement": parity["argmax_agreement"],
-        "accuracy": onnx_acc,
-        "latency_ms_batch1": onnx_latency_ms(onnx_path, tuple(contract.shape)),
+        "accuracy": fp32.accuracy,
+        "val_accuracy": fp32.val_accuracy,
+        "latency_ms_batch1": fp32.ms_batch1,
+        "latency": fp32.latency.to_dict(),
+        "export": record.to_dict(),
     }
-    int8 = _int8_variant(out_dir, onnx_path, facts, contract) if spec.export.int8 else None
+    int8 = None
+    if spec.export.int8:
+        inputs = Int8Inputs(val, test, _calibration(ds, contract, spec.seed), contract.shape)
+        limit = spec.export.int8_max_accuracy_drop
+        int8 = select_int8(onnx_path, fp32, inputs, limit, out_dir / STUDENT_INT8_ONNX)
 
     main = arms[spec.method]
     student_params = count_params(student)
@@ -150,6 +167,7 @@ def write_outputs(
         "compression": (teacher_params / student_params) if teacher_params else None,
         "onnx": onnx_info,
         "int8": int8,
+        "measured": size_latency_table(facts.teacher, student_params, onnx_info, int8),
         "history": main.history,
         "device": facts.device,
         "mixed_precision": facts.amp,
@@ -166,37 +184,13 @@ def write_outputs(
     return report
 
 
-def _int8_variant(
-    out_dir: Path, fp32: Path, facts: RunFacts, contract: InputContract
-) -> dict[str, Any]:
-    """Quantize dynamically; keep student.int8.onnx only if it passes the accuracy check.
-
-    The keep-or-drop decision compares FP32 and INT8 on the validation split: deciding on
-    the test split would make the reported test accuracy a selected figure.
-    """
-    ds, limit = facts.dataset, facts.spec.export.int8_max_accuracy_drop
-    path = out_dir / STUDENT_INT8_ONNX
-    quantize_int8(fp32, path)
-    x_val, x_test = contract_inputs(ds, contract, "val"), contract_inputs(ds, contract, "test")
-    val_fp32 = onnx_accuracy(fp32, x_val, ds.y_val, 512)
-    val_int8 = onnx_accuracy(path, x_val, ds.y_val, 512)
-    info: dict[str, Any] = {
-        "accuracy": onnx_accuracy(path, x_test, ds.y_test, 512),
-        "val_accuracy": val_int8,
-        "fp32_val_accuracy": val_fp32,
-        "size_bytes": path.stat().st_size,
-        "latency_ms_batch1": onnx_latency_ms(path, tuple(contract.shape)),
-        "kept": bool(val_fp32 - val_int8 <= limit),
-    }
-    if info["kept"]:
-        info["file"] = STUDENT_INT8_ONNX
-    else:
-        path.unlink()
-        info["reason"] = (
-            f"INT8 validation accuracy {val_int8:.4f} is more than {limit:.4f} below "
-            f"FP32's {val_fp32:.4f}"
-        )
-    return info
+def _calibration(ds: Dataset, contract: InputContract, seed: int) -> np.ndarray | None:
+    """Up to CALIBRATION_SAMPLES training samples as student.onnx takes them (None: raw input)."""
+    if contract.raw_input:  # only the val and test splits are kept as stored
+        return None
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(ds.x_train))[:CALIBRATION_SAMPLES]
+    return np.ascontiguousarray(ds.x_train[np.sort(pick)], dtype=np.float32)
 
 
 def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:

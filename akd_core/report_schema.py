@@ -99,6 +99,42 @@ class Params(_Open):
     student: Annotated[int, Field(ge=1)]
 
 
+class BatchLatency(_Open):
+    """Wall time of one inference of `batch` samples (onnxruntime, CPU)."""
+
+    batch: Annotated[int, Field(ge=1)]
+    median_ms: Seconds
+    p90_ms: Seconds = Field(description="90th percentile; at least the median")
+    runs: Annotated[int, Field(ge=1)] = Field(description="timed runs after the warm-up")
+
+
+class LatencyReport(_Open):
+    """Measured latency of one ONNX file at batch 1 and batch 32."""
+
+    threads: Annotated[int, Field(ge=1)] = Field(description="onnxruntime intra-op threads")
+    warmup_runs: Count
+    budget_s: Seconds = Field(description="time budget per model; slow models run fewer times")
+    batch1: BatchLatency
+    batch32: BatchLatency | None = None
+
+
+class ExportAttempt(_Open):
+    """One exporter tried; `rejected` says why it was not used (null: it was used)."""
+
+    exporter: Literal["torchscript", "dynamo"]
+    seconds: Seconds
+    rejected: str | None
+    parity_max_abs_diff: float | None = Field(description="on the probe batch")
+
+
+class ExportInfo(_Open):
+    """Which exporter wrote student.onnx, chosen by parity with PyTorch on a probe batch."""
+
+    exporter: Literal["torchscript", "dynamo"]
+    seconds: Seconds
+    attempts: Annotated[list[ExportAttempt], Field(min_length=1)]
+
+
 class OnnxReport(_Open):
     """student.onnx and its agreement with the trained PyTorch student."""
 
@@ -111,6 +147,24 @@ class OnnxReport(_Open):
     argmax_agreement: Fraction = Field(description="share of test samples with the same class")
     accuracy: Fraction
     latency_ms_batch1: Seconds
+    val_accuracy: Fraction | None = None
+    latency: LatencyReport | None = Field(None, description="median and p90, batch 1 and 32")
+    export: ExportInfo | None = None
+
+
+class Int8Candidate(_Open):
+    """One quantized copy as measured; `passed`: within tolerance and faster or smaller."""
+
+    method: Literal["dynamic", "static_qdq"]
+    accuracy: Fraction = Field(description="test split (reported, not used to choose)")
+    val_accuracy: Fraction = Field(description="validation split (decides)")
+    agreement_with_fp32: Fraction = Field(description="test samples with FP32's class")
+    size_bytes: Count
+    latency: LatencyReport
+    faster: bool = Field(description="median latency at batch 1 at least 5% below FP32's")
+    smaller: bool = Field(description="file smaller than student.onnx")
+    passed: bool
+    verdict: str = Field(description="the figures behind `passed`, in a sentence")
 
 
 class Int8Report(_Open):
@@ -125,14 +179,53 @@ class Int8Report(_Open):
         },
     )
 
-    accuracy: Fraction
-    val_accuracy: Fraction
+    # The figures below describe the kept candidate, else the best on validation
+    # (null only when no candidate could be made).
+    accuracy: Fraction | None
+    val_accuracy: Fraction | None
     fp32_val_accuracy: Fraction
-    size_bytes: Count
-    latency_ms_batch1: Seconds
+    size_bytes: Count | None
+    latency_ms_batch1: Seconds | None
     kept: bool
     file: Literal["student.int8.onnx"] | None = Field(None, description="present when kept")
-    reason: str | None = Field(None, description="why it was dropped, when not kept")
+    reason: str | None = Field(None, description="why no candidate was kept, one per candidate")
+    method: Literal["dynamic", "static_qdq"] | None = Field(None, description="the kept one")
+    why: str | None = Field(None, description="why the kept candidate passed")
+    tolerance: Fraction | None = Field(None, description="export.int8_max_accuracy_drop")
+    candidates: list[Int8Candidate] = Field(default_factory=list)
+    skipped: dict[str, str] = Field(default_factory=dict, description="method: why not tried")
+
+
+class Comparison(_Open):
+    """Measured ratios of a row against a base row (base figure / this row's)."""
+
+    speedup: dict[str, float] | None = Field(description="per batch size: base median / median")
+    size_ratio: float | None
+    params_ratio: float | None
+
+
+class SizeLatencyRow(_Open):
+    """One model: parameters, file size and measured latency."""
+
+    model: str
+    file: str | None
+    params: Count | None
+    size_bytes: Count | None
+    latency: LatencyReport | None = Field(description="null when not timed (see note)")
+    note: str | None
+    vs_teacher: Comparison | None = None
+    vs_student_fp32: Comparison | None = None
+
+
+class SizeLatencyTable(_Open):
+    """Teacher, student and INT8 measured the same way, with ratios from those figures."""
+
+    engine: str
+    threads: Annotated[int, Field(ge=1)]
+    batch_sizes: list[int]
+    budget_s_per_model: Seconds
+    statistic: str
+    rows: Annotated[list[SizeLatencyRow], Field(min_length=2)]
 
 
 class InputContract(_Open):
@@ -206,6 +299,9 @@ class Report(_Open):
     compression: float | None = Field(description="teacher params / student params")
     onnx: OnnxReport
     int8: Int8Report | None = Field(description="null unless export.int8 was asked for")
+    measured: SizeLatencyTable | None = Field(
+        None, description="parameters, file sizes, latency and ratios, all measured"
+    )
     history: Annotated[list[HistoryRecord], Field(min_length=1)] = Field(
         description="the main arm's history, one record per epoch"
     )

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from akd_core.export import (
+    export_checked,
     export_onnx,
     onnx_accuracy,
     onnx_latency_ms,
     onnx_parity,
-    quantize_int8,
     read_metadata,
 )
+from akd_core.int8 import quantize_int8, quantize_static_qdq
 from akd_core.models import build_model
 
 torch.set_num_threads(1)
@@ -94,10 +95,17 @@ def _fp32_predictions(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"input": x})[0].argmax(1)
 
 
-def test_int8_copy_runs_and_keeps_metadata(exported: Path, x: np.ndarray) -> None:
-    dst = quantize_int8(exported, exported.parent / "student.int8.onnx")
+@pytest.mark.parametrize("method", ["dynamic", "static_qdq"])
+def test_int8_copy_runs_and_keeps_metadata(exported: Path, x: np.ndarray, method: str) -> None:
+    out = exported.parent / "student.int8.onnx"
+    dst = (
+        quantize_int8(exported, out)
+        if method == "dynamic"
+        else quantize_static_qdq(exported, out, x)
+    )
     try:
-        assert dst.stat().st_size < exported.stat().st_size / 2
+        if method == "static_qdq":  # per-channel INT8 conv weights
+            assert dst.stat().st_size < exported.stat().st_size / 2
         assert read_metadata(dst)["labels"] == METADATA["labels"]
         # Labels = the FP32 model's own predictions: INT8 should agree on most of them.
         assert onnx_accuracy(dst, x, _fp32_predictions(exported, x), batch_size=8) >= 0.8
@@ -124,17 +132,39 @@ def test_mlp_on_features_exports_with_dynamic_batch(tmp_path: Path) -> None:
     assert onnx_parity(path, net, feats)["max_abs_diff"] < 1e-4
 
 
-def test_falls_back_to_the_torchscript_exporter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_cheaper_exporter_is_used_when_its_graph_matches_torch(tmp_path: Path) -> None:
+    net = build_model("cnn-tiny", (1, 8, 8), 10)
+    probe = np.random.default_rng(2).standard_normal((9, 1, 8, 8)).astype(np.float32)
+    record = export_checked(net, (1, 8, 8), tmp_path / "s.onnx", {"k": "v"}, probe=probe)
+    assert record.exporter == "torchscript" and len(record.attempts) == 1
+    assert record.attempts[0].rejected is None and record.attempts[0].parity_max_abs_diff < 1e-5
+    assert [p.name for p in tmp_path.iterdir()] == ["s.onnx"]  # one file: no .onnx.data
+
+
+@pytest.mark.parametrize("broken", ["raises", "disagrees"])
+def test_falls_back_to_the_other_exporter_when_parity_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
 ) -> None:
     import akd_core.export as export
 
     def fail(*_args: object) -> None:
-        raise RuntimeError("torch.export cannot capture this model")
+        raise RuntimeError("the TorchScript exporter cannot trace this model")
 
-    monkeypatch.setattr(export, "_dynamo_proto", fail)
+    real = export._torchscript_proto
+
+    def disagree(_model: object, *rest: object) -> object:
+        torch.manual_seed(123)  # a differently initialised model: a graph that disagrees
+        return real(build_model("cnn-tiny", (1, 8, 8), 10), *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(export, "_torchscript_proto", fail if broken == "raises" else disagree)
+    torch.manual_seed(0)
     net = build_model("cnn-tiny", (1, 8, 8), 10)
-    path = export_onnx(net, (1, 8, 8), tmp_path / "s.onnx", {"k": "v"})
-    assert read_metadata(path) == {"k": "v"}
     digits = np.random.default_rng(2).standard_normal((5, 1, 8, 8)).astype(np.float32)
-    assert onnx_parity(path, net, digits)["max_abs_diff"] < 1e-4
+    record = export_checked(net, (1, 8, 8), tmp_path / "s.onnx", {"k": "v"}, probe=digits)
+    assert [a.exporter for a in record.attempts] == ["torchscript", "dynamo"]
+    first = record.attempts[0].rejected or ""
+    assert ("cannot trace" in first) if broken == "raises" else first.startswith("parity failed")
+    assert record.exporter == "dynamo" and record.to_dict()["exporter"] == "dynamo"
+    assert read_metadata(record.path) == {"k": "v"}
+    assert onnx_parity(record.path, net, digits)["max_abs_diff"] < 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["s.onnx"]

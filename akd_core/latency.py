@@ -1,0 +1,128 @@
+"""Measured onnxruntime latency: median and p90 per batch size, within a time budget.
+
+Every model of a report is timed the same way (CPU, a stated intra-op thread count,
+warm-up runs first, then repeated runs until the model's budget is spent), so the ratios
+computed from the figures compare like with like. Slow models get fewer runs; the count
+of runs is reported beside each figure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+BATCH_SIZES = (1, 32)
+THREADS = 1  # one intra-op thread: what a small edge core gives, and stable on a shared host
+BUDGET_S = 0.5  # per model, over all batch sizes (warm-up included)
+WARMUP_RUNS = 2  # the first runs allocate buffers and pick kernels
+MIN_RUNS = 5
+MAX_RUNS = 200
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class BatchLatency:
+    """Wall time of one inference of `batch` samples, in milliseconds."""
+
+    batch: int
+    median_ms: float
+    p90_ms: float
+    runs: int
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency of one model at each measured batch size, and how it was measured."""
+
+    threads: int
+    warmup_runs: int
+    budget_s: float
+    batches: tuple[BatchLatency, ...]
+
+    def at(self, batch: int) -> BatchLatency:
+        """The figures at `batch` (KeyError if that size was not measured)."""
+        for b in self.batches:
+            if b.batch == batch:
+                return b
+        raise KeyError(f"batch {batch} was not measured")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: {"threads", "warmup_runs", "budget_s", "batch1": {...}, ...}."""
+        out: dict[str, Any] = {
+            "threads": self.threads,
+            "warmup_runs": self.warmup_runs,
+            "budget_s": self.budget_s,
+        }
+        for b in self.batches:
+            out[f"batch{b.batch}"] = asdict(b)
+        return out
+
+
+def timing_session(path: Path, threads: int = THREADS) -> ort.InferenceSession:
+    """A CPU session with `threads` intra-op threads and sequential execution."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _example(session: ort.InferenceSession, shape: Sequence[int], batch: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if session.get_inputs()[0].type == "tensor(uint8)":  # a raw-input student: pixels
+        return rng.integers(0, 256, (batch, *shape), dtype=np.uint8)
+    return rng.standard_normal((batch, *shape)).astype(np.float32)
+
+
+def _time_batch(
+    session: ort.InferenceSession, x: np.ndarray, deadline_s: float, clock: Clock
+) -> BatchLatency:
+    name = session.get_inputs()[0].name
+    start = clock()
+    for _ in range(WARMUP_RUNS):
+        session.run(None, {name: x})
+    times: list[float] = []
+    while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or clock() - start < deadline_s):
+        t0 = clock()
+        session.run(None, {name: x})
+        times.append((clock() - t0) * 1000.0)
+    arr = np.asarray(times)
+    return BatchLatency(
+        batch=len(x),
+        median_ms=float(np.median(arr)),
+        p90_ms=float(np.percentile(arr, 90)),
+        runs=len(times),
+    )
+
+
+def measure_latency(
+    path: Path,
+    input_shape: Sequence[int],
+    *,
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+    threads: int = THREADS,
+    budget_s: float = BUDGET_S,
+    clock: Clock = time.perf_counter,
+) -> Latency:
+    """Time the ONNX model at `path` on random inputs of one-sample shape `input_shape`.
+
+    The budget is shared equally by the batch sizes; each gets at least MIN_RUNS timed
+    runs, so a slow model may take longer than the budget (its run counts say so).
+    """
+    session = timing_session(path, threads)
+    share = budget_s / max(1, len(batch_sizes))
+    figures = tuple(
+        _time_batch(session, _example(session, input_shape, b), share, clock) for b in batch_sizes
+    )
+    return Latency(threads=threads, warmup_runs=WARMUP_RUNS, budget_s=budget_s, batches=figures)
+
+
+Measure = Callable[[Path, Sequence[int]], Latency]
