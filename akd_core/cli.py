@@ -26,6 +26,8 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
     """The one-screen summary printed at the end of a run."""
+    from akd_core.report_md import verdict_lines  # numpy: loaded once a run has finished
+
     s, t, o = report["student"], report["teacher"], report["onnx"]
     lines = [
         f"teacher   {t['accuracy']:.4f}  ({t['params'] or '?'} params, {t['format']})",
@@ -39,6 +41,7 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
         f"onnx      max|diff| {o['parity_max_abs_diff']:.1e}, argmax agreement "
         f"{o['argmax_agreement']:.4f}, {o['latency_ms_batch1']:.3f} ms at batch 1"
     )
+    lines += verdict_lines(report)  # a baseline that beat the student, the test resolution
     lines.append(f"outputs   {out_dir}/student.onnx, report.json, report.md")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from akd_core import preflight
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
@@ -82,15 +83,17 @@ def run_job(
     amp_dtype = amp_dtype_for(dev, spec.mixed_precision)
     stage = _stage_emitter(hooks)
 
-    stage("loading", 0.0, "loading the dataset and the teacher")
+    stage("loading", 0.0, "pre-flight checks, then loading the dataset and the teacher")
     data_path = resolve_source(spec.dataset.source, resolve, "dataset.source")
-    with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
-        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits)
-    check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
-    hooks.check_cancel()
     teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
     if teacher_path is None:
         raise SpecError("the teacher must be an upload or a file", field="teacher.source")
+    exported = preflight.before_data(spec, data_path)  # seconds, before any data is read
+    with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
+        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits)
+    check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
+    preflight.after_data(spec, ds, teacher_path.stat().st_size, str(dev), exported)
+    hooks.check_cancel()
     teacher = load_teacher(
         spec.teacher, teacher_path, dev, input_shape=ds.input_shape, num_classes=ds.num_classes
     )
@@ -116,6 +119,9 @@ def run_job(
     teacher_val = _np_accuracy(logits["val"], ds.y_val)
     teacher_test = _np_accuracy(logits["test"], ds.y_test)
     _check_teacher_accuracy(spec, teacher_val, ds.num_classes)
+    leak = preflight.teacher_test_warning(teacher_test, len(ds.y_test))
+    if leak:
+        log.warning("%s", leak)
     teacher_info = teacher_facts(teacher, teacher_path)
     if not random_aug:
         teacher.release()  # the cache holds all the teacher knows about this data
@@ -165,6 +171,7 @@ def run_job(
         cache_seconds=cache_seconds,
         cache_hit=cache_hit,
         started=started,
+        warnings=(leak,) if leak else (),
     )
     report = write_outputs(
         out_dir, facts, students[spec.method], arms, on_stage=lambda s, f: stage(s, f, "")

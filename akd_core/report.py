@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,8 @@ class RunFacts:
     cache_hit: bool
     # time.perf_counter() when the run began: report.json's timings.total_s counts from it.
     started: float | None = None
+    # Things a reader must know before trusting the figures (e.g. a teacher that saw the test split).
+    warnings: tuple[str, ...] = ()
 
 
 def onnx_metadata(facts: RunFacts, contract: InputContract) -> dict[str, str]:
@@ -169,6 +173,8 @@ def write_outputs(
         "int8": int8,
         "measured": size_latency_table(facts.teacher, student_params, onnx_info, int8),
         "history": main.history,
+        "warnings": list(facts.warnings),
+        "versions": library_versions(),
         "device": facts.device,
         "mixed_precision": facts.amp,
         "timings": {
@@ -179,7 +185,7 @@ def write_outputs(
     }
     if facts.started is not None:
         report["timings"]["total_s"] = time.perf_counter() - facts.started
-    write_model_card(out_dir, report)
+    write_model_card(out_dir, report, x_test[:1])  # one stored sample for the card's snippet
     atomic_write_json(out_dir / REPORT_JSON, report)  # once per run, complete
     return report
 
@@ -191,6 +197,17 @@ def _calibration(ds: Dataset, contract: InputContract, seed: int) -> np.ndarray 
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(ds.x_train))[:CALIBRATION_SAMPLES]
     return np.ascontiguousarray(ds.x_train[np.sort(pick)], dtype=np.float32)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that trained, exported and checked the student."""
+    found = {"akd": __version__, "python": platform.python_version()}
+    for name in ("torch", "numpy", "onnx", "onnxruntime"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # not installed: nothing to state
+            continue
+    return found
 
 
 def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:

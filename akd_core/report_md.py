@@ -1,4 +1,4 @@
-"""report.md: the model card a person reads, with the per-epoch plots."""
+"""report.md: the model card a person reads, rendered from report.json, with its plots and sample."""
 
 from __future__ import annotations
 
@@ -6,15 +6,31 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from akd_core.fileio import atomic_write, atomic_write_text
+from akd_core.plots import LOSS_PHI, SIZE_ACCURACY, VAL_ACCURACY, write_plots
 
-PLOT = "history.png"
+PLOT = LOSS_PHI
+SAMPLE = "sample.npy"  # one test sample as student.onnx takes it, for the card's snippet
+ARM_NAMES = {"annealing": "annealing", "kd": "KD", "student": "student-only"}
 
 
-def write_model_card(out_dir: Path, report: dict[str, Any]) -> None:
-    """Write history.png (loss, Phi, validation accuracy per epoch) and report.md."""
-    _plot_history(out_dir / PLOT, report)
-    atomic_write_text(out_dir / "report.md", render_markdown(report))
+def write_model_card(
+    out_dir: Path, report: dict[str, Any], sample: np.ndarray | None = None
+) -> None:
+    """Write the plots, `sample` (one test input) as sample.npy, and report.md."""
+    write_plots(out_dir, report)
+    if sample is not None:
+        atomic_write(out_dir / SAMPLE, lambda tmp: _save_npy(tmp, sample))
+    atomic_write_text(
+        out_dir / "report.md", render_markdown(report, with_sample=sample is not None)
+    )
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as fh:  # a file object: np.save would add ".npy" to a path
+        np.save(fh, np.ascontiguousarray(array))
 
 
 def _pct(x: float | None) -> str:
@@ -25,8 +41,131 @@ def _num(x: int | None) -> str:
     return "n/a" if x is None else f"{x:,}"
 
 
-def render_markdown(r: dict[str, Any]) -> str:
-    """The model card as Markdown text."""
+def _name(arm: str) -> str:
+    return ARM_NAMES.get(arm, arm)
+
+
+def verdict_lines(r: dict[str, Any]) -> list[str]:
+    """Plain sentences: which compared baseline beat the distilled student, and the resolution."""
+    n = int(r.get("dataset", {}).get("sizes", {}).get("test") or 0)
+    main, acc = r["method"], r["student"]["accuracy"]
+    lines = []
+    for arm, b in r["baselines"].items():
+        diff = b["accuracy"] - acc
+        samples = round(abs(diff) * n)
+        counted = f" ({samples} of {n} test samples)" if n else ""
+        if diff == 0:
+            lines.append(
+                f"{_name(main)} and {_name(arm)} scored the same on the test split: {_pct(acc)}."
+            )
+        else:
+            (won, hi), (lost, lo) = sorted(
+                [(arm, b["accuracy"]), (main, acc)], key=lambda p: p[1], reverse=True
+            )
+            lines.append(
+                f"{_name(won)} beat {_name(lost)}: {_pct(hi)} against {_pct(lo)} on the test "
+                f"split, {100 * abs(diff):.2f} points{counted}."
+            )
+        if n and samples <= 1:
+            lines.append(
+                f"The difference between {_name(main)} and {_name(arm)} is within the test "
+                "split's resolution: the test split cannot tell them apart."
+            )
+    if n:
+        lines.append(
+            f"Resolution: the test split has {n} samples, so one test sample is "
+            f"100/{n} = {100 / n:.2f} points of accuracy."
+        )
+    return lines + [f"Warning: {w}" for w in r.get("warnings") or []]
+
+
+def _inputs(r: dict[str, Any]) -> list[str]:
+    t, d, spec = r["teacher"], r.get("dataset", {}), r["spec"]
+    versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
+    return [
+        "## What went in",
+        "",
+        f"- Teacher: {t['format']}, sha256 `{t.get('fingerprint') or 'n/a'}`",
+        f"- Dataset: {d.get('source', 'n/a')}, sha256 `{d.get('sha256') or 'n/a (builtin)'}`, "
+        f"sizes {json.dumps(d.get('sizes'))}",
+        f"- Seed: {spec['seed']}",
+        f"- Library versions: {versions or 'n/a'}",
+        "- Spec as run (defaults filled in):",
+        "",
+        "```json",
+        json.dumps(spec, indent=2, sort_keys=True),
+        "```",
+    ]
+
+
+def _latency_keys(rows: list[dict[str, Any]]) -> list[str]:
+    # Whatever latency figures report.json holds (median, p90, per batch size): render them all.
+    keys = {k for row in rows for k, v in row.items() if k.startswith("latency") and _is_num(v)}
+    return sorted(keys)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _size_table(r: dict[str, Any]) -> list[str]:
+    t, o, i = r["teacher"], r["onnx"], r.get("int8")
+    rows = [("teacher", t, r["params"]["teacher"]), ("student.onnx", o, r["student"]["params"])]
+    if i:
+        rows.append(("student.int8.onnx" if i.get("kept") else "INT8 (not shipped)", i, None))
+    keys = _latency_keys([row for _, row, _ in rows])
+    # e.g. latency_ms_batch1 -> "latency batch1 (ms)"
+    labels = [k.replace("_ms", "").replace("_", " ") + " (ms)" for k in keys]
+    head = ["model", "file bytes", "parameters", *labels]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row, params in rows:
+        cells = [name, _num(row.get("size_bytes")), _num(params)]
+        cells += [f"{row[k]:.3f}" if _is_num(row.get(k)) else "n/a" for k in keys]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _contract(r: dict[str, Any]) -> list[str]:
+    c = r.get("input_contract")
+    if not c:
+        return []
+    inside = ", ".join(c.get("steps_in_graph") or []) or "none"
+    return [
+        "## Input contract: what `student.onnx` takes",
+        "",
+        f"- Input `{c['name']}`: {c['dtype']}, layout {c['layout']}, one sample of shape "
+        f"{c['shape']}, values in {c['value_range']} ({c['value_range_source']}).",
+        f"- Raw input (all preprocessing inside the graph): {'yes' if c['raw_input'] else 'no'}; "
+        f"steps inside the graph: {inside}.",
+        f"- Outside the graph, as for the teacher (dataset.normalize): `{json.dumps(c['normalize'])}`.",
+        "- The same facts are in the ONNX metadata (`akd.input_contract`, `labels`).",
+    ]
+
+
+def _snippet(r: dict[str, Any]) -> list[str]:
+    name = (r.get("input_contract") or {}).get("name", "input")
+    return [
+        "## Run it",
+        "",
+        f"`{SAMPLE}` holds one test sample exactly as `student.onnx` takes it:",
+        "",
+        "```python",
+        "import json",
+        "",
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "",
+        'session = ort.InferenceSession("student.onnx")',
+        f'x = np.load("{SAMPLE}")',
+        f'logits = session.run(None, {{"{name}": x}})[0]',
+        'labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])',
+        'print("prediction:", labels[int(logits.argmax(1)[0])])',
+        "```",
+    ]
+
+
+def render_markdown(r: dict[str, Any], *, with_sample: bool = False) -> str:
+    """The model card as Markdown text (`with_sample`: sample.npy is there for the snippet)."""
     s, t, o = r["student"], r["teacher"], r["onnx"]
     spec = r["spec"]
     rows = [
@@ -47,6 +186,10 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Phase 2 = {ann['phase2_epochs']} epochs; every arm trained for "
         f"{ann['phase1_epochs'] + ann['phase2_epochs']} epochs on the same data, seed {spec['seed']}.",
         "",
+        "## Verdict",
+        "",
+        *[f"- {line}" for line in verdict_lines(r)],
+        "",
         "## Accuracy on the test split",
         "",
         "| model | test accuracy | parameters |",
@@ -59,6 +202,12 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"The best student was selected on the validation split (phase {s['best_phase']}, "
         f"epoch {s['best_epoch']}, validation accuracy {_pct(s['val_accuracy'])}); "
         "the test split was used only for the figures above.",
+        "",
+        f"![test accuracy against model size]({SIZE_ACCURACY})",
+        "",
+        "## Size and latency (onnxruntime, CPU)",
+        "",
+        *_size_table(r),
         "",
         "## The ONNX student",
         "",
@@ -76,16 +225,19 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"- INT8 (dynamic quantization): accuracy {_pct(i['accuracy'])}, "
             f"{i['size_bytes']:,} bytes, {i['latency_ms_batch1']:.3f} ms at batch 1; {verdict}."
         )
+    lines += ["", *_contract(r), "", *(_snippet(r) if with_sample else []), ""]
     lines += [
-        "",
         "## Preprocessing (the teacher saw exactly this too)",
         "",
         f"`{json.dumps(r['preprocessing'])}`; input shape {r['dataset'].get('input_shape')}. "
         "The same facts are stored in the ONNX metadata (`preprocessing`, `input_shape`, `labels`).",
         "",
+        *_inputs(r),
+        "",
         "## Training history",
         "",
-        f"![loss, Phi and validation accuracy per epoch]({PLOT})",
+        f"![loss and Phi per epoch, the phase boundary marked]({LOSS_PHI})",
+        f"![validation accuracy per epoch of every method]({VAL_ACCURACY})",
         "",
         "| phase | epoch | T | Phi | train loss | val accuracy |",
         "|---|---|---|---|---|---|",
@@ -103,31 +255,3 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _plot_history(path: Path, r: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    hist = r["history"]
-    x = list(range(1, len(hist) + 1))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(x, [h["train_loss"] for h in hist], marker=".")
-    axes[0].set_title("train loss (phase 1: MSE, phase 2: CE)")
-    axes[1].plot(x, [h["phi"] if h["phi"] is not None else float("nan") for h in hist], marker=".")
-    axes[1].set_title("Phi(T) (phase 1)")
-    axes[1].set_ylim(0, 1.05)
-    axes[2].plot(x, [h["val_accuracy"] for h in hist], marker=".", label=r["method"])
-    for arm, b in r["baselines"].items():
-        axes[2].plot(
-            range(1, len(b["history"]) + 1), [h["val_accuracy"] for h in b["history"]], label=arm
-        )
-    axes[2].set_title("validation accuracy")
-    axes[2].legend()
-    for ax in axes:
-        ax.set_xlabel("epoch")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""report.md renders the numbers of a given report dict, and history.png is a real plot."""
+"""report.md renders the numbers of a report dict: verdict, inputs, tables, contract, snippet."""
 
 from __future__ import annotations
 
@@ -106,3 +106,115 @@ def test_model_card_files(tmp_path):
     assert (tmp_path / "report.md").read_text() == render_markdown(REPORT)
     png = (tmp_path / PLOT).read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def _judged(main: float, **baselines: float) -> dict[str, Any]:
+    """REPORT with these test accuracies on a 400-sample test split."""
+    r = copy.deepcopy(REPORT)
+    r["student"]["accuracy"] = main
+    r["baselines"] = {arm: {"accuracy": acc, "history": HISTORY} for arm, acc in baselines.items()}
+    r["dataset"]["sizes"] = {"train": 1000, "val": 100, "test": 400}
+    return r
+
+
+def test_the_card_says_when_a_baseline_beat_the_student():
+    md = render_markdown(_judged(0.8775, student=0.9, kd=0.85))
+    assert (
+        "- student-only beat annealing: 90.00% against 87.75% on the test split, 2.25 points "
+        "(9 of 400 test samples)." in md
+    )
+    assert "- annealing beat KD: 87.75% against 85.00% on the test split, 2.75 points" in md
+    assert "within the test split's resolution" not in md
+    assert "- Resolution: the test split has 400 samples, so one test sample is 100/400 = " in md
+    assert "0.25 points of accuracy." in md
+    fair = render_markdown(_judged(0.9, student=0.8775))
+    assert " beat annealing" not in fair and "annealing beat student-only: 90.00%" in fair
+
+
+def test_a_one_sample_difference_is_within_the_resolution():
+    md = render_markdown(_judged(0.8775, kd=0.88))
+    assert "KD beat annealing: 88.00% against 87.75% on the test split, 0.25 points (1 of 400" in md
+    assert (
+        "- The difference between annealing and KD is within the test split's resolution: "
+        "the test split cannot tell them apart." in md
+    )
+
+
+def test_cli_summary_carries_the_verdict_and_warnings(tmp_path):
+    from akd_core.cli import summary_text
+
+    r = _judged(0.8775, student=0.9)
+    r["teacher"]["params"] = 1_234_567
+    r["warnings"] = ["the teacher scores 100.00% on the test split (400 samples): ..."]
+    text = summary_text(r, tmp_path)
+    assert "student-only beat annealing: 90.00% against 87.75%" in text
+    assert "Resolution: the test split has 400 samples" in text
+    assert "Warning: the teacher scores 100.00% on the test split" in text
+
+
+def test_inputs_contract_and_latency_table():
+    r = copy.deepcopy(REPORT)
+    r["teacher"].update(fingerprint="ab" * 32, size_bytes=4_000_000, latency_ms_batch1=2.5)
+    r["dataset"].update(source="file:d.npz", sha256="cd" * 32, sizes={"test": 8})
+    r["spec"]["dataset"] = {"source": "file:d.npz"}
+    r["versions"] = {"akd": "0.1.0", "torch": "2.13.0", "onnxruntime": "1.32.0"}
+    r["onnx"]["latency_ms_batch32_p90"] = 1.5  # a field report.json may gain: rendered too
+    r["input_contract"] = {
+        "name": "pixel_values", "dtype": "float32", "layout": "NCHW", "shape": [3, 32, 32],
+        "value_range": [0.0, 1.0], "value_range_source": "nominal", "raw_input": False,
+        "normalize": {"mode": "none"}, "standardize": {}, "steps_in_graph": ["standardise"],
+    }  # fmt: skip
+    md = render_markdown(r, with_sample=True)
+    assert f"- Teacher: onnx, sha256 `{'ab' * 32}`" in md
+    assert f"- Dataset: file:d.npz, sha256 `{'cd' * 32}`" in md
+    assert (
+        "- Seed: 7" in md
+        and "- Library versions: akd 0.1.0, torch 2.13.0, onnxruntime 1.32.0" in md
+    )
+    assert '"source": "file:d.npz"' in md  # the spec as run, as JSON
+    head = "| model | file bytes | parameters | latency batch1 (ms) | latency batch32 p90 (ms) |"
+    assert head in md
+    assert "| teacher | 4,000,000 | 1,234,567 | 2.500 | n/a |" in md
+    assert "| student.onnx | 312,456 | 78,123 | 0.123 | 1.500 |" in md
+    assert "| INT8 (not shipped) | 90,001 | n/a | 0.057 | n/a |" in md
+    assert "- Input `pixel_values`: float32, layout NCHW, one sample of shape [3, 32, 32]" in md
+    assert 'logits = session.run(None, {"pixel_values": x})[0]' in md
+    for png in ("history.png", "val_accuracy.png", "accuracy_vs_size.png"):
+        assert f"]({png})" in md
+
+
+def _snippet(md: str) -> str:
+    return md.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_snippet_runs_student_onnx_on_the_stored_sample(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.akd_core.report_support import write_report
+
+    report = write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    proc = subprocess.run(
+        [sys.executable, "-c", _snippet(md)], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    session = ort.InferenceSession(str(tmp_path / "student.onnx"))
+    x = np.load(tmp_path / "sample.npy")
+    assert x.shape == (1, *report["input_contract"]["shape"]) and x.dtype == np.float32
+    labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])
+    predicted = labels[int(session.run(None, {"input": x})[0].argmax(1)[0])]
+    assert proc.stdout == f"prediction: {predicted}\n"
+    # The sample is the first test sample, exactly as the student takes it.
+    from akd_core.data import load_dataset
+    from akd_core.spec import DatasetSpec
+
+    ds = load_dataset(DatasetSpec(source="builtin:digits"), None, 0)
+    np.testing.assert_array_equal(x[0], ds.x_test[0])
+    assert "- annealing and student-only scored the same on the test split: 70.00%." in md
+    assert "within the test split's resolution" in md and "100/359 = 0.28 points" in md

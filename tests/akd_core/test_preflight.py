@@ -1,0 +1,223 @@
+"""Pre-flight: a bad spec, student or memory plan fails in seconds, before any data is read."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from akd_core import pipeline, preflight
+from akd_core.cli import main as distill
+from akd_core.errors import SpecError
+from akd_core.exit_codes import EXIT_USAGE
+from akd_core.spec import parse_spec
+from tests.akd_core.trainer_support import install_fixed_teacher, write_dataset, write_teacher
+
+
+class Spy:
+    """Stands in for a function that must not be reached; records any call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise AssertionError("pre-flight should have stopped the run before this call")
+
+
+@pytest.fixture
+def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, Spy]:
+    """The data loader and the teacher loader of the pipeline, replaced by spies."""
+    found = {"load_dataset": Spy(), "load_teacher": Spy()}
+    for name, spy in found.items():
+        monkeypatch.setattr(pipeline, name, spy)
+    return found
+
+
+def _spec_file(tmp_path: Path, **over: Any) -> Path:
+    teacher = tmp_path / "teacher.onnx"
+    teacher.write_bytes(b"never read: pre-flight fails first")
+    spec: dict[str, Any] = {
+        "teacher": {"source": f"file:{teacher}", "format": "onnx"},
+        "student": {"arch": "mlp"},
+        "dataset": {"source": "builtin:digits"},
+        "device": "cpu",
+    }
+    spec.update(over)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def _cli(spec: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = distill([str(spec), "--out", str(out), "--quiet"])
+    return code, capsys.readouterr().err
+
+
+def test_misspelt_arch_fails_in_seconds_without_reading_data(tmp_path, spies, capsys):
+    spec = _spec_file(tmp_path, student={"arch": "resnt8"})
+    t0 = time.perf_counter()
+    code, err = _cli(spec, tmp_path / "out", capsys)
+    elapsed = time.perf_counter() - t0
+    assert code == EXIT_USAGE
+    assert "student.arch: unknown architecture 'resnt8'; available: resnet8" in err
+    assert spies["load_dataset"].calls == 0 and spies["load_teacher"].calls == 0
+    assert elapsed < 3.0
+
+
+@pytest.mark.parametrize(
+    ("over", "field", "words"),
+    [
+        ({"student": {"arch": "cnn", "options": {"width": 0}}}, "student.options.width", "1 to"),
+        ({"student": {"arch": "mlp", "options": {"depth": 3}}}, "student.options", "hidden"),
+        ({"teacher": {"source": "file:x", "arch": "resnet9"}}, "teacher.arch", "resnet8"),
+        ({"dataset": {"source": "builtin:mnist"}}, "dataset.source", "digits"),
+    ],
+)
+def test_bad_spec_fields_fail_before_data(tmp_path, spies, capsys, over, field, words):
+    if "teacher" in over:  # a safetensors teacher names its arch; keep the file real
+        over["teacher"]["source"] = f"file:{tmp_path / 'teacher.onnx'}"
+        over["teacher"]["format"] = "safetensors"
+    code, err = _cli(_spec_file(tmp_path, **over), tmp_path / "out", capsys)
+    assert code == EXIT_USAGE
+    assert err.startswith(f"error: {field}: ") and words in err, err
+    assert spies["load_dataset"].calls == 0
+
+
+def test_student_that_cannot_take_the_samples_fails_before_data(tmp_path, spies, capsys):
+    """The CSV header tells the samples are features: an image-only student is refused early."""
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,c,label\n" + "".join(f"{i},{i},{i},{i % 2}\n" for i in range(20)))
+    spec = _spec_file(tmp_path, student={"arch": "resnet8"}, dataset={"source": f"file:{csv}"})
+    code, err = _cli(spec, tmp_path / "out", capsys)
+    assert code == EXIT_USAGE
+    assert err.startswith("error: student.arch: architecture 'resnet8' accepts image input"), err
+    assert "architectures that accept features: mlp" in err
+    assert spies["load_dataset"].calls == 0
+
+
+def test_export_failure_names_the_opset(tmp_path, spies, capsys, monkeypatch):
+    import akd_core.export
+
+    def refuse(*args: Any, **kwargs: Any) -> Path:
+        raise RuntimeError("Unsupported: aten::gelu at opset 13")
+
+    monkeypatch.setattr(akd_core.export, "export_onnx", refuse)
+    code, err = _cli(_spec_file(tmp_path, export={"opset": 13}), tmp_path / "out", capsys)
+    assert code == EXIT_USAGE
+    assert "error: export.opset: the untrained student 'mlp' could not be exported" in err
+    assert "opset 13" in err and "aten::gelu" in err
+    assert spies["load_dataset"].calls == 0
+
+
+def test_student_with_wrong_output_size_is_refused(monkeypatch):
+    import torch
+
+    import akd_core.models.registry as registry
+
+    real = registry.build_model
+    monkeypatch.setattr(registry, "build_model", lambda a, s, k, o: real(a, s, k + 1, o))
+    spec = parse_spec(json.loads(_spec_json()))
+    with pytest.raises(SpecError, match=r"expected \(2, 10\) finite logits") as info:
+        preflight.check_student_export(spec, (1, 8, 8), 10)
+    assert info.value.field == "export.opset"
+    monkeypatch.setattr(registry, "build_model", real)
+    torch.manual_seed(0)
+    preflight.check_student_export(spec, (1, 8, 8), 10)  # the real student passes
+
+
+def _spec_json(**over: Any) -> str:
+    spec = {
+        "teacher": {"source": "file:t.onnx"},
+        "student": {"arch": "mlp"},
+        "dataset": {"source": "builtin:digits"},
+        **over,
+    }
+    return json.dumps(spec)
+
+
+def test_memory_over_the_device_names_batch_size(tmp_path, capsys, monkeypatch):
+    """The estimate runs on the loaded data, before the teacher is loaded or anything trains."""
+    data, teacher = write_dataset(tmp_path / "d.npz"), write_teacher(tmp_path / "t.npy")
+    loaded = install_fixed_teacher(monkeypatch)
+    monkeypatch.setattr(preflight, "available_memory", lambda device, resident=0: 2 * 1024**2)
+    spec = _spec_file(
+        tmp_path,
+        teacher={"source": f"file:{teacher}", "format": "onnx"},
+        dataset={"source": f"file:{data}", "format": "npz"},
+        student={"arch": "cnn", "options": {"width": 64}},
+        optimizer={"batch_size": 4096},
+    )
+    code, err = _cli(spec, tmp_path / "out", capsys)
+    assert code == EXIT_USAGE
+    assert err.startswith("error: optimizer.batch_size: the run needs an estimated"), err
+    assert "batch activations" in err and "optimizer.batch_size 4096" in err
+    assert "student.options" in err and "free on cpu" in err
+    assert loaded == []  # the teacher was never loaded
+
+
+def test_memory_estimate_parts():
+    spec = parse_spec(json.loads(_spec_json(optimizer={"batch_size": 32, "name": "sgd"})))
+    est = preflight.estimate_memory(spec, (1, 8, 8), 10, samples=1000, teacher_bytes=5000)
+    params = 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10  # the default mlp (128, 64)
+    assert (est.student, est.gradients, est.optimizer) == (4 * params, 4 * params, 4 * params)
+    assert est.data == 1000 * (4 * 64 + 8) + 1000 * 10 * 4
+    assert est.activations == 2 * 4 * 32 * (64 + 2 * 128 + 2 * 64 + 10)
+    assert est.teacher == 5000
+    adamw = parse_spec(json.loads(_spec_json()))
+    assert preflight.estimate_memory(adamw, (1, 8, 8), 10, 1000, 0).optimizer == 8 * params
+
+
+def test_weights_dominating_name_the_student_options():
+    spec = parse_spec(
+        json.loads(_spec_json(student={"arch": "mlp", "options": {"hidden": [4096]}}))
+    )
+    est = preflight.estimate_memory(spec, (3, 32, 32), 10, samples=10, teacher_bytes=0)
+    with pytest.raises(SpecError) as info:
+        preflight.check_memory(est, est.total // 2, "cuda:0")
+    assert info.value.field == "student.options"
+    assert "choose a smaller student (student.arch, student.options)" in info.value.message
+    preflight.check_memory(est, est.total * 2, "cuda:0")  # enough memory: no error
+
+
+def _measured_activations(arch: str, options: dict, shape: tuple[int, ...], k: int) -> int:
+    """Values kept by a training forward pass: the outputs of every leaf module."""
+    import torch
+
+    from akd_core.models import build_model
+
+    net = build_model(arch, shape, k, options).train()
+    seen: list[int] = []
+    for m in net.modules():
+        if not list(m.children()):
+            m.register_forward_hook(lambda _m, _i, out: seen.append(out.numel()))
+    net(torch.zeros((1, *shape)))
+    return sum(seen)
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "shape"),
+    [
+        ("mlp", {}, (1, 8, 8)),
+        ("mlp", {"hidden": [256, 256, 32]}, (40,)),
+        ("cnn-tiny", {}, (3, 32, 32)),
+        ("cnn", {"width": 8}, (1, 28, 28)),
+        ("resnet8", {}, (3, 32, 32)),
+        ("resnet20", {"width": 8}, (3, 16, 16)),
+    ],
+)
+def test_activation_estimate_is_close_to_the_built_model(arch, options, shape):
+    estimated = preflight.activation_elements(arch, options, shape, 10)
+    measured = _measured_activations(arch, options, shape, 10)
+    assert 0.7 * measured <= estimated <= 1.5 * measured, (estimated, measured)
+
+
+def test_near_perfect_teacher_is_flagged():
+    assert preflight.teacher_test_warning(0.994, 1000) is None
+    text = preflight.teacher_test_warning(1.0, 360)
+    assert text is not None and "100.00% on the test split (360 samples)" in text
+    assert "supply a test split the teacher never saw" in text
+    assert preflight.teacher_test_warning(1.0, 0) is None
