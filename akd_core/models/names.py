@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from akd_core.errors import SpecError
+from akd_core.text.names import TEXT_ARCH_OPTIONS, TEXT_MODEL_NAMES  # text students (no torch)
 
 IMAGE = "image"  # (C, H, W)
 FEATURES = "features"  # (F,)
@@ -72,19 +73,21 @@ def input_kind(input_shape: tuple[int, ...]) -> str:
 
 def check_arch_name(name: str, field: str = "student.arch") -> None:
     """Raise SpecError when `name` is not a registry model, listing the available names."""
-    if name not in INPUT_KINDS:
+    if name not in INPUT_KINDS and not (field == "student.arch" and name in TEXT_ARCH_OPTIONS):
+        names = (*MODEL_NAMES, *TEXT_MODEL_NAMES) if field == "student.arch" else MODEL_NAMES
         raise SpecError(
-            f"unknown architecture {name!r}; available: {', '.join(MODEL_NAMES)}", field=field
+            f"unknown architecture {name!r}; available: {', '.join(names)}", field=field
         )
 
 
 def check_arch_options(name: str, options: dict, field: str = "student.options") -> None:
     """Raise SpecError for an option that architecture `name` (a checked name) does not take."""
+    accepted = ARCH_OPTIONS.get(name) or TEXT_ARCH_OPTIONS[name]
     for key in options:
-        if key not in ARCH_OPTIONS[name]:
+        if key not in accepted:
             raise SpecError(
                 f"unknown option {key!r} for architecture {name!r}; accepted options: "
-                f"{', '.join(ARCH_OPTIONS[name])}",
+                f"{', '.join(accepted)}",
                 field=field,
             )
 
@@ -92,6 +95,13 @@ def check_arch_options(name: str, options: dict, field: str = "student.options")
 def check_arch_input(name: str, input_shape: tuple[int, ...], field: str = "student.arch") -> None:
     """Raise SpecError when model `name` cannot take samples of `input_shape`."""
     check_arch_name(name, field)
+    if name in TEXT_ARCH_OPTIONS:
+        raise SpecError(
+            f"architecture {name!r} is a text student: it needs a transformers teacher "
+            "(teacher.format 'hf') and text data (csv or jsonl), not samples of shape "
+            f"{tuple(input_shape)}",
+            field=field,
+        )
     kind = input_kind(input_shape)
     if kind not in INPUT_KINDS[name]:
         accepting = [n for n in MODEL_NAMES if kind in INPUT_KINDS[n]]
