@@ -1,6 +1,6 @@
 """The server's resource bounds: one frozen dataclass checked at submit and again before training.
 
-The CLI uses the defaults; the service builds one from its Settings (app.core.config). The
+The CLI uses the defaults; the service builds one from its Settings (akd_service.config). The
 archive caps are part of it, so every reader of an upload gets the same numbers the
 upload was checked with.
 """
