@@ -208,7 +208,7 @@ def test_builtin_digits_shape_splits_and_seeds() -> None:
     assert a.kind == "image" and a.input_shape == (1, 8, 8) and a.num_classes == 10
     assert sum(_sizes(a)) == 1797
     assert a.normalization["mode"] == "none" and a.normalization["scale"] == "0-1"
-    assert 0.0 == a.x_train.min() and a.x_train.max() == 1.0  # 0..16 stored, scaled into [0, 1]
+    assert a.x_train.min() == 0.0 and a.x_train.max() == 1.0  # 0..16 stored, scaled into [0, 1]
     b = load_dataset(spec, None, seed=0)
     c = load_dataset(spec, None, seed=1)
     np.testing.assert_array_equal(a.x_train, b.x_train)

@@ -72,7 +72,7 @@ def test_grayscale_images_resized_to_image_size(tmp_path: Path) -> None:
     ds = load_dataset(DatasetSpec(source="upload:x", image_size=8), path, seed=0)
     assert ds.input_shape == (1, 8, 8)
     assert ds.normalization["mode"] == "none" and ds.normalization["scale"] == "0-1"
-    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0  # float32 NCHW in [0, 1]
+    assert ds.x_train.min() >= 0.0 and ds.x_train.max() <= 1.0  # float32 NCHW in [0, 1]
 
 
 def test_mixed_sizes_without_image_size_is_refused(tmp_path: Path) -> None:
