@@ -1,0 +1,81 @@
+"""Measured latency: median and p90 at batch 1 and 32 within a budget, and ratios taken from them."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from akd_core import latency
+from akd_core.export import export_onnx
+from akd_core.latency import MAX_RUNS, MIN_RUNS, measure_latency
+from akd_core.models import build_model
+from akd_core.report import STUDENT_ONNX
+from akd_core.size_latency import TEACHER_NOT_TIMED, size_latency_table
+from tests.akd_core.int8_support import digits, export_report, student
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def mlp_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    net = build_model("mlp", (1, 8, 8), 10, {"hidden": [16]})
+    return export_onnx(net, (1, 8, 8), tmp_path_factory.mktemp("lat") / "m.onnx", {})
+
+
+def test_latency_has_median_and_p90_at_batch_1_and_32(mlp_onnx: Path) -> None:
+    measured = measure_latency(mlp_onnx, (1, 8, 8), budget_s=0.1)
+    d = measured.to_dict()
+    assert d["threads"] == 1 and d["warmup_runs"] == latency.WARMUP_RUNS and d["budget_s"] == 0.1
+    for key, batch in (("batch1", 1), ("batch32", 32)):
+        b = d[key]
+        assert b["batch"] == batch and MIN_RUNS <= b["runs"] <= MAX_RUNS
+        assert 0.0 < b["median_ms"] <= b["p90_ms"] < 1000.0
+
+
+def _clock(step_s: float):
+    """A fake clock that moves `step_s` at every reading: each timed run lasts `step_s`."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step_s
+
+
+def test_a_slow_model_gets_fewer_runs_within_the_budget(mlp_onnx: Path) -> None:
+    slow = measure_latency(mlp_onnx, (1, 8, 8), budget_s=0.5, clock=_clock(0.1))
+    fast = measure_latency(mlp_onnx, (1, 8, 8), budget_s=0.5, clock=_clock(1e-6))
+    # 0.25 s per batch size; every run costs 0.1 s on the slow clock: the floor of MIN_RUNS.
+    assert [b.runs for b in slow.batches] == [MIN_RUNS, MIN_RUNS]
+    assert [b.runs for b in fast.batches] == [MAX_RUNS, MAX_RUNS]
+    assert slow.at(1).median_ms == pytest.approx(100.0)  # one clock step between readings
+
+
+def test_report_ratios_are_computed_from_the_measured_figures(tmp_path: Path) -> None:
+    ds = digits()
+    report = export_report(tmp_path, student("mlp", ds), ds, int8=True, int8_max_accuracy_drop=1.0)
+    table = report["measured"]
+    assert table["threads"] == 1 and table["batch_sizes"] == [1, 32]
+    teacher, fp32, int8 = table["rows"]
+    assert teacher["latency"] is None and teacher["note"] == TEACHER_NOT_TIMED
+    assert fp32["size_bytes"] == (tmp_path / STUDENT_ONNX).stat().st_size
+    assert fp32["latency"] == report["onnx"]["latency"]
+    assert report["onnx"]["latency_ms_batch1"] == fp32["latency"]["batch1"]["median_ms"]
+    for b in ("batch1", "batch32"):
+        want = fp32["latency"][b]["median_ms"] / int8["latency"][b]["median_ms"]
+        assert int8["vs_student_fp32"]["speedup"][b] == pytest.approx(want)
+    assert int8["vs_student_fp32"]["size_ratio"] == pytest.approx(
+        fp32["size_bytes"] / int8["size_bytes"]
+    )
+    assert fp32["vs_teacher"]["size_ratio"] == pytest.approx(113504 / fp32["size_bytes"])
+    assert fp32["vs_teacher"]["params_ratio"] == pytest.approx(23950 / fp32["params"])
+
+
+def test_a_timed_teacher_gives_speedups(tmp_path: Path) -> None:
+    lat = {"threads": 1, "batch1": {"median_ms": 2.0}, "batch32": {"median_ms": 30.0}}
+    onnx_info = {"file": "student.onnx", "size_bytes": 1000,
+                 "latency": {"threads": 1, "batch1": {"median_ms": 0.5}, "batch32": {"median_ms": 3.0}}}  # fmt: skip
+    teacher = {"format": "onnx", "params": 4000, "size_bytes": 8000, "latency": lat}
+    rows = size_latency_table(teacher, 100, onnx_info, None)["rows"]
+    assert rows[0]["note"] is None
+    assert rows[1]["vs_teacher"] == {"speedup": {"batch1": 4.0, "batch32": 10.0},
+                                     "size_ratio": 8.0, "params_ratio": 40.0}  # fmt: skip
