@@ -277,6 +277,19 @@ class Timings(_Open):
     total_s: Seconds | None = None
 
 
+class TextReport(_Open):
+    """Text jobs: what student.onnx takes and the folders shipped beside it."""
+
+    inputs: list[Literal["input_ids", "attention_mask", "token_type_ids"]] = Field(
+        description="the ONNX inputs, int64 of shape (batch, sequence)"
+    )
+    tokenizer: str = Field(description="the tokenizer folder that tokenises as training did")
+    max_length: Annotated[int, Field(ge=1)] = Field(description="tokens per text in training")
+    label_map: dict[str, int] = Field(description="class name -> logit index")
+    student_hf_dir: str = Field(description="the student as a transformers folder")
+    student_hf_reload_max_abs_diff: Annotated[float, Field(ge=0.0)]
+
+
 class Report(_Open):
     """report.json: what a job proved about its student (CONTRACT)."""
 
@@ -298,6 +311,7 @@ class Report(_Open):
     params: Params
     compression: float | None = Field(description="teacher params / student params")
     onnx: OnnxReport
+    text: TextReport | None = Field(None, description="text jobs only (hf teacher, text data)")
     int8: Int8Report | None = Field(description="null unless export.int8 was asked for")
     measured: SizeLatencyTable | None = Field(
         None, description="parameters, file sizes, latency and ratios, all measured"
