@@ -221,3 +221,59 @@ def test_near_perfect_teacher_is_flagged():
     assert text is not None and "100.00% on the test split (360 samples)" in text
     assert "supply a test split the teacher never saw" in text
     assert preflight.teacher_test_warning(1.0, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("student", "field"),
+    [
+        ({"arch": "cnn", "options": {"width": 0}}, "student.options.width"),
+        ({"arch": "mlp", "options": {"hidden": "wide"}}, "student.options.hidden"),
+        ({"arch": "resnt8"}, "student.arch"),
+    ],
+)
+def test_check_spec_refuses_option_values_without_data(student, field):
+    with pytest.raises(SpecError) as info:
+        preflight.check_spec(parse_spec(json.loads(_spec_json(student=student))))
+    assert info.value.field == field
+
+
+def test_check_spec_and_the_estimate_import_no_torch():
+    """The API runs them at POST /jobs, where torch is never imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from akd_core import preflight\n"
+        "from akd_core.spec import parse_spec\n"
+        f"spec = parse_spec({_spec_json()!r})\n"
+        "preflight.check_spec(spec)\n"
+        "preflight.estimate_memory(spec, (1, 8, 8), 10, 100, 0)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_teacher_perfect_on_the_test_split_is_flagged_in_report_and_cli(
+    tmp_path, capsys, monkeypatch
+):
+    """The synthetic data is labelled by the fixed teacher: it scores 100% on the test split."""
+    data, teacher = write_dataset(tmp_path / "d.npz"), write_teacher(tmp_path / "t.npy")
+    install_fixed_teacher(monkeypatch)
+    spec = _spec_file(
+        tmp_path,
+        teacher={"source": f"file:{teacher}", "format": "onnx"},
+        dataset={"source": f"file:{data}", "format": "npz"},
+        student={"arch": "mlp", "options": {"hidden": [8]}},
+        annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 1},
+    )
+    code = distill([str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["teacher"]["accuracy"] == 1.0
+    [warning] = report["warnings"]
+    assert "100.00% on the test split (18 samples)" in warning
+    assert f"Warning: {warning}" in out
+    assert f"- Warning: {warning}" in (tmp_path / "out" / "report.md").read_text()
