@@ -125,6 +125,57 @@ def _size_table(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _int8(i: dict[str, Any] | None) -> list[str]:
+    if not i:
+        return []
+    how = f" ({i['method']} quantization)" if i.get("method") else ""
+    verdict = "kept as `student.int8.onnx`" if i["kept"] else f"not shipped: {i.get('reason')}"
+    figures = (
+        f"accuracy {_pct(i['accuracy'])}, {i['size_bytes']:,} bytes, "
+        f"{i['latency_ms_batch1']:.3f} ms at batch 1; "
+        if "accuracy" in i
+        else ""
+    )
+    out = [f"- INT8{how}: {figures}{verdict}."]
+    out += [
+        f"  - candidate {c['method']}: test accuracy {_pct(c['accuracy'])}, agreement with "
+        f"FP32 {_pct(c.get('agreement_with_fp32'))}, {c['size_bytes']:,} bytes; {c['verdict']}"
+        for c in i.get("candidates") or []
+    ]
+    return out
+
+
+def _ms(latency: dict[str, Any] | None, batch: int) -> str:
+    one = (latency or {}).get(f"batch{batch}")
+    return f"{one['median_ms']:.3f} / {one['p90_ms']:.3f}" if one else "n/a"
+
+
+def _ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}x"
+
+
+def _measured_table(m: dict[str, Any]) -> list[str]:
+    """report.json's `measured` rows: parameters, file size, latency and ratios to the teacher."""
+    batches = m.get("batch_sizes") or [1]
+    head = ["model", "file", "parameters", "file bytes"]
+    head += [f"batch {b} median / p90 (ms)" for b in batches]
+    head += [f"speedup vs teacher (batch {batches[0]})", "smaller than teacher", "note"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in m["rows"]:
+        vs = row.get("vs_teacher") or {}
+        speed = (vs.get("speedup") or {}).get(f"batch{batches[0]}")
+        cells = [row["model"], f"`{row['file']}`" if row.get("file") else "-",
+                 _num(row.get("params")), _num(row.get("size_bytes"))]  # fmt: skip
+        cells += [_ms(row.get("latency"), b) for b in batches]
+        cells += [_ratio(speed), _ratio(vs.get("size_ratio")), row.get("note") or ""]
+        out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        f"Measured with {m.get('engine')}, {m.get('threads')} thread(s): {m.get('statistic')}.",
+    ]
+    return out
+
+
 def _contract(r: dict[str, Any]) -> list[str]:
     c = r.get("input_contract")
     if not c:
@@ -207,7 +258,7 @@ def render_markdown(r: dict[str, Any], *, with_sample: bool = False) -> str:
         "",
         "## Size and latency (onnxruntime, CPU)",
         "",
-        *_size_table(r),
+        *(_measured_table(r["measured"]) if r.get("measured") else _size_table(r)),
         "",
         "## The ONNX student",
         "",
@@ -218,13 +269,7 @@ def render_markdown(r: dict[str, Any], *, with_sample: bool = False) -> str:
         f"{o['parity_max_abs_diff']:.2e}, argmax agreement {_pct(o['argmax_agreement'])}, "
         f"ONNX accuracy {_pct(o['accuracy'])}.",
     ]
-    if r.get("int8"):
-        i = r["int8"]
-        verdict = "kept as `student.int8.onnx`" if i["kept"] else f"not kept: {i['reason']}"
-        lines.append(
-            f"- INT8 (dynamic quantization): accuracy {_pct(i['accuracy'])}, "
-            f"{i['size_bytes']:,} bytes, {i['latency_ms_batch1']:.3f} ms at batch 1; {verdict}."
-        )
+    lines += _int8(r.get("int8"))
     lines += ["", *_contract(r), "", *(_snippet(r) if with_sample else []), ""]
     lines += [
         "## Preprocessing (the teacher saw exactly this too)",

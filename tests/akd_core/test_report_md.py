@@ -73,8 +73,8 @@ def test_onnx_int8_preprocessing_and_device_lines():
     assert "`student.onnx`: 312,456 bytes, opset 17" in md
     assert "median latency at batch 1: 0.123 ms" in md
     assert "max |diff| 1.50e-06, argmax agreement 100.00%, ONNX accuracy 87.65%" in md
-    assert "INT8 (dynamic quantization): accuracy 86.11%, 90,001 bytes, 0.057 ms" in md
-    assert "not kept: INT8 validation accuracy 0.8000 is more than 0.0100 below" in md
+    assert "- INT8: accuracy 86.11%, 90,001 bytes, 0.057 ms at batch 1; not shipped: INT8" in md
+    assert "not shipped: INT8 validation accuracy 0.8000 is more than 0.0100 below" in md
     assert '`{"mean": [0.5], "std": [0.25]}`; input shape [3, 32, 32]' in md
     assert "Device: cuda:0, mixed precision bfloat16. Teacher logits cache: hit in 1.23 s." in md
     kept = copy.deepcopy(REPORT)
@@ -218,3 +218,75 @@ def test_the_snippet_runs_student_onnx_on_the_stored_sample(tmp_path):
     np.testing.assert_array_equal(x[0], ds.x_test[0])
     assert "- annealing and student-only scored the same on the test split: 70.00%." in md
     assert "within the test split's resolution" in md and "100/359 = 0.28 points" in md
+
+
+def _latency(median: float) -> dict[str, Any]:
+    return {
+        "threads": 1,
+        **{
+            f"batch{b}": {
+                "batch": b,
+                "median_ms": median * b,
+                "p90_ms": median * b * 1.2,
+                "runs": 50,
+            }
+            for b in (1, 32)
+        },
+    }
+
+
+def test_measured_size_and_latency_table_and_int8_candidates():
+    from akd_core.size_latency import size_latency_table
+
+    r = copy.deepcopy(REPORT)
+    teacher = {
+        "format": "onnx",
+        "params": 1_234_567,
+        "size_bytes": 4_000_000,
+        "latency": _latency(2.0),
+    }
+    onnx_info = {**r["onnx"], "file": "student.onnx", "latency": _latency(0.1)}
+    cand = {
+        "method": "static",
+        "accuracy": 0.86,
+        "agreement_with_fp32": 0.97,
+        "size_bytes": 90_001,
+        "latency": _latency(0.05),
+        "verdict": "static QDQ: within 0.0100 of FP32; 2.00x faster",
+    }
+    int8 = {
+        "kept": True,
+        "method": "static",
+        "file": "student.int8.onnx",
+        "candidates": [cand],
+        "accuracy": 0.86,
+        "size_bytes": 90_001,
+        "latency_ms_batch1": 0.05,
+    }
+    r["int8"] = int8
+    r["measured"] = size_latency_table(teacher, 78_123, onnx_info, int8)
+    md = render_markdown(r)
+    head = (
+        "| model | file | parameters | file bytes | batch 1 median / p90 (ms) | "
+        "batch 32 median / p90 (ms) | speedup vs teacher (batch 1) | smaller than teacher | note |"
+    )
+    assert head in md
+    assert (
+        "| teacher (onnx) | - | 1,234,567 | 4,000,000 | 2.000 / 2.400 | 64.000 / 76.800 | n/a | n/a |"
+        in md
+    )
+    assert (
+        "| student | `student.onnx` | 78,123 | 312,456 | 0.100 / 0.120 | 3.200 / 3.840 | 20.0x | 12.8x |"
+        in md
+    )
+    assert "| student INT8 | `student.int8.onnx` | 78,123 | 90,001 | 0.050 / 0.060 |" in md
+    assert "| 40.0x | 44.4x | static quantization |" in md
+    assert "Measured with onnxruntime, CPUExecutionProvider," in md
+    assert (
+        "- INT8 (static quantization): accuracy 86.00%, 90,001 bytes, 0.050 ms at batch 1; kept as"
+        in md
+    )
+    assert (
+        "  - candidate static: test accuracy 86.00%, agreement with FP32 97.00%, 90,001 bytes; static QDQ"
+        in md
+    )
