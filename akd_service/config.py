@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Events of finished jobs are deleted after; 0 keeps them."
     )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    gpus: str | None = Field(
+        default=None,
+        pattern=r"^\s*[\w-]+\s*(,\s*[\w-]+\s*)*$",
+        description="AKD_GPUS: cards the worker's children share out, one each, e.g. '0,1,2,3' "
+        "(indexes or GPU UUIDs); unset: the inherited CUDA_VISIBLE_DEVICES, else every GPU.",
+    )
     sse_poll_s: float = Field(
         default=0.5, gt=0, description="How often the event stream polls the DB."
     )

@@ -35,7 +35,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1; AKD_HOST)")
     parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--data-dir", type=Path, help="all local state (default ./akd-data)")
-    parser.add_argument("--workers", type=int, default=1, help="concurrent jobs (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="concurrent jobs (default 1); on a GPU host each worker process gets its own card",
+    )
+    parser.add_argument(
+        "--gpus",
+        help="cards the workers share out, one each, e.g. 0,1,2,3 (AKD_GPUS; default: every GPU)",
+    )
     parser.add_argument(
         "--api-workers",
         type=int,
@@ -157,6 +166,8 @@ class Supervisor:
             AKD_HOST=self.settings.host,
             AKD_PORT=str(self.settings.port),
         )
+        if self.settings.gpus:  # the worker's pool children take one card each from it
+            env["AKD_GPUS"] = self.settings.gpus
         return env
 
     def start(self) -> None:
@@ -286,6 +297,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port if args.port else free_port()
+    if getattr(args, "gpus", None) is not None:
+        overrides["gpus"] = args.gpus
     return Settings(**overrides)
 
 

@@ -21,13 +21,24 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_production_services_are_all_there():
-    assert {"api", "worker", "redis", "postgres"} <= set(SERVICES)
-    assert {"api", "worker"} <= set(PROJECT_SERVICES)
+    assert {"api", "worker-gpu0", "worker-gpu1", "redis", "postgres"} <= set(SERVICES)
+    assert {"api", "worker-gpu0"} <= set(PROJECT_SERVICES)
 
 
-def test_worker_reserves_a_gpu():
-    devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert any("gpu" in d.get("capabilities", []) for d in devices)
+GPU_WORKERS = [name for name in SERVICES if name.startswith("worker-gpu")]
+
+
+def test_each_gpu_worker_holds_its_own_card_and_runs_one_job():
+    cards = []
+    for name in GPU_WORKERS:
+        (device,) = SERVICES[name]["deploy"]["resources"]["reservations"]["devices"]
+        # `count` would hand every worker the same first card; device_ids isolates them.
+        assert "gpu" in device["capabilities"] and "count" not in device
+        cards.append(tuple(device["device_ids"]))
+        cmd = SERVICES[name]["command"]
+        assert cmd[cmd.index("--concurrency") + 1] == "1"
+    assert sorted(cards) == [(str(i),) for i in range(len(GPU_WORKERS))]
+    assert len(GPU_WORKERS) >= 2
 
 
 def test_redis_never_evicts_and_persists_messages():
@@ -65,7 +76,7 @@ def test_every_akd_service_runs_as_the_images_unprivileged_user():
     uid = re.search(r"useradd [^\n]*--uid (\d+) --gid akd [^\n]* akd\b", dockerfile)
     gid = re.search(r"groupadd [^\n]*--gid (\d+) akd\b", dockerfile)
     assert uid and gid and re.search(r"^USER akd$", dockerfile, re.M)
-    assert {"api", "worker", "reaper"} <= set(PROJECT_SERVICES)
+    assert {"api", "worker-gpu0", "reaper"} <= set(PROJECT_SERVICES)
     for name in PROJECT_SERVICES:
         user = str(SERVICES[name].get("user", ""))
         assert user == f"{uid.group(1)}:{gid.group(1)}", f"{name} runs as {user or 'the default'}"

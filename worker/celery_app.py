@@ -12,13 +12,22 @@ Worker process model (robustness notes):
 - Cancellation is a database flag that the training loop polls, never revoke(terminate):
   killing a child mid-write could leave half-written artifacts and a lost GPU context.
 - No result backend: job outcomes are written to the job row by the task itself.
+- One card per child: each pool child sets CUDA_VISIBLE_DEVICES to its own GPU (by its pool
+  index, from AKD_GPUS or the cards the driver shows) as it starts, before any torch import,
+  so `--concurrency N` on an N-GPU host runs one job per card (akd_service/gpus.py).
 """
 
 from __future__ import annotations
 
+import os
+
+from billiard.process import current_process
 from celery import Celery
+from celery._state import get_current_app
+from celery.signals import worker_process_init
 
 from akd_service.config import Settings
+from akd_service.gpus import pin_child, worker_gpus
 from worker.tasks import register_tasks
 
 # The task is registered under akd_service.queue.TASK_NAME (worker/tasks.py), the name the API sends.
@@ -63,7 +72,24 @@ def make_celery(settings: Settings) -> WorkerApp:
         worker_max_tasks_per_child=20,
     )
     register_tasks(app)
+    _pin_children_to_gpus(app)
     return app
+
+
+def _pin_children_to_gpus(app: WorkerApp) -> None:
+    """Connect the hook that gives each pool child of `app` its own GPU."""
+    # The card list is read once, in the parent, without torch (nvidia-smi or /proc).
+    gpus = worker_gpus(app.settings.gpus)
+
+    def pin(**_: object) -> None:
+        # The signal is process-wide: act only for the app this child was started with.
+        if get_current_app() is not app:
+            return
+        index = getattr(current_process(), "index", None)
+        if isinstance(index, int):
+            pin_child(index, gpus, os.environ)
+
+    worker_process_init.connect(pin, weak=False)
 
 
 # The entry point of `celery -A worker.celery_app worker`: the settings come from the AKD_*
