@@ -25,6 +25,7 @@ from akd_core.models.names import (
     input_kind,
     student_params,
 )
+from akd_core.text.names import is_text_arch, text_student_params
 
 if TYPE_CHECKING:
     from akd_core.data import Dataset
@@ -44,8 +45,11 @@ def check_spec(spec: JobSpec) -> None:
     arch, options = spec.student.arch, spec.student.options
     check_arch_name(arch, "student.arch")
     check_arch_options(arch, options, "student.options")
-    # The parameter formula validates every option's value; any shape of an accepted kind will do.
-    student_params(arch, options, _PROBE_SHAPES[INPUT_KINDS[arch][0]], 2)
+    if is_text_arch(arch):  # sized by the teacher's config, known once its folder is read
+        text_student_params(arch, options, {}, 2)  # validates the option values
+    else:
+        # The parameter formula validates every option's value; any shape of an accepted kind will do.
+        student_params(arch, options, _PROBE_SHAPES[INPUT_KINDS[arch][0]], 2)
     if spec.teacher.arch:
         check_arch_name(spec.teacher.arch, "teacher.arch")
         check_arch_options(spec.teacher.arch, spec.teacher.arch_options, "teacher.arch_options")

@@ -113,3 +113,18 @@ def test_the_torch_free_name_checks_know_the_text_students():
     with pytest.raises(SpecError, match="unknown architecture 'bert'"):
         check_arch_name("bert", "teacher.arch")  # a text student is no registry teacher
     assert not model_kind_ok("bert", (64,))
+
+
+def test_the_torch_free_spec_check_takes_text_students_and_their_option_values():
+    from akd_core.preflight import check_spec
+    from akd_core.spec import parse_spec
+
+    def spec(options):
+        return parse_spec({"teacher": {"source": "file:t", "format": "hf"},
+                           "student": {"arch": "bert", "options": options},
+                           "dataset": {"source": "file:d.jsonl"}})  # fmt: skip
+
+    check_spec(spec({"layers": 2}))
+    with pytest.raises(SpecError) as err:
+        check_spec(spec({"hidden": 30, "heads": 4}))
+    assert err.value.field == "student.options.hidden"
