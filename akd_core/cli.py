@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akd_core.errors import AKDError, JobCancelled, TrainingError
 from akd_core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
+
+if TYPE_CHECKING:
+    from akd_core.spec import JobSpec
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +25,27 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override spec.device")
     parser.add_argument("--cache-dir", type=Path, help="teacher-logit cache (default <out>/.cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def file_source_path(source: str, spec_dir: Path) -> Path:
+    """The absolute path a `file:` source names; a relative one is relative to the spec's folder."""
+    path = Path(source.removeprefix("file:")).expanduser()
+    return path if path.is_absolute() else (spec_dir / path).absolute()
+
+
+def with_absolute_file_sources(spec: JobSpec, spec_dir: Path) -> JobSpec:
+    """`spec` with every `file:` source made absolute (relative to the spec file, as `akd submit`)."""
+    updates: dict[str, Any] = {}
+    for section in ("teacher", "dataset"):
+        part = getattr(spec, section)
+        fields = {
+            name: f"file:{file_source_path(value, spec_dir)}"
+            for name in ("source", "val_source", "test_source")
+            if isinstance(value := getattr(part, name, None), str) and value.startswith("file:")
+        }
+        if fields:
+            updates[section] = part.model_copy(update=fields)
+    return spec.model_copy(update=updates)
 
 
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
@@ -53,7 +77,7 @@ def distill_main(args: argparse.Namespace) -> int:
 
     bar = ProgressBar(enabled=not args.quiet)
     try:
-        spec = load_spec_file(args.spec)
+        spec = with_absolute_file_sources(load_spec_file(args.spec), args.spec.parent)
         out_dir = args.out or Path("runs") / args.spec.stem
         report = run_job(
             spec,

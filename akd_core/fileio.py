@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+OUTPUT_FILE_MODE = 0o644  # what a plain open() gives under the usual umask 022
+
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call `write(tmp)` on a temp path in the same folder, then rename it over `path`."""
@@ -18,6 +20,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        # mkstemp makes the file 0600; outputs are for sharing, readable like any download.
+        os.chmod(tmp, OUTPUT_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

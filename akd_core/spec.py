@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -294,6 +295,32 @@ def _loc(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"] if not re.fullmatch(r"function-after\[.*\]", str(p)))
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    """ "; did you mean 'x'?" for the closest accepted name (difflib), else the names accepted."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; accepted: {', '.join(choices)}" if choices else ""
+
+
+def _fields_at(parts: list[str]) -> list[str]:
+    """The field names the spec model accepts at a dotted location ([] past a free-form dict)."""
+    model: Any = JobSpec
+    for part in parts:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        models = [a for a in (annotation, *get_args(annotation)) if isinstance(a, type)]
+        model = next((m for m in models if issubclass(m, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _literal_choices(err: Any) -> list[str]:
+    """The values a Literal field accepts, read from pydantic's "expected" text."""
+    return re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+
+
 def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
     """Validate a spec given as a dict or JSON text; raise SpecError naming the field."""
     try:
@@ -305,7 +332,11 @@ def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
         loc = _loc(first) or "spec"
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            msg = f"unknown field '{loc.split('.')[-1]}' (not part of the job spec)"
+            name = loc.split(".")[-1]
+            msg = f"unknown field '{name}' (not part of the job spec)"
+            msg += _did_you_mean(name, _fields_at(loc.split(".")[:-1]))
+        elif first["type"] == "literal_error":
+            msg += _did_you_mean(str(first.get("input")), _literal_choices(first))
         elif first["type"] == "string_pattern_mismatch":
             msg = (
                 f"{first.get('input')!r} is not a valid source; use upload:<id>, "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
-from akd_service.db.states import SUCCEEDED
+from akd_service.db.states import FINAL_STATES, SUCCEEDED
 
 if TYPE_CHECKING:
     from akd_service.config import Settings
@@ -91,10 +92,10 @@ def cmd_download(args: argparse.Namespace) -> int:
     with _client(args) as client:
         out = args.out or Path("runs") / args.id
         if args.name:
-            # --out names a folder, existing or not (client.download would take a missing
-            # one for the file's own name).
+            # --out names a folder, existing or not: created first, so that the client puts
+            # the artifact inside it (a missing path would be taken for the file's own name).
             out.mkdir(parents=True, exist_ok=True)
-            paths = [client.download(args.id, args.name, out / args.name)]
+            paths = [client.download(args.id, args.name, out)]
         else:
             paths = client.download_all(args.id, out)
     for p in paths:
@@ -108,12 +109,49 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     with _client(args) as client:
         page = client.jobs(**params)
     items = page.get("items", page if isinstance(page, list) else [])
-    for job in items:
-        print(f"{job['id']}  {job.get('state', ''):<10} {job.get('phase') or '':<16} "
-              f"{float(job.get('progress') or 0):>5.0%}  {job.get('created_at', '')}")  # fmt: skip
+    if not items:
+        print("no jobs yet; submit one with: akd submit SPEC.json")
+    else:
+        now = datetime.now(UTC)
+        rows: list[tuple[str, ...]] = [("ID", "STATE", "PROGRESS", "ACCURACY", "AGE")]
+        rows += [_job_row(job, now) for job in items]
+        print_table(rows)
     if isinstance(page, dict) and page.get("next"):
         print(f"more: akd jobs --cursor {page['next']}")
     return EXIT_OK
+
+
+def _job_row(job: dict[str, Any], now: datetime) -> tuple[str, ...]:
+    """One `akd jobs` line: the result's accuracy once succeeded, the phase while running."""
+    state = str(job.get("state", ""))
+    progress = f"{float(job.get('progress') or 0):.0%}"
+    if job.get("phase") and state not in FINAL_STATES:
+        progress += f" {job['phase']}"
+    accuracy = (job.get("metrics") or {}).get("student_accuracy")
+    shown = f"{accuracy:.4f}" if isinstance(accuracy, int | float) else "-"
+    return (str(job.get("id", "")), state, progress, shown, age_text(job.get("created_at"), now))
+
+
+def age_text(created_at: object, now: datetime) -> str:
+    """How long ago an ISO timestamp was, as a person says it: 45s, 12m, 3h, 2d ('-' if unknown)."""
+    try:
+        then = datetime.fromisoformat(str(created_at))
+    except ValueError:
+        return "-"
+    seconds = max(
+        0, int((now - (then if then.tzinfo else then.replace(tzinfo=UTC))).total_seconds())
+    )
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def print_table(rows: Sequence[tuple[str, ...]]) -> None:
+    """Print rows as left-aligned columns, the first row being the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _server_settings() -> Settings:
@@ -164,9 +202,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         (str(r["id"]), str(r["name"]), str(r["created"]), "yes" if r["revoked"] else "no")
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print_table(table)
     return EXIT_OK
 
 

@@ -99,20 +99,17 @@ class AKDClient:
             return _object(self._request("POST", "/uploads", files={"file": (p.name, fh)}))
 
     def prepare_spec(self, spec: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
-        """Upload every `file:` source the spec names and return it with `upload:` ids instead."""
+        """Validate the spec and its `file:` sources, then upload each and use `upload:` ids.
+
+        Nothing is uploaded until the whole spec passes the job-spec model (the one the
+        server validates with) and every local file exists.
+        """
+        local = local_files(spec, base_dir or Path.cwd())
         out = copy.deepcopy(spec)
-        base = base_dir or Path.cwd()
-        for section, formats in _FILE_SOURCES.items():
-            part = out.get(section)
-            if not isinstance(part, dict):
-                continue
-            source = part.get("source")
-            if not isinstance(source, str) or not source.startswith("file:"):
-                continue
-            path = Path(source.removeprefix("file:")).expanduser()
-            path = path if path.is_absolute() else base / path
+        for section, path in local.items():
+            part = out[section]
             # The upload id hides the extension, so pin the format it implies now.
-            fmt = formats.get(_suffix(path))
+            fmt = _FILE_SOURCES[section].get(_suffix(path))
             if part.get("format") is None and fmt is not None:
                 part["format"] = fmt
             part["source"] = f"upload:{self.upload(path)['id']}"
@@ -196,7 +193,17 @@ class AKDClient:
     def download(self, job_id: str, name: str, dest: str | Path) -> Path:
         """Stream one artifact to dest (a file path or a folder), written atomically."""
         dest = Path(dest)
-        target = dest / name if dest.is_dir() else dest
+        target = dest / check_artifact_name(name) if dest.is_dir() else dest
+        if target.is_dir():
+            # Never replace a folder (a run's outputs, say) with one artifact's bytes.
+            raise AKDClientError(
+                409,
+                {
+                    "title": "Destination is a folder",
+                    "detail": f"{target.absolute()} is a folder; name a file path or the "
+                    "folder to download into",
+                },
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
         try:
@@ -225,6 +232,30 @@ class AKDClient:
             check_artifact_name(name)
         out.mkdir(parents=True, exist_ok=True)
         return [self.download(job_id, name, out / name) for name in names]
+
+
+def local_files(spec: dict[str, Any], base_dir: Path) -> dict[str, Path]:
+    """Validate `spec` (SpecError naming the field) and map each `file:` section to its file.
+
+    Relative paths are relative to `base_dir` (the spec file's folder), as in `akd distill`;
+    a missing file is named by the absolute path tried.
+    """
+    from akd_core.cli import file_source_path
+    from akd_core.errors import SpecError
+    from akd_core.spec import parse_spec
+
+    parse_spec(spec)  # typos, enums, epochs: before a single byte is uploaded
+    found: dict[str, Path] = {}
+    for section in _FILE_SOURCES:
+        source = spec[section]["source"]
+        if source.startswith("file:"):
+            path = file_source_path(source, base_dir)
+            if not path.is_file():
+                raise SpecError(
+                    f"file {path} does not exist or is not a file", field=f"{section}.source"
+                )
+            found[section] = path
+    return found
 
 
 def check_artifact_name(name: object) -> str:
