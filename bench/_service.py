@@ -77,15 +77,17 @@ class Served:
         log: Path,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
+        root: Path = ROOT,
     ) -> None:
         self.data_dir = data_dir
+        self.root = root  # the checkout whose code serves (another one: a before/after run)
         self.args = list(args or [])  # extra `akd serve` options, e.g. ["--api-workers", "2"]
         self.log = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Our own AKD_* settings must not leak into the server; only those passed in apply.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AKD_")}
-        self.env["PYTHONPATH"] = str(ROOT)
+        self.env["PYTHONPATH"] = str(root)
         self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self._descendants: list[psutil.Process] = []
@@ -108,7 +110,7 @@ class Served:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 cmd,
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

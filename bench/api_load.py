@@ -12,8 +12,14 @@ p50/p99 latency per route and overall, requests/s, errors, the CPU used by the A
 (uvicorn and its worker processes), by this client process and by the whole machine (client
 and server share its cores), and the API CPU milliseconds per request.
 
+Before/after in one run: --compare DIR also serves the checkout at DIR (e.g. `git worktree add
+/tmp/akd-before <commit>`) with its own data dir and jobs; --floor also serves a trivial ASGI
+app (bench/_floor_app.py) under uvicorn with `akd serve`'s HTTP options, which shows what
+uvicorn and the socket cost alone; --rounds N alternates all servers N times, and the summary
+gives each one's medians.
+
     .venv/bin/python bench/api_load.py [--seconds 30] [--clients 50] [--baseline-seconds 5]
-        [--jobs 3] [--status-only] [--api-workers N]
+        [--jobs 3] [--status-only] [--api-workers N] [--compare DIR] [--floor] [--rounds N]
 """
 
 from __future__ import annotations
@@ -21,22 +27,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-from _service import Served, machine, make_teacher, percentile, small_spec
+from _service import ROOT, Served, machine, make_teacher, percentile, small_spec
 
 from akd_tools.client import AKDClient
+from akd_tools.serve import free_port, wait_ready
+from app.api.nodelay import UVICORN_HTTP
 
 ROUTE_ONE, ROUTE_LIST = "GET /jobs/{id}", "GET /jobs"
 REQUEST_TIMEOUT_S = 30.0
 JOB_TIMEOUT_S = 300.0
+# uvicorn's options as `akd serve` passes them (akd_tools/serve.py), for the floor server.
+SERVE_HTTP_OPTIONS = ["--log-level", "warning", "--http", UVICORN_HTTP]
 
 
 @dataclass
@@ -170,6 +184,72 @@ def report(name: str, clients: int, rec: Record, cpu: dict[str, float]) -> dict[
     return {"p50": p50, "p99": p99, "rps": rps, "api_ms": api_ms}
 
 
+@dataclass
+class Target:
+    """One server measured: its label, URL, API processes and the job ids its clients poll."""
+
+    label: str
+    url: str
+    api: list[psutil.Process]
+    job_ids: list[str]
+    results: list[tuple[dict[str, float], dict[str, float]]] = field(default_factory=list)
+
+
+def _prepare(served: Served, teacher: Path, jobs: int, root: Path) -> list[str]:
+    """Submit `jobs` small jobs to `served` and wait until all have succeeded."""
+    with AKDClient(served.url) as client:
+        t0 = time.perf_counter()
+        ids = [client.submit(small_spec(teacher), base_dir=root)["id"] for _ in range(jobs)]
+        for job_id in ids:
+            state = client.wait(job_id, timeout_s=JOB_TIMEOUT_S)["state"]
+            if state != "succeeded":
+                raise SystemExit(f"job {job_id} {state}:\n{served.tail()}")
+        listed = len(client.jobs()["items"])
+    print(
+        f"{served.root}: {jobs} small jobs finished in {time.perf_counter() - t0:.1f} s "
+        f"(GET /jobs lists {listed}); its worker is idle from here on"
+    )
+    return ids
+
+
+def _floor_server(stack: ExitStack, target: Target, log: Path) -> Target:
+    """A bare uvicorn (akd serve's HTTP options) serving bench/_floor_app.py, same body size."""
+    size = len(httpx.get(f"{target.url}/jobs/{target.job_ids[0]}").content)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AKD_")}
+    env.update(PYTHONPATH=str(ROOT), AKD_BENCH_FLOOR_BYTES=str(size))
+    cmd = [sys.executable, "-m", "uvicorn", "_floor_app:app", "--app-dir", str(ROOT / "bench"),
+           "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+           *SERVE_HTTP_OPTIONS]  # fmt: skip
+    out = stack.enter_context(log.open("ab"))
+    proc = stack.enter_context(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out))
+    stack.callback(proc.terminate)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_ready(url, lambda: proc.poll() is None, 60.0):
+        raise SystemExit(f"the floor app did not start; see {log}")
+    print(
+        f"floor: a trivial ASGI app answering {size}-byte bodies under uvicorn {' '.join(cmd[3:])}"
+    )
+    return Target("floor (uvicorn alone)", url, [psutil.Process(proc.pid)], target.job_ids)
+
+
+def _summary(clients: int, targets: list[Target]) -> None:
+    print(
+        f"\nmedians over {len(targets[0].results)} round(s), API CPU ms/request, 1 / {clients} clients"
+    )
+    for t in targets:
+        med = {
+            key: [statistics.median(r[i][key] for r in t.results) for i in (0, 1)]
+            for key in ("rps", "p50", "p99", "api_ms")
+        }
+        print(
+            f"summary {t.label}: 1 client {med['rps'][0]:.0f} req/s p50 {med['p50'][0]:.1f} ms "
+            f"p99 {med['p99'][0]:.1f} ms; {clients} clients {med['rps'][1]:.0f} req/s p50 "
+            f"{med['p50'][1]:.1f} ms p99 {med['p99'][1]:.1f} ms; API CPU "
+            f"{med['api_ms'][0]:.2f} / {med['api_ms'][1]:.2f} ms per request"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -178,48 +258,50 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=3)
     ap.add_argument("--status-only", action="store_true", help="only GET /jobs/{id}")
     ap.add_argument("--api-workers", type=int, default=None, help="akd serve --api-workers N")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="also serve this checkout (e.g. a git worktree of the before commit)",
+    )
+    ap.add_argument("--floor", action="store_true", help="also measure uvicorn alone")
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the servers this many times")
+    args = ap.parse_args()  # fmt: skip
     serve_args = [] if args.api_workers is None else ["--api-workers", str(args.api_workers)]
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory(prefix="akd-bench-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="akd-bench-load-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         teacher = make_teacher(root / "teacher.onnx")
-        with Served(root / "data", root / "serve.log", args=serve_args) as served:
-            job_ids = []
-            with AKDClient(served.url) as client:
-                t0 = time.perf_counter()
-                for _ in range(args.jobs):
-                    job_ids.append(client.submit(small_spec(teacher), base_dir=root)["id"])
-                for job_id in job_ids:
-                    state = client.wait(job_id, timeout_s=JOB_TIMEOUT_S)["state"]
-                    if state != "succeeded":
-                        raise SystemExit(f"job {job_id} {state}:\n{served.tail()}")
-                listed = len(client.jobs()["items"])
-            print(
-                f"{args.jobs} small jobs submitted and finished in {time.perf_counter() - t0:.1f} s "
-                f"(GET /jobs lists {listed}); the worker is idle from here on"
-            )
+        targets = []
+        for i, checkout in enumerate([ROOT, *args.compare]):
+            served = Served(root / f"data{i}", root / f"serve{i}.log", args=serve_args,
+                            root=checkout.resolve())  # fmt: skip
+            stack.enter_context(served)
             api = served.api_processes()
-            print(f"API processes: {len(api)} (pids {', '.join(str(p.pid) for p in api)})")
-            phases = (("baseline", 1, args.baseline_seconds), ("load", args.clients, args.seconds))
-            base, load = (
-                report(
-                    name,
-                    n,
-                    *asyncio.run(measure(served.url, job_ids, n, secs, api, args.status_only)),
-                )
-                for name, n, secs in phases
+            label = "this checkout" if i == 0 else str(checkout)
+            targets.append(
+                Target(label, served.url, api, _prepare(served, teacher, args.jobs, root))
             )
-    print(
-        f"\nload / baseline: p50 x{load['p50'] / base['p50']:.1f}, "
-        f"p99 x{load['p99'] / base['p99']:.1f}, req/s x{load['rps'] / base['rps']:.2f}"
-    )
-    print(
-        f"summary: 1 client {base['rps']:.0f} req/s p50 {base['p50']:.1f} ms p99 "
-        f"{base['p99']:.1f} ms; {args.clients} clients {load['rps']:.0f} req/s p50 "
-        f"{load['p50']:.1f} ms p99 {load['p99']:.1f} ms; API CPU {base['api_ms']:.2f} / "
-        f"{load['api_ms']:.2f} ms per request"
-    )
+            print(f"{label}: API processes {', '.join(str(p.pid) for p in api)}")
+        if args.floor:
+            targets.append(_floor_server(stack, targets[0], root / "floor.log"))
+        phases = (("baseline", 1, args.baseline_seconds), ("load", args.clients, args.seconds))
+        for r in range(args.rounds):
+            for t in targets:
+                t.results.append(
+                    tuple(  # type: ignore[arg-type]
+                        report(
+                            f"round {r + 1}, {t.label}, {name}",
+                            n,
+                            *asyncio.run(
+                                measure(t.url, t.job_ids, n, secs, t.api, args.status_only)
+                            ),
+                        )
+                        for name, n, secs in phases
+                    )
+                )
+    _summary(args.clients, targets)
 
 
 if __name__ == "__main__":

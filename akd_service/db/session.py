@@ -55,6 +55,21 @@ def get_engine(settings: Settings) -> Engine:
 
 
 @lru_cache(maxsize=16)
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def queries_inline(settings: Settings) -> bool:
+    """True when a short read may run on the API's event loop: a SQLite file, not a server.
+
+    A SQLite read of one row is a local file access of about 0.1 ms (in WAL mode readers do
+    not wait for writers), cheaper than the thread-pool hop around it; a network database
+    may take a round trip of any length, which must not stall every request on the loop.
+    """
+    return _is_sqlite(settings.db_url)
+
+
+@lru_cache(maxsize=16)
 def _factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for_url(url), expire_on_commit=False)
 

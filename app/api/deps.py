@@ -1,5 +1,8 @@
 """Route dependencies named as types: settings, the queue, a DB session, the caller, its job, request slots.
 
+Database work of async dependencies goes through run_db: on the event loop for SQLite (a
+local read costs less than the thread-pool hop around it), in the thread pool otherwise.
+
 No dependency here holds a database connection past the route function: a session would
 otherwise stay checked out while a response streams or a slow client sends its body, and a
 few such clients would drain the pool (FastAPI closes request-scoped yield dependencies only
@@ -8,8 +11,8 @@ after the response has been sent).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,13 +22,18 @@ from python_multipart.multipart import parse_options_header
 from sqlalchemy.orm import Session
 
 from akd_service.config import Settings
+from akd_service.db import job_status
 from akd_service.db import jobs as job_store
+from akd_service.db.job_status import JobView
 from akd_service.db.models import LOCAL_OWNER, Job
-from akd_service.db.session import SessionLocal
+from akd_service.db.session import SessionLocal, get_engine, queries_inline
 from akd_service.keys import verify_key
 from akd_service.queue import Queue
 from app.api.limits import SlotLimiter
 from app.api.problems import ApiProblem
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -101,14 +109,21 @@ def _bearer_token(request: Request, settings: Settings) -> str | None:
 _Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-# Async, so that keys-off requests (no I/O at all) skip the thread pool; a key lookup still
-# runs there, as one hop.
+async def run_db(settings: Settings, load: Callable[P, R], *args: P.args, **kw: P.kwargs) -> R:
+    """`load(*args, **kw)`: inline for SQLite, in the thread pool for a network database."""
+    if queries_inline(settings):
+        return load(*args, **kw)
+    return await run_in_threadpool(load, *args, **kw)
+
+
+# Async, so that keys-off requests (no I/O at all) skip the thread pool; a key lookup runs
+# through run_db.
 async def get_owner(request: Request, settings: SettingsDep, _credentials: _Credentials) -> str:
     """The owner id of the caller: its API key's id, or 'local' when keys are off."""
     token = _bearer_token(request, settings)
     if token is None:
         return LOCAL_OWNER
-    return await run_in_threadpool(_key_owner, settings, token)
+    return await run_db(settings, _key_owner, settings, token)
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
@@ -124,11 +139,23 @@ def job_not_found(job_id: str) -> ApiProblem:
     )
 
 
+def _owner_of(settings: Settings, token: str | None) -> str:
+    return LOCAL_OWNER if token is None else _key_owner(settings, token)
+
+
 def _load_owned(settings: Settings, job_id: str, token: str | None) -> Job:
-    owner = LOCAL_OWNER if token is None else _key_owner(settings, token)
+    owner = _owner_of(settings, token)
     with SessionLocal(settings) as session:
         job = job_store.get_job_for_owner(session, job_id, owner)
     # Closing the session detaches the row with every column loaded (expire_on_commit off).
+    if job is None:
+        raise job_not_found(job_id)
+    return job
+
+
+def _load_owned_status(settings: Settings, job_id: str, token: str | None) -> JobView:
+    owner = _owner_of(settings, token)
+    job = job_status.job_status_for_owner(get_engine(settings), job_id, owner)
     if job is None:
         raise job_not_found(job_id)
     return job
@@ -142,13 +169,29 @@ async def get_owned_job(
 ) -> Job:
     """The caller's job named by the path's job_id, else 404 (401 without a valid key).
 
-    The key lookup and the job load share one thread-pool hop: this is every status poll.
+    The key lookup and the job load share one call: on the event loop for SQLite, one
+    thread-pool hop for a network database.
     """
     token = _bearer_token(request, settings)
-    return await run_in_threadpool(_load_owned, settings, job_id, token)
+    return await run_db(settings, _load_owned, settings, job_id, token)
 
 
 OwnedJob = Annotated[Job, Depends(get_owned_job)]
+
+
+async def get_owned_status(
+    job_id: Annotated[str, Path()],
+    request: Request,
+    settings: SettingsDep,
+    _credentials: _Credentials,
+) -> JobView:
+    """What GET /jobs/{id} shows of the caller's job (its public columns), else 404 or 401."""
+    # Every status poll: the columns read without the ORM (akd_service.db.job_status).
+    token = _bearer_token(request, settings)
+    return await run_db(settings, _load_owned_status, settings, job_id, token)
+
+
+OwnedJobStatus = Annotated[JobView, Depends(get_owned_status)]
 
 
 async def _stream_slot(request: Request, job: OwnedJob) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from app_support import LOCAL_URL, assert_problem, make_settings
 from fastapi.testclient import TestClient
 
 from akd_service.config import Settings
+from akd_service.db import job_status
 from akd_service.db import jobs as job_store
 from akd_service.db.session import session_scope
 from akd_service.keys import create_key
@@ -137,7 +138,7 @@ def test_an_internal_error_is_a_problem_body_without_a_traceback(client, setting
     def broken(*_args: Any, **_kw: Any) -> None:
         raise RuntimeError("db password=hunter2 at /srv/akd/app/db/jobs.py line 60")
 
-    monkeypatch.setattr(job_store, "get_job_for_owner", broken)
+    monkeypatch.setattr(job_status, "job_status_for_owner", broken)  # the status read
     r = client.get(f"/jobs/{job_id}")
     body = assert_problem(r, 500)
     assert body["type"] == "urn:akd:problem:internal"

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from akd_core.spec import parse_spec
 from akd_service.db import jobs as job_store
 from akd_service.db import listing
+from akd_service.db.job_status import JobView
 from akd_service.db.models import Job
 from akd_service.db.session import session_scope
 from app.api.checks import validate_sources
@@ -20,6 +21,7 @@ from app.api.deps import (
     JsonBody,
     JsonBodyIfAny,
     OwnedJob,
+    OwnedJobStatus,
     OwnerDep,
     QueueDep,
     SessionDep,
@@ -43,7 +45,7 @@ _SPEC_BODY = {
 }
 
 
-def job_public(job: Job) -> JobPublic:
+def job_public(job: JobView) -> JobPublic:
     """The public view of a job row, with links."""
     base = f"/jobs/{job.id}"
     return JobPublic(
@@ -212,7 +214,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="Show a job")
-async def get_job(job: OwnedJob) -> Response:
+async def get_job(job: OwnedJobStatus) -> Response:
     """State, phase, progress, attempt, metrics and links of one job."""
     # The hot path of every polling client: serialised once by pydantic, straight to bytes
     # (returning the model would validate it a second time against response_model).
