@@ -9,6 +9,7 @@ import shutil
 import statistics
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,18 @@ def text_latency_ms(path: Path, names: tuple[str, ...], length: int, repeats: in
     return float(statistics.median(times))
 
 
+def zip_dir(src: Path, dest: Path) -> Path:
+    """The folder's files in one zip (names relative to the folder), written atomically."""
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in sorted(src.rglob("*")):
+                if p.is_file():
+                    zf.write(p, p.relative_to(src).as_posix())
+
+    return atomic_write(dest, write)
+
+
 def write_hf_folders(out_dir: Path, student: TokenClassifier, tokenizer: Any,
                      x_check: np.ndarray) -> dict[str, Any]:  # fmt: skip
     """tokenizer/ and student_hf/ (model + tokenizer); student_hf reloaded and compared."""
@@ -137,8 +150,13 @@ def write_hf_folders(out_dir: Path, student: TokenClassifier, tokenizer: Any,
     with torch.no_grad():
         a = hf(**split_batch(xb)).logits
         b = reloaded(**split_batch(xb)).logits
+    # One file each for downloads (the API's artifacts are files): tokenizer.zip, student_hf.zip.
+    for name in (TOKENIZER_DIR, STUDENT_HF_DIR):
+        zip_dir(out_dir / name, out_dir / f"{name}.zip")
     return {
         "tokenizer_dir": TOKENIZER_DIR,
+        "tokenizer_zip": f"{TOKENIZER_DIR}.zip",
+        "student_hf_zip": f"{STUDENT_HF_DIR}.zip",
         "student_hf_dir": STUDENT_HF_DIR,
         "student_hf_reload_max_abs_diff": float((a - b).abs().max()) if len(xb) else 0.0,
     }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from akd_core.archives import safe_extract
+from akd_core.archives import check_archive, read_members, safe_extract
 from akd_core.errors import AKDError, TeacherLoadError
 from akd_core.fileio import sha256_of
 from akd_core.limits import Limits
@@ -53,16 +53,22 @@ def _refuse(message: str) -> TeacherLoadError:
     return TeacherLoadError(message, field=FIELD)
 
 
+def _json_text(data: bytes, what: str) -> dict[str, Any]:
+    if len(data) > MAX_CONFIG_BYTES:
+        raise _refuse(f"{what} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _refuse(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise _refuse(f"{what} must hold a JSON object")
+    return parsed
+
+
 def _json_file(path: Path, what: str) -> dict[str, Any]:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise _refuse(f"{what} is larger than {MAX_CONFIG_BYTES} bytes")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _refuse(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise _refuse(f"{what} must hold a JSON object")
-    return data
+    return _json_text(path.read_bytes(), what)
 
 
 def _model_root(folder: Path) -> Path:
@@ -72,31 +78,38 @@ def _model_root(folder: Path) -> Path:
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     if len(subs) == 1 and (subs[0] / "config.json").is_file():
         return subs[0]
-    raise _refuse(
-        "the teacher has no config.json at its top level (or in its single folder); an 'hf' "
-        "teacher is what model.save_pretrained(dir) writes"
-    )
+    raise _refuse(NO_CONFIG)
 
 
-def check_folder(root: Path) -> dict[str, Any]:
-    """Refuse pickled weights, code files, remote-code configs and a missing tokenizer; the config."""
-    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
-    for p in files:
-        rel = p.relative_to(root).as_posix()
-        if p.is_symlink():
-            raise _refuse(f"{rel!r} is a symbolic link; the teacher folder must hold plain files")
-        if p.name.lower().endswith(PICKLE_SUFFIXES):
+NO_CONFIG = (
+    "the teacher has no config.json at its top level (or in its single folder); an 'hf' "
+    "teacher is what model.save_pretrained(dir) writes"
+)
+
+
+def check_names(names: list[str]) -> None:
+    """The folder's relative file names: no pickles, no code, safetensors and tokenizer.json."""
+    for rel in names:
+        base = rel.rsplit("/", 1)[-1].lower()
+        if base.endswith(PICKLE_SUFFIXES):
             raise _refuse(
                 f"{rel!r} holds pickled weights, which could run code when loaded and are never "
                 f"accepted; {CONVERT_HINT}"
             )
-        if p.name.lower().endswith(CODE_SUFFIXES):
+        if base.endswith(CODE_SUFFIXES):
             raise _refuse(f"{rel!r} is code; custom model code is never run (no trust_remote_code)")
-    config = _json_file(root / "config.json", "config.json")
-    for name in ("config.json", "tokenizer_config.json"):
-        cfg = config if name == "config.json" else (
-            _json_file(root / name, name) if (root / name).is_file() else {}
-        )  # fmt: skip
+    if not any(n.endswith(".safetensors") for n in names):
+        raise _refuse(f"the teacher folder has no .safetensors weights; {CONVERT_HINT}")
+    if TOKENIZER_FILE not in names:
+        raise _refuse(
+            f"the teacher folder has no {TOKENIZER_FILE} (the tokenizer defines the input); "
+            "save a fast tokenizer beside the model: tokenizer.save_pretrained(dir)"
+        )
+
+
+def check_configs(config: dict[str, Any], tokenizer_config: dict[str, Any]) -> None:
+    """No remote code (auto_map) and a model type this service loads."""
+    for name, cfg in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
         if "auto_map" in cfg:
             raise _refuse(
                 f"{name} has an auto_map: the model needs custom code (trust_remote_code), which "
@@ -107,13 +120,45 @@ def check_folder(root: Path) -> dict[str, Any]:
             f"config.json has model_type {config.get('model_type')!r}; supported: "
             f"{', '.join(SUPPORTED_FAMILIES)} (BERT-, RoBERTa- and MiniLM-style encoders)"
         )
-    if not any(p.name.endswith(".safetensors") for p in files):
-        raise _refuse(f"the teacher folder has no .safetensors weights; {CONVERT_HINT}")
-    if not (root / TOKENIZER_FILE).is_file():
-        raise _refuse(
-            f"the teacher folder has no {TOKENIZER_FILE} (the tokenizer defines the input); "
-            "save a fast tokenizer beside the model: tokenizer.save_pretrained(dir)"
+
+
+def check_folder(root: Path) -> dict[str, Any]:
+    """Refuse pickled weights, code files, remote-code configs and a missing tokenizer; the config."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    for p in files:
+        if p.is_symlink():
+            raise _refuse(f"{p.relative_to(root).as_posix()!r} is a symbolic link; the teacher "
+                          "folder must hold plain files")  # fmt: skip
+    check_names([p.relative_to(root).as_posix() for p in files])
+    config = _json_file(root / "config.json", "config.json")
+    tok_path = root / "tokenizer_config.json"
+    check_configs(config, _json_file(tok_path, tok_path.name) if tok_path.is_file() else {})
+    return config
+
+
+def check_hf_archive(path: Path, limits: Limits) -> dict[str, Any]:
+    """The same checks on a zip or tar, member by member, without extracting it; the config."""
+    try:
+        members = [m.name for m in check_archive(path, limits) if not m.is_dir]
+        roots = [n.removesuffix("config.json") for n in members
+                 if n == "config.json" or n.endswith("/config.json")]  # fmt: skip
+        root = (
+            ""
+            if "" in roots
+            else (roots[0] if len(roots) == 1 and roots[0].count("/") == 1 else None)
         )
+        if root is None:
+            raise _refuse(NO_CONFIG)
+        wanted = {f"{root}config.json", f"{root}tokenizer_config.json"}
+        found = read_members(path, lambda n: n in wanted, limits)
+    except TeacherLoadError:
+        raise
+    except AKDError as exc:
+        raise _refuse(f"{path.name!r} was refused: {exc.message}") from None
+    check_names([n.removeprefix(root) for n in members if n.startswith(root)])
+    config = _json_text(found[f"{root}config.json"], "config.json")
+    tok = found.get(f"{root}tokenizer_config.json")
+    check_configs(config, _json_text(tok, "tokenizer_config.json") if tok is not None else {})
     return config
 
 

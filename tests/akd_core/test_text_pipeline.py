@@ -7,6 +7,7 @@ import functools
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,10 @@ def test_the_shipped_tokenizer_tokenises_as_the_teachers():
     teacher = AutoTokenizer.from_pretrained(str(root / "teacher"))
     text = "warm joy and a bright sun , unknownword"
     assert shipped(text)["input_ids"] == teacher(text)["input_ids"]
+    with zipfile.ZipFile(root / "out" / "tokenizer.zip") as zf:  # the API's artifact
+        assert "tokenizer.json" in zf.namelist()
+    with zipfile.ZipFile(root / "out" / "student_hf.zip") as zf:
+        assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(zf.namelist())
 
 
 def test_report_json_passes_the_published_schema():

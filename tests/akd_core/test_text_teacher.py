@@ -113,3 +113,21 @@ def test_an_hf_teacher_with_an_image_student_names_the_student(tmp_path):
             trained_teacher(), tmp_path / "t.zip"), CPU)  # fmt: skip
     assert err.value.field == "student.arch" and "'bert' or 'shrink-teacher'" in err.value.message
     assert SpecError  # the spec-level refusal is tested in test_text_pipeline
+
+
+def test_archives_are_checked_member_by_member_without_extracting(tmp_path):
+    from akd_core.text.hf_folder import check_hf_archive
+
+    good = zip_folder(trained_teacher(), tmp_path / "good.zip")
+    assert check_hf_archive(good, Limits())["model_type"] == "bert"
+    folder = copy_teacher(tmp_path / "evil")
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(TeacherLoadError, match="'pytorch_model.bin' holds pickled weights"):
+        check_hf_archive(zip_folder(folder, tmp_path / "evil.zip"), Limits())
+    (folder / "pytorch_model.bin").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"x": "y.Z"}}))
+    with pytest.raises(TeacherLoadError, match="auto_map"):
+        check_hf_archive(zip_folder(folder, tmp_path / "remote.zip"), Limits())
+    with pytest.raises(TeacherLoadError, match="past the limit|members|was refused"):
+        check_hf_archive(good, Limits(max_members=2))
