@@ -15,7 +15,7 @@ from akd_core.formats import (
     sniff,
 )
 from akd_core.limits import Limits, check_job_limits
-from akd_core.models.names import check_arch_name, check_arch_options
+from akd_core.preflight import check_spec
 from akd_core.spec import JobSpec, parse_spec
 from akd_service.config import Settings
 from akd_service.db.uploads import owned_upload_path
@@ -121,11 +121,7 @@ def validate_sources(
 
     Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
     """
-    check_arch_name(spec.student.arch, "student.arch")
-    check_arch_options(spec.student.arch, spec.student.options, "student.options")
-    if spec.teacher.arch:
-        check_arch_name(spec.teacher.arch, "teacher.arch")
-        check_arch_options(spec.teacher.arch, spec.teacher.arch_options, "teacher.arch_options")
+    check_spec(spec)  # the run's own pre-flight, torch-free: architectures, option values
     check_teacher_source(spec.teacher.source)
     _check_source_scheme(spec.dataset.source, "dataset.source")
     if spec.dataset.source.startswith("builtin:"):
