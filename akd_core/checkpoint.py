@@ -57,17 +57,21 @@ def refused(path: Path, why: str) -> TrainingError:
     )
 
 
-def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    """The RNG states a resumed run needs to continue bit-exactly."""
+def rng_state(generator: torch.Generator, device: torch.device | None = None) -> dict[str, Any]:
+    """The RNG states a resumed run on `device` needs to continue bit-exactly."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
-    if torch.cuda.is_available():  # the current device only: a resuming host may see fewer GPUs
-        state["cuda"] = torch.cuda.get_rng_state()
+    # The job's own GPU only (a pinned worker sees one card; another may hold another job),
+    # and never on CPU: asking torch.cuda would initialise CUDA for nothing.
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
-    """Inverse of rng_state."""
+def restore_rng(
+    state: dict[str, Any], generator: torch.Generator, device: torch.device | None = None
+) -> None:
+    """Inverse of rng_state; a GPU checkpoint resumed on CPU skips its CUDA state."""
     torch.set_rng_state(state["torch"])
     generator.set_state(state["generator"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)

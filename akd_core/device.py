@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from typing import Any
+
 import torch
 
 from akd_core.errors import SpecError
+
+log = logging.getLogger(__name__)
+
+# Native bf16 tensor-core math starts with Ampere (compute capability 8.0); older cards
+# (V100 7.0, T4 7.5) emulate it slowly, so they get fp16 with loss scaling instead.
+BF16_MIN_CAPABILITY = (8, 0)
 
 # Datasets up to this size live on the GPU for the whole run; larger ones are paged per batch.
 GPU_RESIDENT_BYTES = 4 * 1024**3
@@ -37,10 +47,39 @@ def select_device(name: str) -> torch.device:
 
 
 def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """bf16 autocast on GPUs that support it, fp16 (with loss scaling) on older ones; none on CPU."""
+    """bf16 autocast on the job's GPU when its compute capability is 8.0 or more, fp16 (with
+    loss scaling) on older ones; none on CPU or when mixed precision is off."""
     if device.type != "cuda" or not enabled:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # is_bf16_supported() also counts emulated bf16, and asks about the current GPU, not this one.
+    capability = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if tuple(capability) >= BF16_MIN_CAPABILITY else torch.float16
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any], arm: str) -> None:
+    """Load a checkpoint's loss scale; a checkpoint written without one (CPU, bf16 or fp32)
+    resumed where fp16 is chosen starts from a fresh scale instead of failing."""
+    if state or not scaler.is_enabled():
+        scaler.load_state_dict(state)  # a disabled scaler ignores what it is given
+        return
+    log.info(
+        "%s: the checkpoint was written without fp16 loss scaling (another device or "
+        "precision); resuming in fp16 with a fresh loss scale",
+        arm,
+    )
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Deterministic kernels (cuDNN and the rest of torch) for bit-exact resume on CUDA, or
+    the fast defaults; set both ways, since a worker process runs many jobs in turn."""
+    if (
+        enabled
+    ):  # cuBLAS needs a fixed workspace to be deterministic (CUDA docs, "Results reproducibility")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = enabled
+    # warn_only=False: an op without a deterministic kernel fails loudly rather than
+    # silently breaking the promise of an exact resume.
+    torch.use_deterministic_algorithms(enabled)
 
 
 def place(t: torch.Tensor, device: torch.device) -> torch.Tensor:

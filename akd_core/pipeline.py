@@ -18,7 +18,13 @@ from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
 from akd_core.data.teacher_normalize import adopt_declared
-from akd_core.device import amp_dtype_for, inference_batch_size, place, select_device
+from akd_core.device import (
+    amp_dtype_for,
+    inference_batch_size,
+    place,
+    select_device,
+    set_deterministic,
+)
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent, Stage
 from akd_core.limits import Limits, check_job_limits
@@ -87,6 +93,7 @@ def run_job(
     started = time.perf_counter()
     dev = select_device(device or spec.device)
     amp_dtype = amp_dtype_for(dev, spec.mixed_precision)
+    set_deterministic(spec.deterministic)  # before any kernel runs, both ways
     stage = _stage_emitter(hooks)
 
     stage("loading", 0.0, "pre-flight checks, then loading the dataset and the teacher")
@@ -233,7 +240,10 @@ def _teacher_logits(
 def _run_key(spec: JobSpec, ds: Dataset, teacher: dict[str, Any]) -> str:
     """What a checkpoint must have been trained on to be resumed by this run."""
     # Export, comparison and device settings do not change what an arm trains.
-    training = spec.model_dump_json(exclude={"compare", "export", "device", "min_teacher_accuracy"})
+    # (`deterministic` changes how exactly an arm repeats, not what it trains.)
+    training = spec.model_dump_json(
+        exclude={"compare", "export", "device", "min_teacher_accuracy", "deterministic"}
+    )
     blob = f"{training}|{ds.fingerprint}|{teacher['fingerprint']}"
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -263,7 +263,16 @@ class JobSpec(_Strict):
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    mixed_precision: bool = Field(True, description="bf16/fp16 autocast on CUDA; ignored on CPU.")
+    mixed_precision: bool = Field(
+        True,
+        description="Autocast on CUDA: bf16 on GPUs of compute capability 8.0 or more, else "
+        "fp16 with loss scaling; ignored on CPU.",
+    )
+    deterministic: bool = Field(
+        False,
+        description="Deterministic cuDNN and torch kernels, for bit-exact resume on CUDA "
+        "(slower); CPU runs are exact either way.",
+    )
     min_teacher_accuracy: float | None = Field(
         None,
         ge=0.0,

@@ -129,7 +129,10 @@ class OnnxTeacher(Teacher):
     def __init__(self, fingerprint: str, path: Path, device: torch.device, params: int) -> None:
         super().__init__("onnx", fingerprint, device)
         self.param_count = params
-        self._session = make_session(path, use_cuda=device.type == "cuda")
+        # device.index: the job's card (cuda:N); a pinned worker's one card is cuda / index 0.
+        self._session = make_session(
+            path, use_cuda=device.type == "cuda", device_id=device.index or 0
+        )
         self.declared_input = single_input(self._session)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch import nn
 
 from akd_core.arm_setup import PhasePlan, Progress, TrainData, plan_arm
 from akd_core.checkpoint import checkpoint_path, restore_rng, rng_state, save_checkpoint
+from akd_core.device import restore_scaler
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import Hooks, ProgressEvent
 from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
@@ -108,9 +109,9 @@ class ArmTrainer:
         loop = LoopState()
         if saved is not None:
             loop = saved.loop
-            self.scaler.load_state_dict(saved.scaler)
+            restore_scaler(self.scaler, saved.scaler, self.arm)
             self.model.load_state_dict(saved.model)
-            restore_rng(saved.rng, self.generator)
+            restore_rng(saved.rng, self.generator, self.device)
         done_before = sum(p.epochs for p in self.phases[: loop.phase_idx]) + loop.epoch
         self.progress.done_epochs += done_before
         started, seconds_before = time.perf_counter(), loop.train_seconds
@@ -194,7 +195,8 @@ class ArmTrainer:
                 f"{self.arm}: the training loss became {mean_loss} in epoch {epoch + 1}; "
                 "lower optimizer.lr or check the scale of the teacher logits"
             )
-        val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256), self.amp)
+        # fp32, as the test split and the exported ONNX are: the best epoch is chosen on that.
+        val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256))
         self.progress.advance(seconds)
         record = EpochRecord(
             phase=plan.number,
@@ -274,7 +276,7 @@ class ArmTrainer:
             model=_cpu_state(self.model),
             optimizer=optimizer.state_dict() if optimizer else {},
             scheduler=scheduler.state_dict() if scheduler else {},
-            rng=rng_state(self.generator),
+            rng=rng_state(self.generator, self.device),
             scaler=self.scaler.state_dict(),
         )
         save_checkpoint(self.ckpt, state.to_dict())

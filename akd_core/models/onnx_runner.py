@@ -36,14 +36,31 @@ class OnnxInput:
         return "(" + ", ".join(dims) + ")"
 
 
-def make_session(path: Path, use_cuda: bool = False) -> ort.InferenceSession:
-    """An onnxruntime session on CPU, or on CUDA first when asked and available."""
-    providers = ["CPUExecutionProvider"]
-    if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def session_providers(use_cuda: bool, device_id: int = 0) -> list[str | tuple[str, dict[str, int]]]:
+    """onnxruntime providers in order: the CUDA one on GPU `device_id` first when asked and
+    installed (onnxruntime-gpu), the CPU one always (it runs what CUDA cannot)."""
+    providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
+    if use_cuda and CUDA_PROVIDER in ort.get_available_providers():
+        # Without device_id every session opens on GPU 0, whichever card the job was given.
+        providers.insert(0, (CUDA_PROVIDER, {"device_id": device_id}))
+    return providers
+
+
+def make_session(path: Path, use_cuda: bool = False, device_id: int = 0) -> ort.InferenceSession:
+    """An onnxruntime session on CPU, or on CUDA GPU `device_id` first when asked and available."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about unused initializers are noise for users
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    return ort.InferenceSession(
+        str(path), sess_options=options, providers=session_providers(use_cuda, device_id)
+    )
+
+
+def execution_provider(session: ort.InferenceSession) -> str:
+    """The provider that runs the session's nodes first, e.g. CUDAExecutionProvider."""
+    return str(session.get_providers()[0])
 
 
 def single_input(session: ort.InferenceSession) -> OnnxInput:

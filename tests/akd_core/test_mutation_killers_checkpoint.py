@@ -32,23 +32,43 @@ class FakeCuda:
     def __init__(self, available: bool) -> None:
         self.available = available
         self.restored: list[torch.Tensor] = []
+        self.devices: list[object] = []  # the device each call named
+
+    def _get(self, device: object = "cuda") -> torch.Tensor:
+        self.devices.append(device)
+        return CUDA_STATE.clone()
+
+    def _set(self, state: torch.Tensor, device: object = "cuda") -> None:
+        self.devices.append(device)
+        self.restored.append(state)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: self.available)
-        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda: CUDA_STATE.clone())
-        monkeypatch.setattr(torch.cuda, "set_rng_state", self.restored.append)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", self._get)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self._set)
         return self
+
+
+GPU1 = torch.device("cuda", 1)
 
 
 def test_a_gpu_run_saves_and_restores_its_cuda_rng(tmp_path, monkeypatch):
     cuda = FakeCuda(available=True).install(monkeypatch)
     generator = torch.Generator().manual_seed(3)
     path = checkpoint_path(tmp_path, "annealing")
-    save_checkpoint(path, {"rng": rng_state(generator)})
+    save_checkpoint(path, {"rng": rng_state(generator, GPU1)})
     saved = load_checkpoint(path)
     assert saved is not None and torch.equal(saved["rng"]["cuda"], CUDA_STATE)
-    restore_rng(saved["rng"], torch.Generator())
+    restore_rng(saved["rng"], torch.Generator(), GPU1)
     assert len(cuda.restored) == 1 and torch.equal(cuda.restored[0], CUDA_STATE)
+    assert cuda.devices == [GPU1, GPU1]  # the job's card, never GPU 0 by default
+
+
+def test_a_cpu_job_on_a_gpu_host_never_touches_cuda(monkeypatch):
+    cuda = FakeCuda(available=True).install(monkeypatch)
+    state = rng_state(torch.Generator(), torch.device("cpu"))
+    restore_rng({**state, "cuda": CUDA_STATE.clone()}, torch.Generator(), torch.device("cpu"))
+    assert "cuda" not in state and cuda.devices == []
 
 
 def test_a_gpu_checkpoint_resumes_on_a_host_without_cuda(monkeypatch):
@@ -56,7 +76,7 @@ def test_a_gpu_checkpoint_resumes_on_a_host_without_cuda(monkeypatch):
     generator = torch.Generator().manual_seed(3)
     state = {**rng_state(generator), "cuda": CUDA_STATE.clone()}  # written on a GPU host
     expected = torch.rand(3, generator=torch.Generator().manual_seed(3))
-    restore_rng(state, generator := torch.Generator())
+    restore_rng(state, generator := torch.Generator(), torch.device("cpu"))
     assert cuda.restored == []  # nothing to restore it into, and no error either
     assert torch.equal(torch.rand(3, generator=generator), expected)
 
@@ -66,7 +86,7 @@ def test_a_cpu_checkpoint_on_a_gpu_host_leaves_the_cuda_rng_alone(monkeypatch):
     state = rng_state(torch.Generator())  # written on a host without CUDA: no "cuda" entry
     assert "cuda" not in state
     cuda = FakeCuda(available=True).install(monkeypatch)
-    restore_rng(state, torch.Generator())
+    restore_rng(state, torch.Generator(), GPU1)
     assert cuda.restored == []
 
 

@@ -71,18 +71,22 @@ def test_history_has_t_and_phi_in_phase_1_and_nulls_in_phase_2(tmp_path):
 
 
 def _forward_dtypes(tmp_path, amp_dtype):
-    """The dtype of the student's logits at every training and evaluation forward pass."""
+    """The dtype of the student's logits at every training forward pass (eval passes: fp32)."""
     data = ts.synthetic_train_data()
     torch.manual_seed(0)
     model = build_model("mlp", (6,), 3, {"hidden": [8]})
     seen: list[torch.dtype] = []
-    model.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    evaluated: list[torch.dtype] = []  # validation runs in fp32, like test and the ONNX export
+    model.register_forward_hook(
+        lambda m, _i, out: (seen if m.training else evaluated).append(out.dtype)
+    )
     spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
     with warnings.catch_warnings():  # float16 asks for a CUDA GradScaler: it warns on a CPU host
         warnings.simplefilter("ignore", UserWarning)
         t = ArmTrainer("student", spec, model, data, torch.device("cpu"), tmp_path, Hooks(),
                        Progress(total_epochs=1), amp_dtype=amp_dtype)  # fmt: skip
         t.run(resume=False)
+    assert set(evaluated) == {torch.float32}
     return set(seen)
 
 

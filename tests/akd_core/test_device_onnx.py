@@ -1,0 +1,54 @@
+"""ONNX teachers on the job's own GPU: the CUDA provider is opened on that card's device_id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from akd_core import teachers
+from akd_core.export import export_onnx
+from akd_core.models import build_model
+from akd_core.models.onnx_runner import execution_provider, make_session, session_providers
+
+SHAPE = (4,)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = build_model("mlp", SHAPE, 3)
+    return export_onnx(model, SHAPE, tmp_path_factory.mktemp("t") / "teacher.onnx", {})
+
+
+def test_the_cuda_provider_opens_on_the_jobs_card_when_installed(monkeypatch):
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    assert session_providers(True, 3) == [
+        ("CUDAExecutionProvider", {"device_id": 3}),
+        "CPUExecutionProvider",
+    ]
+    assert session_providers(False, 3) == ["CPUExecutionProvider"]
+
+
+def test_without_onnxruntime_gpu_a_cuda_job_runs_its_teacher_on_cpu_and_says_so(onnx_file):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    assert session_providers(True, 0) == ["CPUExecutionProvider"]
+    assert execution_provider(make_session(onnx_file, use_cuda=True)) == "CPUExecutionProvider"
+
+
+def test_an_onnx_teacher_on_cuda_1_asks_for_device_id_1(onnx_file, monkeypatch):
+    asked: list[tuple[bool, int]] = []
+
+    def recording(path: Path, use_cuda: bool = False, device_id: int = 0) -> ort.InferenceSession:
+        asked.append((use_cuda, device_id))
+        return make_session(path)  # this host has no GPU: run it on the CPU
+
+    monkeypatch.setattr(teachers, "make_session", recording)
+    teachers.OnnxTeacher("f", onnx_file, torch.device("cuda", 1), 0)
+    teachers.OnnxTeacher("f", onnx_file, torch.device("cuda"), 0)  # a pinned worker's card
+    teachers.OnnxTeacher("f", onnx_file, torch.device("cpu"), 0)
+    assert asked == [(True, 1), (True, 0), (False, 0)]
