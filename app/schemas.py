@@ -18,6 +18,11 @@ class UploadPublic(BaseModel):
     size: int
     kind: str = Field(description="What the content was sniffed to be (onnx, npz, zip, ...).")
     filename: str
+    reused: bool = Field(
+        default=False,
+        description="True when you had uploaded identical bytes (same sha256) before: this is "
+        "that upload, and nothing new was stored.",
+    )
 
 
 class JobLinks(BaseModel):

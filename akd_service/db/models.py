@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -68,6 +69,8 @@ class ApiKey(Base):
 
 class Upload(Base):
     __tablename__ = "uploads"
+    # POST /uploads finds the caller's identical bytes by this (migration 0003).
+    __table_args__ = (Index("ix_uploads_owner_sha256", "owner", "sha256"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)

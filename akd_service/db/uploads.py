@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from akd_service.db.models import Upload
@@ -21,3 +22,15 @@ def owned_upload_path(
     if upload is None or upload.owner != owner:
         return None
     return upload.file_path(uploads_root)
+
+
+def owned_upload_with_sha256(
+    session: Session, owner: str, sha256: str, uploads_root: Path
+) -> Upload | None:
+    """`owner`'s oldest upload of exactly these bytes whose file is still stored, else None."""
+    rows = session.scalars(
+        select(Upload)
+        .where(Upload.owner == owner, Upload.sha256 == sha256)
+        .order_by(Upload.created_at, Upload.id)
+    )
+    return next((row for row in rows if row.file_path(uploads_root).is_file()), None)

@@ -47,7 +47,7 @@ def test_the_upgrade_is_idempotent_and_reversible(postgres_url, tmp_path: Path):
     upgrade(settings)
     upgrade(settings)  # API and worker both upgrade at start: the second is a no-op
     with session_scope(settings) as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
         kinds = dict(s.execute(text(
             "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
             "WHERE (table_name, column_name) IN (('uploads', 'size'), ('events', 'id'))"

@@ -7,9 +7,11 @@ import shutil
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from akd_service.config import Settings
 from akd_service.db.jobs import new_id
 from akd_service.db.models import Upload
 from akd_service.db.session import session_scope
+from akd_service.db.uploads import owned_upload_with_sha256
 from app.api.checks import inspect_upload
 from app.api.deps import OwnerDep, SettingsDep, UploadSlot
 from app.api.problems import ApiProblem
@@ -35,6 +37,22 @@ _MULTIPART_BODY = {
 }
 
 
+def _existing_upload(settings: Settings, owner: str, sha256: str) -> UploadPublic | None:
+    """The caller's stored upload of these bytes, as the public view marked reused."""
+    with session_scope(settings) as session:
+        row = owned_upload_with_sha256(session, owner, sha256, settings.uploads)
+        if row is None:
+            return None
+        return UploadPublic(
+            id=row.id,
+            sha256=row.sha256,
+            size=row.size,
+            kind=row.kind,
+            filename=row.filename,
+            reused=True,
+        )
+
+
 @router.post(
     "",
     status_code=201,
@@ -52,7 +70,11 @@ _MULTIPART_BODY = {
 async def create_upload(
     request: Request, settings: SettingsDep, owner: OwnerDep, _slot: UploadSlot
 ) -> UploadPublic:
-    """Store one file; reference it in a job spec as `upload:<id>`."""
+    """Store one file; reference it in a job spec as `upload:<id>`.
+
+    Identical bytes you uploaded before are not stored twice: the answer is that upload
+    (same id, `reused: true`).
+    """
     upload_id = new_id()
     dest = settings.uploads / upload_id
     timeouts = UploadTimeouts(settings.upload_idle_timeout_s, settings.upload_total_timeout_s)
@@ -60,6 +82,11 @@ async def create_upload(
         received = await receive_upload(request, dest, settings.max_upload_bytes, timeouts)
     except UploadRejected as exc:
         raise ApiProblem(exc.status, exc.message, field=exc.field, slug="upload") from exc
+    existing = await run_in_threadpool(_existing_upload, settings, owner, received.sha256)
+    if existing is not None:
+        # The same bytes again (a re-run `akd submit`): keep one stored copy per owner.
+        shutil.rmtree(dest, ignore_errors=True)
+        return existing
     try:
         # Sniffing and archive walks read the whole file: keep them off the event loop.
         kind = await run_in_threadpool(inspect_upload, received.path, settings)
