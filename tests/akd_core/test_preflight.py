@@ -277,3 +277,22 @@ def test_a_teacher_perfect_on_the_test_split_is_flagged_in_report_and_cli(
     assert "100.00% on the test split (18 samples)" in warning
     assert f"Warning: {warning}" in out
     assert f"- Warning: {warning}" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_teacher_with_the_wrong_class_count_fails_through_the_cli_before_training(
+    tmp_path, capsys, monkeypatch
+):
+    import numpy as np
+
+    data, teacher = write_dataset(tmp_path / "d.npz"), tmp_path / "t.npy"
+    np.save(teacher, np.zeros((64, 5), np.float32))  # 5 logits; the data has 3 classes
+    install_fixed_teacher(monkeypatch)
+    monkeypatch.setattr(pipeline, "ArmTrainer", Spy())
+    spec = _spec_file(
+        tmp_path,
+        teacher={"source": f"file:{teacher}", "format": "onnx"},
+        dataset={"source": f"file:{data}", "format": "npz"},
+    )
+    code, err = _cli(spec, tmp_path / "out", capsys)
+    assert code == EXIT_USAGE
+    assert "error: teacher.source: the teacher outputs 5 classes but the dataset has 3" in err
