@@ -8,6 +8,7 @@ of runs is reported beside each figure.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -63,6 +64,40 @@ class Latency:
         for b in self.batches:
             out[f"batch{b.batch}"] = asdict(b)
         return out
+
+
+def _number(value: object, kind: type, what: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} is not a number")
+    out = kind(value)
+    if not math.isfinite(out) or out < 0:
+        raise ValueError(f"{what} is not a finite non-negative number")
+    return out
+
+
+def latency_from_dict(value: object) -> Latency:
+    """Rebuild a Latency from its to_dict() form, refusing anything else (an untrusted answer)."""
+    if not isinstance(value, dict):
+        raise ValueError("latency is not an object")
+    batches = []
+    for b in BATCH_SIZES:
+        d = value.get(f"batch{b}")
+        if not isinstance(d, dict) or d.get("batch") != b:
+            raise ValueError(f"batch{b} is missing")
+        median, p90 = (
+            _number(d.get("median_ms"), float, "median_ms"),
+            _number(d.get("p90_ms"), float, "p90_ms"),
+        )
+        runs = _number(d.get("runs"), int, "runs")
+        if p90 < median or not 1 <= runs <= MAX_RUNS:
+            raise ValueError(f"batch{b} figures are inconsistent")
+        batches.append(BatchLatency(b, median, p90, runs))
+    return Latency(
+        threads=_number(value.get("threads"), int, "threads"),
+        warmup_runs=_number(value.get("warmup_runs"), int, "warmup_runs"),
+        budget_s=_number(value.get("budget_s"), float, "budget_s"),
+        batches=tuple(batches),
+    )
 
 
 def timing_session(path: Path, threads: int = THREADS) -> ort.InferenceSession:

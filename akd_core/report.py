@@ -32,7 +32,7 @@ from akd_core.int8_select import Int8Inputs, select_int8
 from akd_core.latency import measure_latency
 from akd_core.models import count_params
 from akd_core.report_md import write_model_card
-from akd_core.size_latency import size_latency_table
+from akd_core.size_latency import size_latency_table, teacher_latency
 from akd_core.spec import JobSpec
 from akd_core.trainer import ArmResult
 
@@ -213,6 +213,7 @@ def library_versions() -> dict[str, str]:
 def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:
     """Format, fingerprint, parameter count, file size and declared input of the teacher."""
     declared = teacher.declared_input  # ONNX teachers: the input the student takes over
+    latency, note = teacher_latency(teacher)
     return {
         "format": teacher.format,
         "fingerprint": teacher.fingerprint,
@@ -221,4 +222,6 @@ def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:
         "input": None
         if declared is None
         else {"name": declared.name, "shape": list(declared.shape), "dtype": declared.onnx_type},
+        "latency": latency,
+        "latency_note": note,
     }

@@ -90,6 +90,10 @@ class TeacherReport(_Open):
     input: TeacherInput | None = Field(
         None, description="the teacher's declared input (ONNX); null for other formats"
     )
+    latency: LatencyReport | None = Field(
+        None, description="ONNX teachers: timed in the sandbox process like the student"
+    )
+    latency_note: str | None = Field(None, description="why the teacher was not timed")
 
 
 class Params(_Open):

@@ -17,6 +17,21 @@ TEACHER_NOT_TIMED = (
 )
 
 
+def teacher_latency(teacher: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(the teacher's latency timed in its sandbox process, or None and a note saying why not)."""
+    if teacher.format != "onnx":
+        return None, (
+            f"not timed: a {teacher.format} teacher runs in torch, not onnxruntime, so no figure "
+            "comparable with the student's exists"
+        )
+    timer = getattr(teacher, "latency", None)  # only the sandboxed teacher can time itself
+    shape = list(teacher.declared_input.shape[1:]) if teacher.declared_input else []
+    if timer is None or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        return None, f"not timed: the teacher's input shape {shape} is not fixed past the batch"
+    latency = timer(shape)
+    return latency, None if latency else "not timed: the teacher process could not time it"
+
+
 def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den if num and den else None
 

@@ -49,6 +49,19 @@ def _load(cfg: dict[str, Any]) -> Teacher:
     )
 
 
+def _latency(cfg: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """An ONNX teacher's onnxruntime latency, measured as akd_core.latency times the student."""
+    if cfg["format"] != "onnx":  # torch teachers: no figure comparable with onnxruntime's
+        return {"ok": True, "latency": None}
+    from akd_core.latency import measure_latency
+
+    try:
+        shape = [int(d) for d in request["shape"]]
+        return {"ok": True, "latency": measure_latency(Path(cfg["file"]), shape).to_dict()}
+    except Exception as exc:  # e.g. a shape the model refuses: the parent reports no figure
+        return _describe(exc)
+
+
 def _hello(teacher: Teacher, layers: dict[str, str]) -> dict[str, Any]:
     inp = teacher.declared_input
     return {
@@ -83,6 +96,9 @@ def serve(fd_in: int, fd_out: int, early: Early) -> None:
     protocol.send(fd_out, _hello(teacher, layers))
     while True:
         request, arrays = protocol.receive(fd_in)
+        if request.get("op") == "latency":  # timed here: the worker never opens the file
+            protocol.send(fd_out, _latency(cfg, request))
+            continue
         if request.get("op") != "logits" or len(arrays) != 1:
             return  # "bye", or a parent that no longer speaks the protocol
         try:

@@ -8,6 +8,7 @@ import os
 import re
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 
 from akd_core.data.teacher_normalize import declared_mean_std
 from akd_core.errors import SpecError, TeacherLoadError
+from akd_core.latency import latency_from_dict
 from akd_core.models.onnx_runner import OnnxInput
 from akd_core.sandbox import protocol
 from akd_core.sandbox.process import Child, prestart_child, take_child
@@ -117,6 +119,25 @@ class SandboxedTeacher(Teacher):
             )
         self._classes = out.shape[1]
         return out
+
+    def latency(self, input_shape: Sequence[int]) -> dict[str, Any] | None:
+        """An ONNX teacher's latency (akd_core.latency's dict), timed in its process; else None."""
+        if self._child is None or self._released or self.format != "onnx":
+            return None
+        deadline = time.monotonic() + self._policy.call_timeout_s
+        try:
+            request = {"op": "latency", "shape": [int(d) for d in input_shape]}
+            protocol.send(self._child.fd_in, request, (), deadline)
+            answer, _ = protocol.receive(self._child.fd_out, deadline, max_bytes=1 << 16)
+        except (protocol.ChannelClosed, protocol.ChannelTimeout, protocol.ProtocolError) as exc:
+            raise self._fail("timing the teacher", exc) from None
+        if not answer.get("ok") or answer.get("latency") is None:
+            return None
+        try:  # the child is untrusted: only well-formed figures are passed on
+            return latency_from_dict(answer["latency"]).to_dict()
+        except ValueError as exc:
+            log.warning("the teacher process sent malformed latency figures: %s", exc)
+            return None
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) -> (B, K) float32 logits on x's device."""

@@ -79,3 +79,46 @@ def test_a_timed_teacher_gives_speedups(tmp_path: Path) -> None:
     assert rows[0]["note"] is None
     assert rows[1]["vs_teacher"] == {"speedup": {"batch1": 4.0, "batch32": 10.0},
                                      "size_ratio": 8.0, "params_ratio": 40.0}  # fmt: skip
+
+
+def test_an_onnx_teacher_is_timed_in_its_sandbox_process(mlp_onnx: Path) -> None:
+    from akd_core.report import teacher_facts
+    from akd_core.spec import TeacherSpec
+    from akd_core.teachers import load_teacher
+
+    spec = TeacherSpec(source=f"file:{mlp_onnx}", format="onnx")
+    teacher = load_teacher(spec, mlp_onnx, torch.device("cpu"))
+    try:
+        facts = teacher_facts(teacher, mlp_onnx)
+    finally:
+        teacher.release()
+    lat = facts["latency"]
+    assert facts["latency_note"] is None and lat["threads"] == 1
+    for b in ("batch1", "batch32"):
+        assert 0.0 < lat[b]["median_ms"] <= lat[b]["p90_ms"] and lat[b]["runs"] >= MIN_RUNS
+    onnx_info = {"file": "student.onnx", "size_bytes": 10, "latency": lat}
+    row = size_latency_table(facts, 1, onnx_info, None)["rows"][1]
+    assert row["vs_teacher"]["speedup"] == {"batch1": 1.0, "batch32": 1.0}  # the same figures
+
+
+def test_a_torch_teacher_is_not_timed_and_the_report_says_why() -> None:
+    from types import SimpleNamespace
+
+    from akd_core.size_latency import teacher_latency
+
+    teacher = SimpleNamespace(format="torchscript", declared_input=None)
+    latency, note = teacher_latency(teacher)
+    assert latency is None and note is not None and "torchscript teacher runs in torch" in note
+
+
+def test_malformed_latency_figures_from_a_teacher_process_are_refused(mlp_onnx: Path) -> None:
+    from akd_core.latency import latency_from_dict
+
+    good = measure_latency(mlp_onnx, (1, 8, 8), budget_s=0.02).to_dict()
+    assert latency_from_dict(good).to_dict() == good
+    for broken in ({**good, "threads": "1"}, {**good, "batch32": None},
+                   {**good, "batch1": {**good["batch1"], "p90_ms": -1.0}},
+                   {**good, "batch1": {**good["batch1"], "p90_ms": good["batch1"]["median_ms"] / 2}},
+                   {**good, "batch1": {**good["batch1"], "median_ms": float("nan")}}):  # fmt: skip
+        with pytest.raises(ValueError):
+            latency_from_dict(broken)
