@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ def train_classifier(
     seed: int = 0,
     lr: float = 3e-3,
     batch_size: int = 64,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.nn.Module, float]:
-    """Train `arch` with cross-entropy on ds.x_train (AdamW, cosine); returns (model, test acc)."""
+    """Train `arch` with cross-entropy on ds.x_train (AdamW, cosine); returns (model, test acc).
+
+    `on_epoch(done, epochs)` is called after each epoch (a progress bar).
+    """
     torch.manual_seed(seed)
     model = build_model(arch, ds.input_shape, ds.num_classes, options or {}, field="teacher.arch")
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
@@ -31,7 +36,7 @@ def train_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in range(steps):
@@ -43,6 +48,8 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epochs)
     model.eval()
     with torch.no_grad():
         pred = model(torch.from_numpy(ds.x_test)).argmax(1)
@@ -56,6 +63,7 @@ def make_reference_teacher(
     options: dict[str, Any] | None = None,
     epochs: int = 30,
     seed: int = 0,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, float]:
     """Train a teacher on the same preprocessing a job with `dataset` will use; save as ONNX."""
     from akd_core.pipeline import resolve_source
@@ -63,7 +71,7 @@ def make_reference_teacher(
     # Same seed as the job -> same splits: the teacher never sees the job's test split.
     dataset = dataset or DatasetSpec(source="builtin:digits")
     ds = load_dataset(dataset, resolve_source(dataset.source, None, "dataset.source"), seed)
-    model, acc = train_classifier(ds, arch, options, epochs, seed)
+    model, acc = train_classifier(ds, arch, options, epochs, seed, on_epoch=on_epoch)
     meta = {"labels": str(ds.classes), "trained_by": "akd reference teacher"}
     export_onnx(model, ds.input_shape, Path(out_path), meta)
     return Path(out_path), acc

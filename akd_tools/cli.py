@@ -227,6 +227,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return int(distill_main(args))
 
 
+def cmd_teacher(args: argparse.Namespace) -> int:
+    """Train a reference teacher (CNN on digits by default) and save it as ONNX."""
+    from akd_tools.teacher import teacher_main
+
+    return teacher_main(args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the API, a worker and an embedded Redis until Ctrl-C."""
     from akd_tools.serve import serve_main
@@ -239,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `akd` argument parser with every subcommand."""
     from akd_core.cli import add_distill_arguments
     from akd_tools.serve import add_serve_arguments
+    from akd_tools.teacher import add_teacher_arguments
 
     parser = argparse.ArgumentParser(prog="akd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -252,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add_distill_arguments(add("distill", cmd_distill, remote=False))
+    add_teacher_arguments(add("teacher", cmd_teacher, remote=False))
     add_serve_arguments(add("serve", cmd_serve, remote=False))
     p = add("submit", cmd_submit)
     p.add_argument("spec", type=Path, help="job spec (JSON); file: sources are uploaded")
