@@ -72,12 +72,15 @@ def summary_text(report: dict[str, Any], out_dir: Path) -> str:
 
 def distill_main(args: argparse.Namespace) -> int:
     """Run `akd distill`; returns the process exit code."""
-    from akd_core.pipeline import run_job
+    from akd_core.preflight import check_spec
     from akd_core.spec import load_spec_file
 
     bar = ProgressBar(enabled=not args.quiet)
     try:
         spec = with_absolute_file_sources(load_spec_file(args.spec), args.spec.parent)
+        check_spec(spec)  # before torch is imported: a misspelt arch fails in under a second
+        from akd_core.pipeline import run_job  # torch: seconds to import
+
         out_dir = args.out or Path("runs") / args.spec.stem
         report = run_job(
             spec,

@@ -296,3 +296,26 @@ def test_a_teacher_with_the_wrong_class_count_fails_through_the_cli_before_train
     code, err = _cli(spec, tmp_path / "out", capsys)
     assert code == EXIT_USAGE
     assert "error: teacher.source: the teacher outputs 5 classes but the dataset has 3" in err
+
+
+def test_akd_distill_refuses_a_misspelt_arch_before_importing_torch(tmp_path):
+    """A real process: the spec is checked before the pipeline (and torch) is imported."""
+    import subprocess
+    import sys
+
+    spec = _spec_file(tmp_path, student={"arch": "resnt8"})
+    code = (
+        "import sys\n"
+        "from akd_core.cli import main\n"
+        f"code = main([{str(spec)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == EXIT_USAGE
+    assert "student.arch: unknown architecture 'resnt8'; available: resnet8" in proc.stderr
+    assert proc.stdout == "torch imported: False\n"
+    assert elapsed < 10.0  # typically 0.3 s; generous for a loaded machine
+    assert not (tmp_path / "out").exists()  # nothing written
