@@ -109,6 +109,23 @@ def _check_limits(
     check_job_limits(spec, limits, shape, num_classes)
 
 
+def check_hf_upload(spec: JobSpec, path: Path, limits: Limits) -> None:
+    """A transformers-folder archive: a text student, and every member checked (no pickle
+    weights, no code, no remote-code config, caps) without extracting it."""
+    from akd_core.text.hf_folder import check_hf_archive  # torch-free
+    from akd_core.text.names import is_text_arch
+
+    if not is_text_arch(spec.student.arch):
+        raise ApiProblem(
+            422,
+            "student.arch: an 'hf' teacher distils into a text student; use 'bert' or "
+            "'shrink-teacher'",
+            title="Invalid job spec",
+            field="student.arch",
+        )
+    check_hf_archive(path, limits)
+
+
 def validate_sources(
     session: Session,
     spec: JobSpec,
@@ -131,6 +148,13 @@ def validate_sources(
     if spec.teacher.source.startswith("upload:"):
         path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
         teacher_format = infer_teacher_format(path, spec.teacher.format)
+        if teacher_format == "hf":
+            check_hf_upload(spec, path, limits or Limits())
+    for field in ("val_source", "test_source"):  # text data's separate split files
+        extra = getattr(spec.dataset, field)
+        if extra is not None:
+            _check_source_scheme(extra, f"dataset.{field}")
+            _upload_file(session, extra, owner, f"dataset.{field}", uploads_root)
     dataset_format: str | None = spec.dataset.format
     data_path = None
     if spec.dataset.source.startswith("upload:"):
