@@ -115,24 +115,23 @@ def job_outside_training(old: bool, teacher: Path) -> tuple[float, float, float,
     return total - train, train, sum(times[k] for k in STAGES), report
 
 
-def print_latency_table(report: dict[str, Any], teacher: Path) -> None:
-    """The job's measured table, with the teacher timed here the same way (a trusted file)."""
-    from akd_core.latency import measure_latency
-
-    t = measure_latency(teacher, report["dataset"]["input_shape"]).to_dict()
-    rows = [("teacher (onnx)", report["params"]["teacher"], teacher.stat().st_size, t)]
-    rows += [(r["model"], r["params"], r["size_bytes"], r["latency"])
-             for r in report["measured"]["rows"][1:]]  # fmt: skip
+def print_latency_table(report: dict[str, Any]) -> None:
+    """The job's measured table (report.json `measured`): teacher, student and INT8."""
+    rows = report["measured"]["rows"]
+    t = rows[0]["latency"]
     print("\n| model | params | file bytes | batch 1 median / p90 (ms) | batch 32 median / p90 (ms)"
           " | speedup vs teacher (b1, b32) |\n|---|---|---|---|---|---|")  # fmt: skip
-    for name, params, size, lat in rows:
+    for r in rows:
+        lat = r["latency"]
+        if lat is None:
+            print(f"| {r['model']} | {r['params']} | {r['size_bytes']} | {r['note']} | | |")
+            continue
         b1, b32 = lat["batch1"], lat["batch32"]
-        speed = (
-            t["batch1"]["median_ms"] / b1["median_ms"],
-            t["batch32"]["median_ms"] / b32["median_ms"],
-        )
-        print(f"| {name} | {params:,} | {size:,} | {b1['median_ms']:.4f} / {b1['p90_ms']:.4f} | "
-              f"{b32['median_ms']:.4f} / {b32['p90_ms']:.4f} | {speed[0]:.1f}x, {speed[1]:.1f}x |")  # fmt: skip
+        speed = ((t["batch1"]["median_ms"] / b1["median_ms"], t["batch32"]["median_ms"] / b32["median_ms"])
+                 if t else (float("nan"), float("nan")))  # fmt: skip
+        print(f"| {r['model']} | {r['params']:,} | {r['size_bytes']:,} | {b1['median_ms']:.4f} / "
+              f"{b1['p90_ms']:.4f} | {b32['median_ms']:.4f} / {b32['p90_ms']:.4f} | "
+              f"{speed[0]:.1f}x, {speed[1]:.1f}x |")  # fmt: skip
 
 
 def main() -> None:
@@ -163,7 +162,7 @@ def main() -> None:
                 outside, train, outputs, report = job_outside_training(old, teacher)
                 print(f"12-epoch digits job ({name}): outside training {outside:.2f} s "
                       f"(of which write_outputs {outputs:.2f} s), training {train:.2f} s")  # fmt: skip
-            print_latency_table(report, teacher)
+            print_latency_table(report)
 
 
 if __name__ == "__main__":
