@@ -42,7 +42,10 @@ def _setup(data: Path, keys: bool) -> tuple[Any, str, list[tuple[bytes, bytes]]]
     settings = Settings(data_dir=data, require_keys=keys)
     settings.ensure_dirs()
     upgrade(settings)
-    headers = [(b"host", b"127.0.0.1:8000")]
+    # What httpx sends (the polling clients of bench/api_load.py), so header handling counts.
+    headers = [(b"host", b"127.0.0.1:8000"), (b"accept", b"*/*"),
+               (b"accept-encoding", b"gzip, deflate"), (b"connection", b"keep-alive"),
+               (b"user-agent", b"python-httpx/0.28.1")]  # fmt: skip
     owner = "local"
     with session_scope(settings) as s:
         if keys:

@@ -180,13 +180,12 @@ OwnedJob = Annotated[Job, Depends(get_owned_job)]
 
 
 async def get_owned_status(
-    job_id: Annotated[str, Path()],
-    request: Request,
-    settings: SettingsDep,
-    _credentials: _Credentials,
+    job_id: Annotated[str, Path()], request: Request, _credentials: _Credentials
 ) -> JobView:
     """What GET /jobs/{id} shows of the caller's job (its public columns), else 404 or 401."""
-    # Every status poll: the columns read without the ORM (akd_service.db.job_status).
+    # Every status poll: the columns read without the ORM (akd_service.db.job_status), and the
+    # settings taken here rather than through SettingsDep, one dependency less to solve.
+    settings = await get_app_settings(request)
     token = _bearer_token(request, settings)
     return await run_db(settings, _load_owned_status, settings, job_id, token)
 

@@ -18,6 +18,7 @@ from app.api.problems import ApiProblem, problem_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SAME_SITE_FETCH = frozenset({"same-origin", "none"})  # `none`: typed in the address bar
+GUARD_HEADERS = frozenset({b"host", b"origin", b"sec-fetch-site"})  # what the guard reads
 
 
 def loopback_address(host: str) -> bool:
@@ -91,8 +92,11 @@ class KeysOffGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            # Only the headers keys_off_problem reads: this runs on every request.
             headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+                name.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope["headers"]
+                if (name := k.lower()) in GUARD_HEADERS
             }
             problem = keys_off_problem(scope, headers)
             if problem is not None:
