@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from akd_service.db.states import JobState
 
@@ -34,6 +34,32 @@ class JobLinks(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict, description="name -> download URL")
 
 
+class ParamCounts(BaseModel):
+    """Parameter counts of the two models (the teacher's where its format tells)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    teacher: int | None = None
+    student: int | None = None
+
+
+class JobMetrics(BaseModel):
+    """The result of a succeeded job, from its report.json (accuracies on the test split)."""
+
+    model_config = ConfigDict(extra="allow")  # older rows and newer workers may say more
+
+    teacher_accuracy: float | None = None
+    student_accuracy: float | None = None
+    params: ParamCounts | None = None
+    onnx_parity_max_abs_diff: float | None = Field(
+        default=None, description="Largest |logit difference| between PyTorch and ONNX."
+    )
+    onnx_argmax_agreement: float | None = None
+    baselines: dict[str, float | None] = Field(
+        default_factory=dict, description="Accuracy of each compared method (student, kd)."
+    )
+
+
 class JobPublic(BaseModel):
     """A job as its owner sees it."""
 
@@ -45,7 +71,7 @@ class JobPublic(BaseModel):
     max_attempts: int
     cancel_requested: bool = False
     failure_reason: str | None = None
-    metrics: dict[str, Any] | None = None
+    metrics: JobMetrics | None = None
     artifacts: list[str] = Field(default_factory=list)
     spec: dict[str, Any]
     created_at: datetime

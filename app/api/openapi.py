@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from akd_core.spec import JobSpec
 from app.api.problems import PROBLEM_MEDIA_TYPE
@@ -17,6 +18,57 @@ from app.schemas import Problem
 COMMON_PROBLEMS = (400, 403, 404, 421, 422)
 KEYED_PROBLEMS = (401,)
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Operation ids a person would choose: generated clients name their calls after these
+# (`upload_file`, not `create_upload_uploads_post`). Paths stay as in the CONTRACT.
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("post", "/uploads"): "upload_file",
+    ("post", "/jobs"): "create_job",
+    ("get", "/jobs"): "list_jobs",
+    ("get", "/jobs/{job_id}"): "get_job",
+    ("post", "/jobs/{job_id}/cancel"): "cancel_job",
+    ("get", "/jobs/{job_id}/events"): "stream_events",
+    ("get", "/jobs/{job_id}/artifacts/{name}"): "get_artifact",
+    ("get", "/healthz"): "get_health",
+    ("get", "/schema/job-spec"): "get_job_spec_schema",
+    ("get", "/schema/report"): "get_report_schema",
+}
+# The smallest spec POST /jobs accepts: /docs pre-fills "Try it out" with the first example.
+SMALLEST_SPEC = {
+    "teacher": {"source": "upload:PASTE_THE_TEACHER_UPLOAD_ID", "format": "onnx"},
+    "student": {"arch": "cnn-tiny"},
+    "dataset": {"source": "builtin:digits"},
+}
+SPEC_EXAMPLES = {
+    "smallest": {
+        "summary": "The smallest spec: teacher, student, dataset",
+        "value": SMALLEST_SPEC,
+    },
+    "annealing_with_baselines": {
+        "summary": "Annealing with its schedule, compared against student-only and KD",
+        "value": SMALLEST_SPEC
+        | {
+            "method": "annealing",
+            "annealing": {"tau_max": 4, "phase1_epochs": 20, "phase2_epochs": 10},
+            "compare": ["student", "kd"],
+            "seed": 0,
+        },
+    },
+}
+CREATE_JOB_DESCRIPTION = """**Upload first.** A teacher comes from `POST /uploads` (ONNX, TorchScript, safetensors or a
+transformers folder as an archive); put the returned `id` into the spec as `upload:<id>`.
+Datasets are `builtin:digits` (and the other builtin names) or an upload too.
+
+The smallest spec names only teacher, student and dataset; every other field has a default:
+
+```json
+{"teacher": {"source": "upload:<id>", "format": "onnx"},
+ "student": {"arch": "cnn-tiny"},
+ "dataset": {"source": "builtin:digits"}}
+```
+
+The spec and its uploads are validated before anything is created: 202 with `Location:
+/jobs/{id}`, or a 422 problem naming the field (with "did you mean" for a typo). Follow the
+job with `GET /jobs/{id}` or `GET /jobs/{id}/events`."""
 
 
 def _problem_response(status: int, description: str | None) -> dict[str, Any]:
@@ -51,12 +103,33 @@ def build_openapi(app: FastAPI, require_keys: bool) -> dict[str, Any]:
     schemas["Problem"] = Problem.model_json_schema()
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    for item in schema.get("paths", {}).values():
-        for operation in item.values():
+    route_names = {
+        (method.lower(), route.path_format): route.name
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            operation["operationId"] = OPERATION_IDS.get(
+                (method, path), route_names.get((method, path), operation.get("operationId"))
+            )
             keyed = "security" in operation
             if keyed and not require_keys:
                 del operation["security"]  # no key is taken: clients must not send one
             _declare_problems(operation, keyed and require_keys)
     if not require_keys:
         components.pop("securitySchemes", None)
+    _document_create_job(schema)
     return schema
+
+
+def _document_create_job(schema: dict[str, Any]) -> None:
+    """POST /jobs: say to upload first, show the smallest spec, give working examples."""
+    operation = schema.get("paths", {}).get("/jobs", {}).get("post")
+    if operation is None:
+        return
+    operation["description"] = CREATE_JOB_DESCRIPTION
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        body["examples"] = SPEC_EXAMPLES
