@@ -8,7 +8,10 @@ noisy). Three arms through the real trainer:
   per-batch     Phase 1 running the teacher on every batch (the official code's way)
 The cache build time (one teacher pass over the training set) is printed separately.
 
-    .venv/bin/python bench/overhead.py [--samples 1024] [--repeats 5] [--device auto]
+    .venv/bin/python bench/overhead.py [--samples 1024] [--repeats 5] [--device auto] [--no-amp]
+
+On CUDA the student trains with the job's mixed precision (bf16 from compute capability 8.0,
+else fp16 with loss scaling), as a job with the default spec does; --no-amp measures fp32.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from akd_core.device import inference_batch_size, select_device
+from akd_core.device import amp_dtype_for, inference_batch_size, select_device
 from akd_core.events import Hooks
 from akd_core.models import build_model, count_params
 from akd_core.spec import parse_spec
@@ -46,22 +49,27 @@ def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, batch: int) -> tor
     return torch.cat([teacher(x[i : i + batch]).float() for i in range(0, len(x), batch)])
 
 
-def one_epoch(arm: str, data: TrainData, device, out: Path, batch_size: int) -> float:
+def one_epoch(
+    arm: str, data: TrainData, device, out: Path, batch_size: int, amp_dtype=None
+) -> float:
     """Seconds of one training epoch (the trainer's own timing, validation excluded)."""
     torch.manual_seed(0)
     model = build_model("resnet8", (3, 32, 32), 10)
-    trainer = ArmTrainer(arm, _spec(batch_size), model, data, device, out, Hooks(), Progress(1))
+    trainer = ArmTrainer(arm, _spec(batch_size), model, data, device, out, Hooks(), Progress(1),
+                         amp_dtype=amp_dtype)  # fmt: skip
     return trainer.run(resume=False).history[0].seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--samples", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
+    ap.add_argument("--no-amp", action="store_true", help="fp32 on CUDA too")
+    args = ap.parse_args(argv)
     device = select_device(args.device)
+    amp_dtype = amp_dtype_for(device, enabled=not args.no_amp)  # what a job would choose
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.samples, 3, 32, 32, generator=g).to(device)
     y = torch.randint(0, 10, (args.samples,), generator=g).to(device)
@@ -91,19 +99,20 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as tmp:
-        one_epoch("student", arms["student-only"][1], device, Path(tmp) / "warmup", args.batch_size)
+        warm = Path(tmp) / "warmup"
+        one_epoch("student", arms["student-only"][1], device, warm, args.batch_size, amp_dtype)
         for r in range(args.repeats):  # interleaved so drift in machine load hits every arm
             for name, (arm, data) in arms.items():
-                times[name].append(
-                    one_epoch(arm, data, device, Path(tmp) / f"{name}{r}", args.batch_size)
-                )
+                out = Path(tmp) / f"{name}{r}"
+                times[name].append(one_epoch(arm, data, device, out, args.batch_size, amp_dtype))
     device_name = (
         torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()}"
     )
     print(
         f"device: {device_name}; {args.samples} CIFAR-shaped samples, batch {args.batch_size}, "
         f"teacher resnet56 ({count_params(teacher):,} params) -> student resnet8, "
-        f"{args.repeats} interleaved repeats"
+        f"{args.repeats} interleaved repeats, student precision "
+        f"{str(amp_dtype).removeprefix('torch.') if amp_dtype else 'fp32'}"
     )
     print("| epoch | best (s) | median (s) | ratio of best | ratio of medians |")
     print("|---|---|---|---|---|")
@@ -115,6 +124,8 @@ def main() -> None:
         f"cache build (one teacher pass over {args.samples} samples): {cache_build:.3f} s "
         f"= {cache_build / base_med:.2f} student-only epochs"
     )
+    if device.type == "cuda":
+        print(f"peak device memory: {torch.cuda.max_memory_allocated(device) / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":
