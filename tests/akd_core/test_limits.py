@@ -74,6 +74,10 @@ def test_the_worker_checks_the_limits_again_before_any_work(tmp_path: Path) -> N
     assert isinstance(info.value, AKDError)
     # The student's size needs the loaded data (digits: 1x8x8, 10 classes): the default
     # mlp has 64*128+128 + 128*64+64 + 64*10+10 = 17,226 parameters.
+    # The teacher file must exist (its path is checked first) but is never opened.
+    teacher = tmp_path / "teacher.onnx"
+    teacher.write_bytes(b"not read: the limit is checked before the teacher is loaded")
+    spec = _spec(teacher={"source": f"file:{teacher}", "format": "onnx"})
     with pytest.raises(SpecError, match="has 17226 parameters .* limit of 17225"):
-        run_job(_spec(), tmp_path / "b", limits=Limits(max_student_params=17225))
+        run_job(spec, tmp_path / "b", limits=Limits(max_student_params=17225))
     assert not (tmp_path / "b" / "student.onnx").exists()
