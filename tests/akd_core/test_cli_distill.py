@@ -40,7 +40,14 @@ def test_distill_digits_end_to_end(digits_teacher, tmp_path):
     for key in ("student", "kd"):
         assert 0.0 < report["baselines"][key]["accuracy"] <= 1.0
     assert report["student"]["params"] < 5000
-    assert report["int8"]["kept"] and (out / "student.int8.onnx").exists()
+    # cnn-tiny's INT8 copies are larger than FP32: one ships only when measured faster.
+    int8 = report["int8"]
+    assert (
+        int8["kept"]
+        == (out / "student.int8.onnx").exists()
+        == any(c["passed"] and c["faster"] for c in int8["candidates"])
+    )
+    assert int8["kept"] or "neither faster nor smaller" in int8["reason"]
 
     # The downloaded student runs in onnxruntime and scores what the report says.
     from akd_core.data import load_dataset
