@@ -242,9 +242,13 @@ def local_files(spec: dict[str, Any], base_dir: Path) -> dict[str, Path]:
     """
     from akd_core.cli import file_source_path
     from akd_core.errors import SpecError
+    from akd_core.models.names import check_arch_name, check_arch_options
     from akd_core.spec import parse_spec
 
-    parse_spec(spec)  # typos, enums, epochs: before a single byte is uploaded
+    parsed = parse_spec(spec)  # typos, enums, epochs: before a single byte is uploaded
+    # The server's own architecture checks (torch-free), so a wrong arch uploads nothing.
+    check_arch_name(parsed.student.arch, "student.arch")
+    check_arch_options(parsed.student.arch, parsed.student.options, "student.options")
     found: dict[str, Path] = {}
     for section in _FILE_SOURCES:
         source = spec[section]["source"]

@@ -142,7 +142,9 @@ def test_cli_exit_codes_a_script_can_trust(monkeypatch, files, capsys):
     (files / "bad.json").write_text(json.dumps(spec))
     assert _run_cli(monkeypatch, FakeServer(), "submit", str(files / "bad.json")) == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "student.arch: unknown 'nope'" in err and "Traceback" not in err
+    # Refused here, before any upload, by the server's own architecture check.
+    assert "student.arch: unknown architecture 'nope'; available:" in err
+    assert "Traceback" not in err
 
     (files / "broken.json").write_text("{not json")
     assert _run_cli(monkeypatch, FakeServer(), "submit", str(files / "broken.json")) == 2
