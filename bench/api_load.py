@@ -279,7 +279,7 @@ def main() -> None:
                             root=checkout.resolve())  # fmt: skip
             stack.enter_context(served)
             api = served.api_processes()
-            label = "this checkout" if i == 0 else str(checkout)
+            label = f"{checkout} (this script's)" if i == 0 else str(checkout)
             targets.append(
                 Target(label, served.url, api, _prepare(served, teacher, args.jobs, root))
             )
