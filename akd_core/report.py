@@ -219,6 +219,7 @@ def teacher_facts(teacher: Any, path: Path) -> dict[str, Any]:
         "fingerprint": teacher.fingerprint,
         "params": teacher.param_count,  # counted where the model was loaded (the sandbox)
         "size_bytes": path.stat().st_size,
+        "execution_provider": getattr(teacher, "execution_provider", None),
         "input": None
         if declared is None
         else {"name": declared.name, "shape": list(declared.shape), "dtype": declared.onnx_type},

@@ -94,6 +94,12 @@ class TeacherReport(_Open):
         None, description="ONNX teachers: timed in the sandbox process like the student"
     )
     latency_note: str | None = Field(None, description="why the teacher was not timed")
+    execution_provider: str | None = Field(
+        None,
+        description="ONNX teachers: the onnxruntime provider that ran them "
+        "(CUDAExecutionProvider on a GPU worker with onnxruntime-gpu, else "
+        "CPUExecutionProvider); null for other formats",
+    )
 
 
 class Params(_Open):

@@ -31,6 +31,7 @@ from akd_core.models.onnx_runner import (
     run_batched,
     single_input,
 )
+from akd_core.models.onnx_runner import execution_provider as provider_of
 from akd_core.models.registry import count_params
 from akd_core.spec import TeacherSpec
 from akd_core.teacher_check import check_teacher, short_message
@@ -51,6 +52,8 @@ class Teacher:
     # {"mean", "std"} an ONNX file's metadata declares for its input (None: it says nothing)
     declared_preprocessing: dict[str, list[float]] | None = None
     param_count: int | None = None  # parameters of the model, for the report
+    # ONNX teachers: the onnxruntime provider that runs them (CUDAExecutionProvider or CPU...)
+    execution_provider: str | None = None
 
     def __init__(self, fmt: str, fingerprint: str, device: torch.device) -> None:
         self.format = fmt
@@ -134,6 +137,7 @@ class OnnxTeacher(Teacher):
             path, use_cuda=device.type == "cuda", device_id=device.index or 0
         )
         self.declared_input = single_input(self._session)
+        self.execution_provider = provider_of(self._session)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) -> (B, K) float32 logits on x's device."""

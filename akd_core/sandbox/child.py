@@ -71,6 +71,7 @@ def _hello(teacher: Teacher, layers: dict[str, str]) -> dict[str, Any]:
         "declared_input": None if inp is None else [inp.name, list(inp.shape), inp.onnx_type],
         "declared_preprocessing": getattr(teacher, "declared_preprocessing", None),
         "layers": layers,
+        "execution_provider": getattr(teacher, "execution_provider", None),
     }
 
 

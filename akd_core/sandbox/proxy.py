@@ -61,6 +61,10 @@ class SandboxedTeacher(Teacher):
         self._stop = weakref.finalize(self, child.stop)  # a forgotten teacher still ends its child
         self.param_count, self.declared_input, self.sandbox_layers = _parse_hello(hello)
         self.declared_preprocessing = _parse_declared(hello.get("declared_preprocessing"))
+        provider = hello.get("execution_provider")  # untrusted: a short name or nothing
+        self.execution_provider = (
+            provider if isinstance(provider, str) and len(provider) < 64 else None
+        )
         self._classes: int | None = None  # K of the first answer: every answer must keep it
 
     def _fail(self, doing: str, exc: Exception) -> TeacherLoadError:

@@ -52,3 +52,29 @@ def test_an_onnx_teacher_on_cuda_1_asks_for_device_id_1(onnx_file, monkeypatch):
     teachers.OnnxTeacher("f", onnx_file, torch.device("cuda"), 0)  # a pinned worker's card
     teachers.OnnxTeacher("f", onnx_file, torch.device("cpu"), 0)
     assert asked == [(True, 1), (True, 0), (False, 0)]
+
+
+def test_the_report_names_the_provider_that_ran_the_sandboxed_onnx_teacher(onnx_file):
+    from akd_core.report import teacher_facts
+    from akd_core.spec import TeacherSpec
+
+    teacher = teachers.load_teacher(
+        TeacherSpec(source="file:t.onnx"), onnx_file, torch.device("cpu")
+    )
+    try:
+        facts = teacher_facts(teacher, onnx_file)
+    finally:
+        teacher.release()
+    assert facts["execution_provider"] == "CPUExecutionProvider"  # no GPU here
+
+
+def test_a_torch_teacher_reports_no_onnx_provider(tmp_path):
+    from akd_core.report import teacher_facts
+
+    model = torch.jit.script(build_model("mlp", SHAPE, 3).eval())
+    path = tmp_path / "t.pt"
+    model.save(str(path))
+    teacher = teachers.load_teacher_in_process(
+        teachers.TeacherSpec(source="file:t.pt", format="torchscript"), path, torch.device("cpu")
+    )
+    assert teacher_facts(teacher, path)["execution_provider"] is None
