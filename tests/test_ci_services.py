@@ -47,15 +47,21 @@ def test_ci_installs_what_is_missing(tmp_path):
     # The fake install puts both programs on PATH, as Debian's packages do.
     chmod = shutil.which("chmod")
     install = (
-        f'case "$1" in install) for p in redis-server initdb; do '
+        f'case "$1" in install) for p in redis-server initdb chromium; do '
         f'printf "#!/bin/sh\\n" > {bin_dir}/$p; {chmod} +x {bin_dir}/$p; done;; esac\n'
     )
     out = _run(tmp_path, apt_get=install, have=("redis-server",))
     assert out.returncode == 0, out.stderr
-    assert "install -y -qq postgresql" in (tmp_path / "apt.log").read_text()
+    assert "install -y -qq postgresql chromium" in (tmp_path / "apt.log").read_text()
 
 
 def test_ci_skips_apt_get_when_both_are_there(tmp_path):
-    out = _run(tmp_path, apt_get="exit 100\n", have=("redis-server", "initdb"))
+    out = _run(tmp_path, apt_get="exit 100\n", have=("redis-server", "initdb", "chromium"))
     assert out.returncode == 0, out.stderr
     assert not (tmp_path / "apt.log").exists()
+
+
+def test_ci_fails_naming_chromium_when_the_browser_cannot_be_installed(tmp_path):
+    out = _run(tmp_path, apt_get="exit 100\n", have=("redis-server", "initdb"))
+    assert out.returncode != 0
+    assert "could not install chromium" in out.stderr and "browser (/docs) tests" in out.stderr
