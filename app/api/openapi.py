@@ -114,6 +114,7 @@ def build_openapi(app: FastAPI, require_keys: bool) -> dict[str, Any]:
             operation["operationId"] = OPERATION_IDS.get(
                 (method, path), route_names.get((method, path), operation.get("operationId"))
             )
+            _name_free_form_responses(operation)
             keyed = "security" in operation
             if keyed and not require_keys:
                 del operation["security"]  # no key is taken: clients must not send one
@@ -122,6 +123,15 @@ def build_openapi(app: FastAPI, require_keys: bool) -> dict[str, Any]:
         components.pop("securitySchemes", None)
     _document_create_job(schema)
     return schema
+
+
+def _name_free_form_responses(operation: dict[str, Any]) -> None:
+    """A free-form JSON answer is titled after its operation, not FastAPI's "Response ... Get"
+    (generated clients name a class after the title)."""
+    for response in operation.get("responses", {}).values():
+        schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+        if str(schema.get("title", "")).startswith("Response "):
+            schema["title"] = f"{operation['operationId']}_response"
 
 
 def _document_create_job(schema: dict[str, Any]) -> None:

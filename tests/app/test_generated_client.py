@@ -35,6 +35,10 @@ def test_operation_ids_are_the_names_a_person_would_choose(client):
     assert {k: ids.get(k) for k in EXPECTED_IDS} == EXPECTED_IDS
     assert len(set(ids.values())) == len(ids)  # unique, as OpenAPI requires
     assert not [i for i in ids.values() if i.endswith(("_get", "_post"))]
+    spec_schema = doc["paths"]["/schema/job-spec"]["get"]["responses"]["200"]
+    assert spec_schema["content"]["application/json"]["schema"]["title"] == (
+        "get_job_spec_schema_response"
+    )
 
 
 def _generator() -> str:
