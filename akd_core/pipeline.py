@@ -24,6 +24,7 @@ from akd_core.device import (
     place,
     select_device,
     set_deterministic,
+    set_fast_kernels,
 )
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent, Stage
@@ -94,6 +95,7 @@ def run_job(
     dev = select_device(device or spec.device)
     amp_dtype = amp_dtype_for(dev, spec.mixed_precision)
     set_deterministic(spec.deterministic)  # before any kernel runs, both ways
+    set_fast_kernels(dev, spec.deterministic)
     stage = _stage_emitter(hooks)
 
     stage("loading", 0.0, "pre-flight checks, then loading the dataset and the teacher")

@@ -140,6 +140,8 @@ def test_a_job_applies_its_deterministic_setting_before_training(monkeypatch, tm
 
     asked: list[bool] = []
     monkeypatch.setattr(pipeline, "set_deterministic", asked.append)
+    kernels: list[tuple[str, bool]] = []
+    monkeypatch.setattr(pipeline, "set_fast_kernels", lambda d, det: kernels.append((d.type, det)))
     ts.install_fixed_teacher(monkeypatch)
     teacher = ts.write_teacher(tmp_path / "t.npy")
     data = ts.write_dataset(tmp_path / "d.npz")
@@ -148,3 +150,35 @@ def test_a_job_applies_its_deterministic_setting_before_training(monkeypatch, tm
                        annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})  # fmt: skip
     pipeline.run_job(spec, tmp_path / "out", device="cpu")
     assert asked == [True]
+    assert kernels == [("cpu", True)]  # no autotuner for a deterministic job
+
+
+@pytest.fixture
+def kernel_flags():
+    """Restore torch's global kernel switches after a test flips them."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark)  # fmt: skip
+    yield
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.benchmark) = saved  # fmt: skip
+
+
+@pytest.mark.parametrize(("deterministic", "benchmark"), [(False, True), (True, False)])
+def test_cuda_jobs_use_tf32_and_the_cudnn_autotuner_unless_deterministic(
+    kernel_flags, deterministic, benchmark
+):
+    from akd_core.device import set_fast_kernels
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = not benchmark
+    set_fast_kernels(torch.device("cuda"), deterministic)  # switches only: no GPU needed
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.benchmark is benchmark
+
+
+def test_cpu_jobs_leave_the_kernel_switches_alone(kernel_flags):
+    from akd_core.device import set_fast_kernels
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.benchmark = False
+    set_fast_kernels(torch.device("cpu"), False)
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.benchmark
