@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from akd_core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
-from akd_service.db.states import FINAL_STATES, SUCCEEDED
+from akd_service.db.states import SUCCEEDED
+from akd_tools.tables import job_row, print_table
 
 if TYPE_CHECKING:
     from akd_service.config import Settings
@@ -114,44 +115,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     else:
         now = datetime.now(UTC)
         rows: list[tuple[str, ...]] = [("ID", "STATE", "PROGRESS", "ACCURACY", "AGE")]
-        rows += [_job_row(job, now) for job in items]
+        rows += [job_row(job, now) for job in items]
         print_table(rows)
     if isinstance(page, dict) and page.get("next"):
         print(f"more: akd jobs --cursor {page['next']}")
     return EXIT_OK
-
-
-def _job_row(job: dict[str, Any], now: datetime) -> tuple[str, ...]:
-    """One `akd jobs` line: the result's accuracy once succeeded, the phase while running."""
-    state = str(job.get("state", ""))
-    progress = f"{float(job.get('progress') or 0):.0%}"
-    if job.get("phase") and state not in FINAL_STATES:
-        progress += f" {job['phase']}"
-    accuracy = (job.get("metrics") or {}).get("student_accuracy")
-    shown = f"{accuracy:.4f}" if isinstance(accuracy, int | float) else "-"
-    return (str(job.get("id", "")), state, progress, shown, age_text(job.get("created_at"), now))
-
-
-def age_text(created_at: object, now: datetime) -> str:
-    """How long ago an ISO timestamp was, as a person says it: 45s, 12m, 3h, 2d ('-' if unknown)."""
-    try:
-        then = datetime.fromisoformat(str(created_at))
-    except ValueError:
-        return "-"
-    seconds = max(
-        0, int((now - (then if then.tzinfo else then.replace(tzinfo=UTC))).total_seconds())
-    )
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def print_table(rows: Sequence[tuple[str, ...]]) -> None:
-    """Print rows as left-aligned columns, the first row being the header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _server_settings() -> Settings:
