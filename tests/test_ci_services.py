@@ -1,4 +1,5 @@
-""".ci/services: CI fails, naming the part, when redis-server or PostgreSQL cannot be installed."""
+""".ci/services: CI fails, naming the part, when redis-server or PostgreSQL cannot be installed;
+without chromium it goes on and says that the browser test will skip."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_ci_installs_what_is_missing(tmp_path):
     )
     out = _run(tmp_path, apt_get=install, have=("redis-server",))
     assert out.returncode == 0, out.stderr
-    assert "install -y -qq postgresql chromium" in (tmp_path / "apt.log").read_text()
+    assert "install -y -qq postgresql" in (tmp_path / "apt.log").read_text()
+    assert "services ready: redis-server, postgresql, chromium" in out.stderr
 
 
 def test_ci_skips_apt_get_when_both_are_there(tmp_path):
@@ -61,7 +63,9 @@ def test_ci_skips_apt_get_when_both_are_there(tmp_path):
     assert not (tmp_path / "apt.log").exists()
 
 
-def test_ci_fails_naming_chromium_when_the_browser_cannot_be_installed(tmp_path):
+def test_ci_goes_on_without_chromium_saying_the_browser_test_will_skip(tmp_path):
     out = _run(tmp_path, apt_get="exit 100\n", have=("redis-server", "initdb"))
-    assert out.returncode != 0
-    assert "could not install chromium" in out.stderr and "browser (/docs) tests" in out.stderr
+    assert out.returncode == 0, out.stderr
+    assert "could not install chromium" in out.stderr and "browser test will skip" in out.stderr
+    assert "services ready: redis-server, postgresql, no browser" in out.stderr
+    assert "update -qq" in (tmp_path / "apt.log").read_text()  # it tried
