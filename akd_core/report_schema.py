@@ -332,6 +332,13 @@ class Report(_Open):
     device: str
     mixed_precision: str | None
     timings: Timings
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what a reader should know, e.g. a teacher near-perfect on the test split",
+    )
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="library versions the job ran with (torch, onnx, ...)"
+    )
 
 
 def report_json_schema() -> dict[str, Any]:
