@@ -235,7 +235,8 @@ class ExportSpec(_Strict):
     int8: bool = Field(
         False,
         description="Also write student.int8.onnx if its validation accuracy is within "
-        "int8_max_accuracy_drop of the FP32 student.",
+        "int8_max_accuracy_drop of the FP32 student AND it is measured faster or smaller; "
+        "report.json says which candidate was refused and why.",
     )
     int8_max_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)
     opset: int = Field(18, ge=13, le=23)
