@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,6 +17,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from akd_service.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _finite(value: Any) -> Any:
+    """The value with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for the database's JSON columns: strict JSON, non-finite numbers as null.
+
+    json.dumps writes NaN and Infinity, which PostgreSQL refuses (a job whose worker reported
+    a NaN metric could not finish) and which SQLite stores but no JSON client can read.
+    """
+    return json.dumps(_finite(value), allow_nan=False)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -34,7 +56,10 @@ def engine_for_url(url: str) -> Engine:
     parsed = make_url(url)
     # A database server may drop idle connections, so check them on checkout; a SQLite file
     # cannot, and the check would add a query to every request.
-    kwargs: dict[str, Any] = {"pool_pre_ping": parsed.get_backend_name() != "sqlite"}
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": parsed.get_backend_name() != "sqlite",
+        "json_serializer": json_dumps,
+    }
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

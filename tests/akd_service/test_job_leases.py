@@ -6,8 +6,6 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
-
 from akd_service.config import Settings
 from akd_service.db import jobs as job_store
 from akd_service.db.migrate import upgrade
@@ -114,16 +112,6 @@ def test_progress_is_recorded_and_refreshes_the_heartbeat(settings):
 
 
 # --- the database's clock, and PostgreSQL -----------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_settings(request, tmp_path) -> Settings:
-    """Settings on a migrated database of each backend (PostgreSQL skips, saying why)."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    s = Settings(data_dir=tmp_path / "data", database_url=url)
-    s.ensure_dirs()
-    upgrade(s)
-    return s
 
 
 def _skew_clock(monkeypatch, by: timedelta) -> None:
