@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PACKAGES = ("numpy", "scipy", "sympy", "sklearn")
-MAX_LENGTH = 64
+MAX_LENGTH = 64  # --max-length
 
 
 def docstrings(package: str, limit: int, rng: random.Random) -> list[str]:
@@ -124,12 +124,16 @@ def teacher_latency(folder: Path, out: Path) -> dict[str, float]:
 
 
 def main() -> int:
+    global MAX_LENGTH
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--per-class", type=int, default=250)
     parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--tau-max", type=int, default=4, help="E1 = tau_max, E2 = tau_max // 2")
     parser.add_argument("--out", type=Path, default=Path("/tmp/akd-text-bench"))
     args = parser.parse_args()
+    MAX_LENGTH = args.max_length  # read by fine_tune_teacher and the specs below
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from akd_core.pipeline import run_job
     from akd_core.spec import parse_spec
@@ -156,7 +160,11 @@ def main() -> int:
                     "test_source": f"file:{test}",
                     "max_length": MAX_LENGTH,
                 },  # fmt: skip
-                "annealing": {"tau_max": 4, "phase1_epochs": 4, "phase2_epochs": 2},
+                "annealing": {
+                    "tau_max": args.tau_max,
+                    "phase1_epochs": args.tau_max,
+                    "phase2_epochs": max(1, args.tau_max // 2),
+                },  # fmt: skip
                 "compare": ["student", "kd"],
                 "seed": seed,
                 "device": "cpu",

@@ -2,8 +2,9 @@
 
 A student that starts from the teacher (shrink-teacher) gets the paper's GLUE recipe: AdamW,
 lr 2e-5, linear decay with warm-up, batch 32, tau_max 7 (E1 14, E2 4). A randomly initialised
-`bert` student needs a larger step: lr 1e-4 (chosen on the validation split of the
-benchmark task in bench/text_minilm.py), with the same schedule, batch and tau_max.
+`bert` student needs a larger step: lr 1e-4 (the usual step for small BERTs trained from
+scratch; not tuned here yet: bench/text_minilm.py's CPU budget was too small to tell), with
+the same schedule, batch and tau_max.
 """
 
 from __future__ import annotations
