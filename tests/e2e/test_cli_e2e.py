@@ -121,11 +121,13 @@ def test_every_akd_subcommand_against_a_real_server(server, digits_teacher, tmp_
     again = akd("cancel", job_id, key=key)
     assert again.returncode == 2 and "already ended (succeeded)" in again.stderr
 
-    # jobs: the table lists both, newest first, with their states.
+    # jobs: a header, then both jobs, newest first, with their states and the result.
     jobs = akd("jobs", key=key)
     assert jobs.returncode == 0
-    rows = [line.split() for line in jobs.stdout.splitlines()]
+    header, *rows = [line.split() for line in jobs.stdout.splitlines()]
+    assert header == ["ID", "STATE", "PROGRESS", "ACCURACY", "AGE"]
     assert [(r[0], r[1]) for r in rows] == [(long_id, "cancelled"), (job_id, "succeeded")]
+    assert float(rows[1][3]) > 0.5  # the succeeded job's student accuracy
 
     # keys revoke: the key stops working at once.
     revoked = akd("keys", "revoke", row["id"])
