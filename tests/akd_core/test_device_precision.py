@@ -48,24 +48,10 @@ class _GrowingCpuScaler(torch.amp.GradScaler):
         super().__init__("cpu", init_scale=2.0, growth_interval=1, enabled=enabled)
 
 
-class _StopAfter:
-    def __init__(self, n: int) -> None:
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.n
-
-
 def _trainer(out, hooks, amp_dtype):
-    spec = ts.arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 2})
-    torch.manual_seed(0)
-    model = build_model("mlp", (6,), 3, {"hidden": [8]})
     with warnings.catch_warnings():  # float16 autocast on CPU warns about its scaler
         warnings.simplefilter("ignore", UserWarning)
-        return ArmTrainer("annealing", spec, model, ts.synthetic_train_data(),
-                          torch.device("cpu"), out, hooks, Progress(4), amp_dtype=amp_dtype,
-                          run_key="job-1")  # fmt: skip
+        return ts.annealing_trainer(out, hooks, amp_dtype=amp_dtype)
 
 
 def test_a_checkpoint_without_loss_scale_resumes_in_fp16_with_a_fresh_scale(
@@ -73,7 +59,7 @@ def test_a_checkpoint_without_loss_scale_resumes_in_fp16_with_a_fresh_scale(
 ):
     monkeypatch.setattr(torch.amp, "GradScaler", _GrowingCpuScaler)
     with pytest.raises(JobCancelled):  # 2 epochs of 2 steps, written with the scaler off
-        _trainer(tmp_path, Hooks(should_cancel=_StopAfter(5)), None).run(resume=False)
+        _trainer(tmp_path, Hooks(should_cancel=ts.StopAfter(5)), None).run(resume=False)
     resumed = _trainer(tmp_path, Hooks(), torch.float16)
     with caplog.at_level(logging.INFO, logger="akd_core.device"):
         result = resumed.run(resume=True)  # used to raise: GradScaler.load_state_dict({})
@@ -85,7 +71,7 @@ def test_a_checkpoint_without_loss_scale_resumes_in_fp16_with_a_fresh_scale(
 def test_an_fp16_checkpoint_resumes_without_loss_scaling(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.amp, "GradScaler", _GrowingCpuScaler)
     with pytest.raises(JobCancelled):
-        _trainer(tmp_path, Hooks(should_cancel=_StopAfter(5)), torch.float16).run(resume=False)
+        _trainer(tmp_path, Hooks(should_cancel=ts.StopAfter(5)), torch.float16).run(resume=False)
     resumed = _trainer(tmp_path, Hooks(), None)
     assert len(resumed.run(resume=True).history) == 4
     assert not resumed.scaler.is_enabled()
@@ -99,7 +85,7 @@ def test_the_trainer_saves_and_restores_the_rng_of_its_own_device(tmp_path, monk
         trainer, "restore_rng", lambda s, g, d: seen.append(d) or real_restore(s, g, d)
     )
     with pytest.raises(JobCancelled):
-        _trainer(tmp_path, Hooks(should_cancel=_StopAfter(3)), None).run(resume=False)
+        _trainer(tmp_path, Hooks(should_cancel=ts.StopAfter(3)), None).run(resume=False)
     _trainer(tmp_path, Hooks(), None).run(resume=True)
     assert seen and all(d == torch.device("cpu") for d in seen)
 

@@ -161,25 +161,6 @@ def _equal_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-class _StopAfter:
-    """A cancel check that says stop at its n-th call (the trainer checks once per step)."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.n
-
-
-def _annealing_trainer(out, hooks, progress, run_key="job-1", amp_dtype=None):
-    spec = ts.arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 2})
-    torch.manual_seed(0)
-    model = build_model("mlp", (6,), 3, {"hidden": [8]})
-    return ArmTrainer("annealing", spec, model, ts.synthetic_train_data(), torch.device("cpu"),
-                      out, hooks, progress, amp_dtype=amp_dtype, run_key=run_key)  # fmt: skip
-
-
 def _same_result(a, b) -> None:
     # Equal records but for the time each epoch took.
     assert [replace(r, seconds=0.0) for r in a.history] == [
@@ -196,14 +177,14 @@ def _same_result(a, b) -> None:
 # 2 steps an epoch, 4 epochs: stop in Phase-1 epoch 2, Phase-2 epoch 1 and Phase-2 epoch 2.
 @pytest.mark.parametrize("stop_at_step", [3, 5, 7])
 def test_a_stopped_arm_resumes_to_exactly_the_uninterrupted_result(tmp_path, stop_at_step):
-    reference = _annealing_trainer(tmp_path / "ref", Hooks(), Progress(4)).run(resume=False)
+    reference = ts.annealing_trainer(tmp_path / "ref", Hooks(), Progress(4)).run(resume=False)
     out = tmp_path / "stopped"
     with pytest.raises(JobCancelled):
-        stopped = Hooks(should_cancel=_StopAfter(stop_at_step))
-        _annealing_trainer(out, stopped, Progress(4)).run(resume=False)
+        stopped = Hooks(should_cancel=ts.StopAfter(stop_at_step))
+        ts.annealing_trainer(out, stopped, Progress(4)).run(resume=False)
     progress = Progress(total_epochs=4)
     started = time.perf_counter()
-    resumed = _annealing_trainer(out, Hooks(), progress).run(resume=True)
+    resumed = ts.annealing_trainer(out, Hooks(), progress).run(resume=True)
     _same_result(resumed, reference)
     assert progress.done_epochs == 4  # the epochs done before the stop count as done
     assert 0 < resumed.train_seconds < time.perf_counter() - started + 60
@@ -218,26 +199,28 @@ class _GrowingCpuScaler(torch.amp.GradScaler):
 
 def test_the_fp16_loss_scale_resumes_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.amp, "GradScaler", _GrowingCpuScaler)
-    reference = _annealing_trainer(tmp_path / "ref", Hooks(), Progress(4), amp_dtype=torch.float16)
+    reference = ts.annealing_trainer(
+        tmp_path / "ref", Hooks(), Progress(4), amp_dtype=torch.float16
+    )
     reference.run(resume=False)
     assert reference.scaler.get_scale() == 2.0 * 2**8  # 8 steps, none overflowed
     out = tmp_path / "stopped"
     with pytest.raises(JobCancelled):  # after 2 epochs (4 steps): the scale is 32 by then
-        stopped = Hooks(should_cancel=_StopAfter(5))
-        _annealing_trainer(out, stopped, Progress(4), amp_dtype=torch.float16).run(resume=False)
-    resumed = _annealing_trainer(out, Hooks(), Progress(4), amp_dtype=torch.float16)
+        stopped = Hooks(should_cancel=ts.StopAfter(5))
+        ts.annealing_trainer(out, stopped, Progress(4), amp_dtype=torch.float16).run(resume=False)
+    resumed = ts.annealing_trainer(out, Hooks(), Progress(4), amp_dtype=torch.float16)
     resumed.run(resume=True)
     assert resumed.scaler.get_scale() == reference.scaler.get_scale()
 
 
 def test_a_finished_arm_resumes_without_training(tmp_path):
-    first = _annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
+    first = ts.annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
     saved = load_checkpoint(checkpoint_path(tmp_path, "annealing"))
     assert saved is not None and saved["done"] is True and saved["arm"] == "annealing"
     assert saved["run_key"] == "job-1" and len(saved["history"]) == 4
     events: list = []
     progress = Progress(8)  # this arm's 4 epochs and another arm's 4 still to come
-    again = _annealing_trainer(tmp_path, Hooks(on_event=events.append), progress)
+    again = ts.annealing_trainer(tmp_path, Hooks(on_event=events.append), progress)
     _same_result(again.run(resume=True), first)
     assert events == []  # no phase started, no epoch trained
     # its epochs count as done: the next arm's progress starts at 50%, not at 0%
@@ -245,9 +228,9 @@ def test_a_finished_arm_resumes_without_training(tmp_path):
 
 
 def test_resuming_another_jobs_checkpoint_is_refused(tmp_path):
-    _annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
+    ts.annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
     with pytest.raises(SpecError) as err:
-        _annealing_trainer(tmp_path, Hooks(), Progress(4), run_key="job-2").run(resume=True)
+        ts.annealing_trainer(tmp_path, Hooks(), Progress(4), run_key="job-2").run(resume=True)
     assert err.value.field == "resume"
     assert err.value.message == (
         f"{checkpoint_path(tmp_path, 'annealing')} was written by a run with another spec, "
@@ -271,22 +254,22 @@ def test_a_tie_on_validation_keeps_the_earliest_epoch(monkeypatch, tmp_path):
 
 def test_progress_adds_to_the_epochs_of_the_arms_before(tmp_path):
     # A finished arm and a stopped one, each resumed after another arm's 4 epochs were counted.
-    _annealing_trainer(tmp_path / "done", Hooks(), Progress(4)).run(resume=False)
+    ts.annealing_trainer(tmp_path / "done", Hooks(), Progress(4)).run(resume=False)
     progress = Progress(12, done_epochs=4)
-    _annealing_trainer(tmp_path / "done", Hooks(), progress).run(resume=True)
+    ts.annealing_trainer(tmp_path / "done", Hooks(), progress).run(resume=True)
     assert progress.done_epochs == 8
     with pytest.raises(JobCancelled):
-        stopped = Hooks(should_cancel=_StopAfter(5))  # after 2 of its 4 epochs
-        _annealing_trainer(tmp_path / "stopped", stopped, Progress(4)).run(resume=False)
+        stopped = Hooks(should_cancel=ts.StopAfter(5))  # after 2 of its 4 epochs
+        ts.annealing_trainer(tmp_path / "stopped", stopped, Progress(4)).run(resume=False)
     progress = Progress(12, done_epochs=8)
-    _annealing_trainer(tmp_path / "stopped", Hooks(), progress).run(resume=True)
+    ts.annealing_trainer(tmp_path / "stopped", Hooks(), progress).run(resume=True)
     assert progress.done_epochs == 12 and progress.fraction() == 1.0
 
 
 def test_a_fresh_run_trains_again_whatever_checkpoint_the_folder_holds(tmp_path):
-    _annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
+    ts.annealing_trainer(tmp_path, Hooks(), Progress(4)).run(resume=False)
     events: list = []
-    again = _annealing_trainer(tmp_path, Hooks(on_event=events.append), Progress(4))
+    again = ts.annealing_trainer(tmp_path, Hooks(on_event=events.append), Progress(4))
     result = again.run(resume=False)
     assert [e.kind for e in events].count("epoch") == 4 and len(result.history) == 4
 

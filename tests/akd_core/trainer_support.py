@@ -19,6 +19,7 @@ import torch
 from akd_core import pipeline, trainer
 from akd_core.events import Hooks
 from akd_core.fileio import sha256_of
+from akd_core.models import build_model
 from akd_core.spec import JobSpec, parse_spec
 from akd_core.teachers import Teacher
 from akd_core.trainer import ArmTrainer, Progress, TrainData
@@ -238,12 +239,37 @@ def arm_spec(**over: Any) -> JobSpec:
     return _spec("file:unused.onnx", {"source": "file:unused.npz"}, over)
 
 
+class StopAfter:
+    """A cancel check that says stop at its n-th call (the trainer checks once per step)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+def annealing_trainer(
+    out: Path,
+    hooks: Hooks,
+    progress: Progress | None = None,
+    run_key: str = "job-1",
+    amp_dtype: torch.dtype | None = None,
+) -> ArmTrainer:
+    """A seeded mlp student's annealing arm on synthetic data: 2 + 2 epochs of 2 steps each."""
+    spec = arm_spec(annealing={"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 2})
+    torch.manual_seed(0)
+    model = build_model("mlp", (6,), 3, {"hidden": [8]})
+    return ArmTrainer("annealing", spec, model, synthetic_train_data(), torch.device("cpu"),
+                      out, hooks, progress or Progress(4), amp_dtype=amp_dtype,
+                      run_key=run_key)  # fmt: skip
+
+
 def train_arm(
     arm: str, spec: JobSpec, data: TrainData, out_dir: Path, seed: int = 0
 ) -> tuple[ArmTrainer, Any]:
     """Build a fresh seeded student and train one arm; returns the trainer and its result."""
-    from akd_core.models import build_model
-
     torch.manual_seed(seed)
     n_features = data.x_train.shape[1]
     n_classes = int(data.teacher_train.shape[1]) if data.teacher_train is not None else 3
