@@ -7,13 +7,15 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 
 from akd_core import preflight
+from akd_core.arm_setup import TeacherFn
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
@@ -36,8 +38,12 @@ from akd_core.spec import JobSpec, TeacherSpec
 from akd_core.teachers import Teacher, check_teacher, load_teacher
 from akd_core.trainer import ArmTrainer, Progress, TrainData, accuracy
 
+if TYPE_CHECKING:
+    from akd_core.text.data import TextDataset
+
 log = logging.getLogger(__name__)
 Resolver = Callable[[str], Path]
+M = TypeVar("M", bound=torch.nn.Module)
 
 # Share of the progress bar given to each stage (training arms share TRAIN_SPAN).
 TRAIN_SPAN = (0.10, 0.92)
@@ -141,12 +147,11 @@ def run_job(
     if not random_aug:
         teacher.release()  # the cache holds all the teacher knows about this data
 
-    data = TrainData(
-        x_train=place(torch.from_numpy(ds.x_train), dev),
-        y_train=place(torch.from_numpy(ds.y_train), dev),
-        x_val=place(torch.from_numpy(ds.x_val), dev),
-        y_val=place(torch.from_numpy(ds.y_val), dev),
-        teacher_train=place(torch.from_numpy(logits["train"]), dev) if needs_train else None,
+    data = train_data(
+        ds,
+        logits,
+        dev,
+        needs_train,
         teacher_fn=(lambda xb: teacher.predict(xb).float()) if random_aug else None,
         augment=crop_flip if random_aug else None,
     )
@@ -158,20 +163,14 @@ def run_job(
         total_epochs=spec.epoch_budget * len(spec.arms), start=TRAIN_SPAN[0], end=TRAIN_SPAN[1]
     )
     run_key = _run_key(spec, ds, teacher_info)
-    arms: dict[str, ArmSummary] = {}
-    students: dict[str, torch.nn.Module] = {}
-    for arm in spec.arms:
-        torch.manual_seed(spec.seed)  # every arm starts from the same initial student
+
+    def new_student() -> torch.nn.Module:
         net = build_model(spec.student.arch, ds.input_shape, ds.num_classes, spec.student.options)
         # The student takes the teacher's input; its own standardisation is a fixed layer.
-        model = with_input_layer(net, ds.x_train)
-        result = ArmTrainer(
-            arm, spec, model, data, dev, out_dir, hooks, progress, amp_dtype, run_key
-        ).run(resume)
-        model.load_state_dict(result.best_state)
-        test_acc = accuracy(model, x_test, y_test, inference_batch_size(dev))  # fp32
-        arms[arm] = ArmSummary.from_result(result, test_acc)
-        students[arm] = model.cpu().eval()
+        return with_input_layer(net, ds.x_train)
+
+    run = ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume)
+    arms, students = train_arms(run, new_student, x_test, y_test)
 
     stage("exporting", TRAIN_SPAN[1], "exporting the student to ONNX")
     hooks.check_cancel()
@@ -193,6 +192,62 @@ def run_job(
     )
     hooks.emit(ProgressEvent(kind="done", stage="evaluating", message="done", progress=1.0))
     return report
+
+
+def train_data(
+    ds: Dataset | TextDataset,
+    logits: dict[str, np.ndarray],
+    dev: torch.device,
+    needs_train: bool,
+    *,
+    teacher_fn: TeacherFn | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> TrainData:
+    """The run's train/val tensors on `dev`, with the cached train logits when an arm needs them."""
+    return TrainData(
+        x_train=place(torch.from_numpy(ds.x_train), dev),
+        y_train=place(torch.from_numpy(ds.y_train), dev),
+        x_val=place(torch.from_numpy(ds.x_val), dev),
+        y_val=place(torch.from_numpy(ds.y_val), dev),
+        teacher_train=place(torch.from_numpy(logits["train"]), dev) if needs_train else None,
+        teacher_fn=teacher_fn,
+        augment=augment,
+    )
+
+
+@dataclass(frozen=True)
+class ArmRun:
+    """What every arm of one run trains with (ArmTrainer's arguments but the arm and model)."""
+
+    spec: JobSpec
+    data: TrainData
+    dev: torch.device
+    out_dir: Path
+    hooks: Hooks
+    progress: Progress
+    amp_dtype: torch.dtype | None
+    run_key: str
+    resume: bool
+
+
+def train_arms(
+    run: ArmRun, new_student: Callable[[], M], x_test: torch.Tensor, y_test: torch.Tensor
+) -> tuple[dict[str, ArmSummary], dict[str, M]]:
+    """Train each arm from the same seeded student; its summary and its best student on CPU."""
+    arms: dict[str, ArmSummary] = {}
+    students: dict[str, M] = {}
+    for arm in run.spec.arms:
+        torch.manual_seed(run.spec.seed)  # every arm starts from the same initial student
+        model = new_student()
+        result = ArmTrainer(
+            arm, run.spec, model, run.data, run.dev, run.out_dir, run.hooks, run.progress,
+            run.amp_dtype, run.run_key,
+        ).run(run.resume)  # fmt: skip
+        model.load_state_dict(result.best_state)
+        test_acc = accuracy(model, x_test, y_test, inference_batch_size(run.dev))  # fp32
+        arms[arm] = ArmSummary.from_result(result, test_acc)
+        students[arm] = model.cpu().eval()
+    return arms, students
 
 
 def _stage_emitter(hooks: Hooks) -> Callable[[Stage, float, str], None]:

@@ -15,11 +15,10 @@ from typing import Any
 import torch
 
 from akd_core import pipeline as core
-from akd_core.device import amp_dtype_for, inference_batch_size, place, select_device
+from akd_core.device import amp_dtype_for, inference_batch_size, select_device
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
 from akd_core.limits import Limits, check_job_limits
-from akd_core.report import ArmSummary
 from akd_core.spec import JobSpec
 from akd_core.teachers import load_teacher
 from akd_core.text.data import TextDataset, load_text_dataset, tokenizer_sha
@@ -29,7 +28,7 @@ from akd_core.text.names import is_text_arch, text_student_params
 from akd_core.text.report import TextRunFacts, write_text_outputs
 from akd_core.text.students import TokenClassifier, build_text_student
 from akd_core.text.tokens import load_tokenizer
-from akd_core.trainer import ArmTrainer, Progress, TrainData, accuracy
+from akd_core.trainer import Progress
 
 
 def is_text_job(spec: JobSpec) -> bool:
@@ -173,28 +172,13 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
                         "input": None, "model_type": folder.model_type}  # fmt: skip
         teacher.release()  # the cache holds all the teacher knows about this data
 
-        data = TrainData(
-            x_train=place(torch.from_numpy(ds.x_train), dev),
-            y_train=place(torch.from_numpy(ds.y_train), dev),
-            x_val=place(torch.from_numpy(ds.x_val), dev),
-            y_val=place(torch.from_numpy(ds.y_val), dev),
-            teacher_train=place(torch.from_numpy(logits["train"]), dev) if needs_train else None,
-        )
+        data = core.train_data(ds, logits, dev, needs_train)
         x_test, y_test = torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test)
         progress = Progress(total_epochs=spec.epoch_budget * len(spec.arms),
                             start=core.TRAIN_SPAN[0], end=core.TRAIN_SPAN[1])  # fmt: skip
         run_key = core._run_key(spec, ds, teacher_info)  # type: ignore[arg-type]
-        arms: dict[str, ArmSummary] = {}
-        students: dict[str, TokenClassifier] = {}
-        for arm in spec.arms:
-            torch.manual_seed(spec.seed)  # every arm starts from the same initial student
-            model = new_student()
-            result = ArmTrainer(arm, spec, model, data, dev, out_dir, hooks, progress, amp_dtype,
-                                run_key).run(resume)  # fmt: skip
-            model.load_state_dict(result.best_state)
-            test_acc = accuracy(model, x_test, y_test, inference_batch_size(dev))
-            arms[arm] = ArmSummary.from_result(result, test_acc)
-            students[arm] = model.cpu().eval()
+        run = core.ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume)
+        arms, students = core.train_arms(run, new_student, x_test, y_test)
 
         stage("exporting", core.TRAIN_SPAN[1], "exporting the student to ONNX")
         hooks.check_cancel()
