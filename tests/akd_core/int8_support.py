@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,8 @@ import torch
 from akd_core.data import Dataset, load_dataset
 from akd_core.models import build_model
 from akd_core.models.input_layer import StudentWithInput, with_input_layer
-from akd_core.report import ArmSummary, RunFacts, write_outputs
 from akd_core.spec import parse_spec
-from tests.akd_core.report_support import HISTORY
+from tests.akd_core.report_support import write_with_facts
 
 
 def digits() -> Dataset:
@@ -47,12 +45,4 @@ def export_report(
     spec = parse_spec({"teacher": {"source": "upload:0123abcd", "format": "onnx"},
                        "student": {"arch": arch}, "dataset": {"source": "builtin:digits"},
                        "export": export})  # fmt: skip
-    facts = RunFacts(
-        spec=spec, dataset=ds, device="cpu", amp=None, cache_seconds=0.1, cache_hit=False,
-        teacher={"format": "onnx", "fingerprint": "ab" * 32, "params": 23950, "size_bytes": 113504},
-        teacher_val_accuracy=0.99, teacher_test_accuracy=0.98, started=time.perf_counter(),
-    )  # fmt: skip
-    arm = ArmSummary(accuracy=0.7, val_accuracy=0.7, best_phase=2, best_epoch=1,
-                     train_seconds=0.06, history=HISTORY)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return write_outputs(out_dir, facts, model, {"annealing": arm})
+    return write_with_facts(out_dir, spec, ds, model, ("annealing",))

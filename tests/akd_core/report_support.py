@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from akd_core.data import load_dataset
+from akd_core.data import Dataset, load_dataset
 from akd_core.models import build_model
 from akd_core.report import ArmSummary, RunFacts, write_outputs
-from akd_core.spec import parse_spec
+from akd_core.spec import JobSpec, parse_spec
 
 # What the trainer records for an annealing run of 2 + 1 epochs at tau_max 2.
 HISTORY: list[dict[str, Any]] = [
@@ -36,6 +36,13 @@ def write_report(out_dir: Path, **export: Any) -> dict[str, Any]:
     ds = load_dataset(spec.dataset, None, spec.seed)
     torch.manual_seed(0)
     student = build_model("mlp", ds.input_shape, ds.num_classes)
+    return write_with_facts(out_dir, spec, ds, student, ("annealing", "student"))
+
+
+def write_with_facts(
+    out_dir: Path, spec: JobSpec, ds: Dataset, model: torch.nn.Module, arms: tuple[str, ...]
+) -> dict[str, Any]:
+    """write_outputs for `model` with fixed run facts and the same summary for each of `arms`."""
     facts = RunFacts(
         spec=spec, dataset=ds, device="cpu", amp=None, cache_seconds=0.1, cache_hit=False,
         teacher={"format": "onnx", "fingerprint": "ab" * 32, "params": 23950, "size_bytes": 113504},
@@ -44,4 +51,4 @@ def write_report(out_dir: Path, **export: Any) -> dict[str, Any]:
     arm = ArmSummary(accuracy=0.7, val_accuracy=0.7, best_phase=2, best_epoch=1,
                      train_seconds=0.06, history=HISTORY)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
-    return write_outputs(out_dir, facts, student, {"annealing": arm, "student": arm})
+    return write_outputs(out_dir, facts, model, dict.fromkeys(arms, arm))
