@@ -22,8 +22,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-# FINAL_STATES re-exported for app/api/routes/events.py, which still imports it from here.
-from akd_service.db.states import FINAL_STATES as FINAL_STATES
 from akd_service.db.states import QUEUED
 
 LOCAL_OWNER = "local"  # the owner of everything when API keys are off

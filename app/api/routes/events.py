@@ -15,8 +15,8 @@ from fastapi.responses import StreamingResponse
 
 from akd_service.config import Settings
 from akd_service.db import jobs as job_store
-from akd_service.db.models import FINAL_STATES
 from akd_service.db.session import session_scope
+from akd_service.db.states import FINAL_STATES
 from app.api.deps import OwnedJob, SettingsDep, StreamSlot
 from app.api.problems import ApiProblem
 
