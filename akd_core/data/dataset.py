@@ -24,6 +24,11 @@ class RawData:
     given: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
+def split_sizes(y_train: np.ndarray, y_val: np.ndarray, y_test: np.ndarray) -> dict[str, int]:
+    """Rows per split, as the reports' dataset summary gives them."""
+    return {"train": int(len(y_train)), "val": int(len(y_val)), "test": int(len(y_test))}
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Train/val/test splits as float32 inputs and int64 labels, ready for training."""
@@ -60,11 +65,7 @@ class Dataset:
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "classes": list(self.classes),
-            "sizes": {
-                "train": int(len(self.y_train)),
-                "val": int(len(self.y_val)),
-                "test": int(len(self.y_test)),
-            },
+            "sizes": split_sizes(self.y_train, self.y_val, self.y_test),
             "normalization": self.normalization,
             "fingerprint": self.fingerprint,
             "sha256": self.source_sha256,

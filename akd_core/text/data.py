@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from akd_core.data.dataset import split_sizes
 from akd_core.data.splits import cap, carve
 from akd_core.errors import DatasetError
 from akd_core.fileio import atomic_write, sha256_of
@@ -57,7 +58,7 @@ class TextDataset:
             "num_classes": self.num_classes,
             "classes": list(self.classes),
             "label_map": {name: i for i, name in enumerate(self.classes)},
-            "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
+            "sizes": split_sizes(self.y_train, self.y_val, self.y_test),
             "max_length": self.max_length,
             "inputs": list(self.inputs),
             "fingerprint": self.fingerprint,
