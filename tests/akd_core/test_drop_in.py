@@ -37,6 +37,22 @@ def _stored_test(spec: JobSpec, data: Path) -> tuple[np.ndarray, np.ndarray]:
     return loaded.stored_test, loaded.y_test
 
 
+def _imagenet_normalized(stored: np.ndarray) -> np.ndarray:
+    """Stored uint8 NCHW pixels as a teacher trained on ImageNet mean/std takes them."""
+    mean, std = (np.array(ds.IMAGENET[k], np.float32).reshape(1, 3, 1, 1) for k in ("mean", "std"))
+    return (stored.astype(np.float32) / 255.0 - mean) / std
+
+
+def _scored_as_reported(
+    teacher: Path, out: Path, x: np.ndarray, y: np.ndarray, report: dict[str, Any]
+) -> float:
+    """Assert both ONNX files score on (x, y) what report.json says; the teacher's accuracy."""
+    teacher_accuracy = ds.onnx_accuracy(teacher, x, y)
+    assert teacher_accuracy == report["teacher"]["accuracy"]
+    assert ds.onnx_accuracy(out / "student.onnx", x, y) == report["student"]["accuracy"]
+    return teacher_accuracy
+
+
 def _input(path: Path) -> ort.NodeArg:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0]
 
@@ -115,10 +131,7 @@ def test_npz_of_unit_range_images_is_fed_as_stored(tmp_path: Path) -> None:
     np.savez(data, x=x, y=y, x_test=xt, y_test=yt)
     teacher = ds.teacher_for(tmp_path / "teacher.onnx", f"file:{data}")
     report = _run(ds.job(teacher, data), tmp_path / "out")
-    assert ds.onnx_accuracy(teacher, xt, yt) == report["teacher"]["accuracy"] >= 0.7
-    assert (
-        ds.onnx_accuracy(tmp_path / "out" / "student.onnx", xt, yt) == report["student"]["accuracy"]
-    )
+    assert _scored_as_reported(teacher, tmp_path / "out", xt, yt, report) >= 0.7
     assert report["input_contract"]["value_range_source"] == "observed on the training split"
 
 
@@ -130,10 +143,7 @@ def test_cifar_archive_student_takes_unit_range_nchw(tmp_path: Path) -> None:
     report = _run(spec, tmp_path / "out")
     stored, y = _stored_test(spec, data)
     x = stored.astype(np.float32) / 255.0  # test_batch as stored, in [0, 1]
-    assert ds.onnx_accuracy(teacher, x, y) == report["teacher"]["accuracy"] >= 0.6
-    assert (
-        ds.onnx_accuracy(tmp_path / "out" / "student.onnx", x, y) == report["student"]["accuracy"]
-    )
+    assert _scored_as_reported(teacher, tmp_path / "out", x, y, report) >= 0.6
     assert _input(tmp_path / "out" / "student.onnx").shape[1:] == [3, 32, 32]
 
 
@@ -145,12 +155,8 @@ def test_teacher_trained_on_explicit_mean_std_shares_it_with_the_student(tmp_pat
     spec = ds.job(teacher, data, dataset=norm)
     report = _run(spec, tmp_path / "out")
     stored, y = _stored_test(spec, data)
-    mean, std = (np.array(ds.IMAGENET[k], np.float32).reshape(1, 3, 1, 1) for k in ("mean", "std"))
-    x = (stored.astype(np.float32) / 255.0 - mean) / std
-    assert ds.onnx_accuracy(teacher, x, y) == report["teacher"]["accuracy"] == 1.0
-    assert (
-        ds.onnx_accuracy(tmp_path / "out" / "student.onnx", x, y) == report["student"]["accuracy"]
-    )
+    x = _imagenet_normalized(stored)
+    assert _scored_as_reported(teacher, tmp_path / "out", x, y, report) == 1.0
     contract = report["input_contract"]
     assert contract["normalize"]["mode"] == "explicit"
     np.testing.assert_allclose(contract["normalize"]["mean"], ds.IMAGENET["mean"])
@@ -165,12 +171,8 @@ def test_teacher_declared_mean_std_is_used_and_reported(tmp_path: Path) -> None:
     spec = ds.job(teacher, data)
     report = _run(spec, tmp_path / "out")
     stored, y = _stored_test(spec, data)
-    mean, std = (np.array(ds.IMAGENET[k], np.float32).reshape(1, 3, 1, 1) for k in ("mean", "std"))
-    x = (stored.astype(np.float32) / 255.0 - mean) / std
-    assert ds.onnx_accuracy(teacher, x, y) == report["teacher"]["accuracy"] == 1.0
-    assert (
-        ds.onnx_accuracy(tmp_path / "out" / "student.onnx", x, y) == report["student"]["accuracy"]
-    )
+    x = _imagenet_normalized(stored)
+    assert _scored_as_reported(teacher, tmp_path / "out", x, y, report) == 1.0
     assert report["preprocessing"]["origin"] == "teacher ONNX metadata"
     np.testing.assert_allclose(report["input_contract"]["normalize"]["std"], ds.IMAGENET["std"])
 
