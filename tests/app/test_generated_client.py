@@ -18,6 +18,8 @@ from app_support import LOCAL_URL, npz_bytes, onnx_bytes, spec_for
 from akd_service.db import jobs as job_store
 from akd_service.db.session import session_scope
 
+# Stated here on purpose, not imported from app.api.openapi.OPERATION_IDS: generated clients
+# name their calls after these, so renaming one in the app must fail this test.
 EXPECTED_IDS = {
     ("post", "/uploads"): "upload_file",
     ("post", "/jobs"): "create_job",
