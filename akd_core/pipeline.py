@@ -95,11 +95,7 @@ def run_job(
     # The spec may have been queued under other settings: check again before any work.
     check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    dev = select_device(device or spec.device)
-    amp_dtype = amp_dtype_for(dev, spec.mixed_precision)
+    out_dir, started, dev, amp_dtype = start_run(spec, out_dir, device)
     set_deterministic(spec.deterministic)  # before any kernel runs, both ways
     set_fast_kernels(dev, spec.deterministic)
     stage = _stage_emitter(hooks)
@@ -248,6 +244,17 @@ def train_arms(
         arms[arm] = ArmSummary.from_result(result, test_acc)
         students[arm] = model.cpu().eval()
     return arms, students
+
+
+def start_run(
+    spec: JobSpec, out_dir: Path, device: str | None
+) -> tuple[Path, float, torch.device, torch.dtype | None]:
+    """Create `out_dir`, note the start time, pick the device and its mixed-precision dtype."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    dev = select_device(device or spec.device)
+    return out_dir, started, dev, amp_dtype_for(dev, spec.mixed_precision)
 
 
 def _stage_emitter(hooks: Hooks) -> Callable[[Stage, float, str], None]:

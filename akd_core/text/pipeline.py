@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from akd_core import pipeline as core
-from akd_core.device import amp_dtype_for, inference_batch_size, select_device
+from akd_core.device import inference_batch_size
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
 from akd_core.limits import Limits, check_job_limits
@@ -120,11 +120,7 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
     spec = text_defaults(spec)
     check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    dev = select_device(device or spec.device)
-    amp_dtype = amp_dtype_for(dev, spec.mixed_precision)
+    out_dir, started, dev, amp_dtype = core.start_run(spec, out_dir, device)
     stage = core._stage_emitter(hooks)
     cache_root = cache_dir or out_dir / ".cache"
 
