@@ -28,7 +28,8 @@ def check_inputs(x: np.ndarray, y: np.ndarray, source: str, name: str = "x") -> 
 def check_classes(y_train: np.ndarray, classes: list[str], source: str) -> None:
     """There are 2+ classes and each has a training sample (labels are ids 0..K-1 by now)."""
     if len(classes) < 2:
-        raise fail(source, f"found {len(classes)} class; classification needs at least 2")
+        names = ", ".join(repr(c) for c in classes) or "none"
+        raise fail(source, f"found {len(classes)} class ({names}); classification needs at least 2")
     missing = np.setdiff1d(np.arange(len(classes)), y_train)
     if missing.size:
         shown = ", ".join(repr(classes[int(c)]) for c in missing[:10])

@@ -65,7 +65,15 @@ def read_imagefolder(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limi
         (p for p in base.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name
     )
     if len(class_dirs) < 2:
-        raise fail(source, f"needs one subfolder per class (2 or more); found {len(class_dirs)}")
+        where = base.relative_to(root).as_posix()
+        found = ", ".join(repr(p.name) for p in class_dirs[:10]) or "none"
+        loose = sum(1 for p in base.iterdir() if p.is_file() and _visible(p))
+        raise fail(
+            source,
+            f"needs one subfolder per class (2 or more); found {len(class_dirs)} in "
+            f"{'the top folder' if where == '.' else repr(where + '/')}: {found}"
+            + (f", and {loose} file(s) outside any class folder" if loose else ""),
+        )
     images: list[np.ndarray] = []
     labels: list[int] = []
     first: tuple[str, tuple[int, int]] | None = None

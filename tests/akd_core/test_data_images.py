@@ -95,10 +95,16 @@ def test_unreadable_image_is_named(tmp_path: Path) -> None:
 
 def test_imagefolder_with_one_class_is_refused(tmp_path: Path) -> None:
     members = {k: v for k, v in _folder_members().items() if "/cat/" in k}
-    with pytest.raises(DatasetError, match="one subfolder per class"):
+    members["pets/notes.txt"] = b"not a class"
+    with pytest.raises(DatasetError) as err:
         load_dataset(
             DatasetSpec(source="upload:x"), _write_zip(tmp_path / "one.zip", members), seed=0
         )
+    # it says where it looked and what it found there
+    assert "needs one subfolder per class (2 or more); found 1 in 'pets/': 'cat', " in str(
+        err.value
+    )
+    assert "and 1 file(s) outside any class folder" in str(err.value)
 
 
 def test_unsafe_imagefolder_archive_is_refused(tmp_path: Path) -> None:
