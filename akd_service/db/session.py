@@ -51,18 +51,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 @lru_cache(maxsize=16)
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+@lru_cache(maxsize=16)
 def engine_for_url(url: str) -> Engine:
     """One engine per database URL (cached: engines own connection pools)."""
-    parsed = make_url(url)
+    sqlite = _is_sqlite(url)
     # A database server may drop idle connections, so check them on checkout; a SQLite file
     # cannot, and the check would add a query to every request.
-    kwargs: dict[str, Any] = {
-        "pool_pre_ping": parsed.get_backend_name() != "sqlite",
-        "json_serializer": json_dumps,
-    }
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"pool_pre_ping": not sqlite, "json_serializer": json_dumps}
+    if sqlite:
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         # FastAPI runs sync endpoints in a thread pool, so connections cross threads.
         kwargs["connect_args"] = {
             "check_same_thread": False,
@@ -77,11 +80,6 @@ def engine_for_url(url: str) -> Engine:
 def get_engine(settings: Settings) -> Engine:
     """The engine of the settings' database."""
     return engine_for_url(settings.db_url)
-
-
-@lru_cache(maxsize=16)
-def _is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
 
 
 def queries_inline(settings: Settings) -> bool:
