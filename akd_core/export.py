@@ -175,7 +175,7 @@ def export_checked(
     """Write `model` as one self-contained ONNX file; try `exporters` in order.
 
     An exporter is used when it produces a valid graph that matches PyTorch on `probe`
-    (when given); otherwise the next one is tried. Raises RuntimeError naming every
+    (when given); otherwise the next one is tried. Raises TrainingError naming every
     exporter's failure when none succeeds.
     """
     bad = {k: v for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)}
