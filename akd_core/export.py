@@ -30,7 +30,6 @@ from torch import nn
 
 from akd_core.errors import TrainingError
 from akd_core.fileio import atomic_write
-from akd_core.latency import measure_latency
 from akd_core.models.onnx_runner import make_session, run_batched
 
 INPUT_NAME = "input"
@@ -263,14 +262,6 @@ def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, batch_size: int = 25
         return 0.0
     logits = run_batched(make_session(path), x, batch_size)
     return float(np.mean(logits.argmax(1) == np.asarray(y)))
-
-
-def onnx_latency_ms(
-    path: Path, input_shape: tuple[int, ...], batch_size: int = 1, repeats: int = 50
-) -> float:
-    """Median wall time in milliseconds of one CPU inference of `batch_size` samples."""
-    del repeats  # kept for callers; the run count now follows akd_core.latency's budget
-    return measure_latency(path, input_shape, batch_sizes=(batch_size,)).at(batch_size).median_ms
 
 
 def read_metadata(path: Path) -> dict[str, str]:

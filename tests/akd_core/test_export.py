@@ -15,11 +15,11 @@ from akd_core.export import (
     export_checked,
     export_onnx,
     onnx_accuracy,
-    onnx_latency_ms,
     onnx_parity,
     read_metadata,
 )
 from akd_core.int8 import quantize_int8, quantize_static_qdq
+from akd_core.latency import measure_latency
 from akd_core.models import build_model
 
 torch.set_num_threads(1)
@@ -122,7 +122,7 @@ def test_accuracy_counts_wrong_labels(exported: Path, x: np.ndarray) -> None:
 
 
 def test_latency_is_a_positive_median(exported: Path) -> None:
-    ms = onnx_latency_ms(exported, SHAPE, batch_size=1, repeats=5)
+    ms = measure_latency(exported, SHAPE, batch_sizes=(1,)).at(1).median_ms
     assert 0.0 < ms < 1000.0
 
 
