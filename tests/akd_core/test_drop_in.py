@@ -19,6 +19,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from akd_core.data import load_dataset
+from akd_core.data.images import _read_image
 from akd_core.pipeline import run_job
 from akd_core.spec import JobSpec
 from tests.akd_core import dropin_support as ds
@@ -219,3 +220,31 @@ def test_the_student_standardises_with_training_split_statistics(folder: dict[st
     np.testing.assert_allclose(standardize["std"], loaded.x_train.std(axis=(0, 2, 3)), rtol=1e-4)
     weights = load_file(str(folder["out"] / "student.safetensors"))
     np.testing.assert_allclose(weights["input_layer.mean"].ravel(), standardize["mean"], rtol=1e-6)
+
+
+def _readme_snippet(heading: str) -> str:
+    """The first python code block after `heading` in the README."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = text[text.index(heading) :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```", start)]
+
+
+def test_readme_feeds_an_image_file_to_the_student_as_the_job_did(
+    folder: dict[str, Any], tmp_path: Path
+) -> None:
+    """The README's snippet (PIL -> RGB -> resize -> /255 -> NCHW) gives the job's own input."""
+    code = _readme_snippet("### What the teacher and `student.onnx` receive")
+    name, png = next(iter(folder["members"].items()))
+    (tmp_path / "cat.png").write_bytes(png)
+    student = folder["out"] / "student.onnx"
+    code = code.replace('"cat.png"', repr(str(tmp_path / "cat.png")))
+    code = code.replace('"student.onnx"', repr(str(student))).replace("(32, 32)", "(8, 8)")
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    # What the job's loader makes of the same file: the teacher's and the student's input.
+    pixels = _read_image(tmp_path / "cat.png", name, ds.SIZE, "README")
+    expected = pixels.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    assert scope["x"].shape == (1, 3, ds.SIZE, ds.SIZE) and scope["x"].dtype == np.float32
+    np.testing.assert_array_equal(scope["x"], expected)
+    np.testing.assert_allclose(scope["logits"], ds.onnx_logits(student, expected), atol=1e-6)
