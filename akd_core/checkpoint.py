@@ -72,6 +72,10 @@ def restore_rng(
 ) -> None:
     """Inverse of rng_state; a GPU checkpoint resumed on CPU skips its CUDA state."""
     torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
+    saved = state["generator"]
+    if saved.numel() == generator.get_state().numel():
+        generator.set_state(saved)
+    else:  # written by a generator on another kind of device: its stream cannot go on here
+        generator.manual_seed(int(saved.to(torch.int64).sum()))
     if "cuda" in state and device is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import torch
+from torch import nn
 
 from akd_core.errors import SpecError
 
@@ -94,6 +95,17 @@ def set_fast_kernels(device: torch.device, deterministic: bool) -> None:
     torch.backends.cudnn.allow_tf32 = True
     # The autotuner picks kernels by timing them: fast for fixed shapes, but not repeatable.
     torch.backends.cudnn.benchmark = not deterministic
+
+
+def channels_last_for(
+    model: nn.Module, device: torch.device, amp_dtype: torch.dtype | None
+) -> bool:
+    """Whether to train `model` in channels_last: a convolutional student under CUDA autocast,
+    where cuDNN's tensor-core convolutions want NHWC (PyTorch's memory-format tutorial); fp32
+    and CPU runs keep NCHW, where the layout change only costs transposes."""
+    if device.type != "cuda" or amp_dtype is None:
+        return False
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 def place(t: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -12,12 +12,17 @@ from akd_core.spec import OptimizerSpec
 WARMUP_FRACTION = 0.1  # share of a phase's steps the linear schedule warms up over
 
 
-def build_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimizer:
-    """A fresh optimizer for one phase: SGD (paper's CIFAR recipe) or AdamW."""
-    lr, wd = spec.resolved_lr, spec.resolved_weight_decay
+def build_optimizer(
+    model: nn.Module, spec: OptimizerSpec, fused: bool = False
+) -> torch.optim.Optimizer:
+    """A fresh optimizer for one phase: SGD (paper's CIFAR recipe) or AdamW; `fused` asks
+    for the single-kernel implementation (CUDA), None leaves torch's default (foreach)."""
+    lr, wd, f = spec.resolved_lr, spec.resolved_weight_decay, fused or None
     if spec.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=wd)
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=wd, fused=f
+        )
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, fused=f)
 
 
 def lr_factor(schedule: str, step: int, steps_per_epoch: int, epochs: int) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from akd_core.checkpoint import load_checkpoint, refused
+from akd_core.compile_forward import ForwardChoice
 
 Tensors = dict[str, torch.Tensor]
 
@@ -113,6 +114,7 @@ class ArmResult:
     best_epoch: int
     history: list[EpochRecord] = field(default_factory=list)
     train_seconds: float = 0.0
+    forward: ForwardChoice | None = None  # compiled or eager; None when resumed as done
 
 
 class FieldMismatch(ValueError):

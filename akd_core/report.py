@@ -53,6 +53,7 @@ class ArmSummary:
     best_epoch: int
     train_seconds: float
     history: list[dict[str, Any]]
+    compile: dict[str, Any] | None = None  # the training forward: compiled or eager, and why
 
     @classmethod
     def from_result(cls, result: ArmResult, test_accuracy: float) -> ArmSummary:
@@ -63,6 +64,7 @@ class ArmSummary:
             best_epoch=result.best_epoch,
             train_seconds=result.train_seconds,
             history=[r.to_dict() for r in result.history],
+            compile=result.forward.to_dict() if result.forward else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +75,7 @@ class ArmSummary:
             "best_epoch": self.best_epoch,
             "train_seconds": self.train_seconds,
             "history": self.history,
+            "compile": self.compile,
         }
 
 

@@ -213,6 +213,13 @@ class OptimizerSpec(_Strict):
         "recipe, the default for text students); default cosine for adamw.",
     )
     batch_size: int = Field(128, ge=1, le=65536)
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="torch.compile of the student's training forward. auto: on CUDA, time a "
+        "few compiled and eager steps and keep the faster (eager if compiling fails); eager "
+        "on CPU. report.json's arms.<arm>.compile records the choice. Checkpoints and the "
+        "exported ONNX are the same either way.",
+    )
 
     @property
     def resolved_lr(self) -> float:

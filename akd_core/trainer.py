@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 from akd_core.arm_setup import PhasePlan, Progress, TrainData, plan_arm
+from akd_core.batches import EpochBatches
 from akd_core.checkpoint import checkpoint_path, restore_rng, rng_state, save_checkpoint
-from akd_core.device import restore_scaler
+from akd_core.compile_forward import ForwardChoice, choose_forward
+from akd_core.device import channels_last_for, restore_scaler
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import Hooks, ProgressEvent
 from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
@@ -41,19 +43,24 @@ def accuracy(
     y: torch.Tensor,
     batch_size: int,
     amp: AmpContext = contextlib.nullcontext,
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
-    """Top-1 accuracy of `model` in eval mode, batched (x may live on another device)."""
+    """Top-1 accuracy of `model` in eval mode, batched (x may live on another device).
+
+    With `decode`, x holds row ids of streamed data and each batch is decoded first.
+    """
     model.eval()
     device = next(model.parameters()).device
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)  # summed there: no sync per batch
     for i in range(0, len(x), batch_size):
         # Splits too large for the GPU stay in pinned host memory: move each batch over.
-        xb = x[i : i + batch_size].to(device, non_blocking=True)
+        xb = x[i : i + batch_size]
+        xb = (decode(xb) if decode is not None else xb).to(device, non_blocking=True)
         yb = y[i : i + batch_size].to(device, non_blocking=True)
         with amp():
             pred = model(xb).argmax(dim=-1)
-        correct += int((pred == yb).sum())
-    return correct / max(len(x), 1)
+        correct += (pred == yb).sum()
+    return int(correct) / max(len(x), 1)
 
 
 class ArmTrainer:
@@ -79,7 +86,13 @@ class ArmTrainer:
         self.phases = plan_arm(arm, spec)
         self.amp_dtype = amp_dtype
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        self.generator = torch.Generator().manual_seed(spec.seed * 1009 + len(arm))
+        # On the training device: the shuffle and the augmentation draws never cross to the host.
+        self.generator = torch.Generator(device).manual_seed(spec.seed * 1009 + len(arm))
+        self.batches = EpochBatches(device, spec.optimizer.batch_size)
+        if channels_last_for(self.model, device, amp_dtype):
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model  # see _choose_forward
+        self.forward_choice: ForwardChoice | None = None
         kd = spec.kd
         self.losses = {
             "anneal": AnnealingLoss(),
@@ -112,6 +125,7 @@ class ArmTrainer:
             restore_scaler(self.scaler, saved.scaler, self.arm)
             self.model.load_state_dict(saved.model)
             restore_rng(saved.rng, self.generator, self.device)
+        self._choose_forward()
         done_before = sum(p.epochs for p in self.phases[: loop.phase_idx]) + loop.epoch
         self.progress.done_epochs += done_before
         started, seconds_before = time.perf_counter(), loop.train_seconds
@@ -119,7 +133,10 @@ class ArmTrainer:
         while loop.phase_idx < len(self.phases):
             plan = self.phases[loop.phase_idx]
             steps = self._steps_per_epoch()
-            optimizer = build_optimizer(self.model, self.spec.optimizer)
+            # Fused kernels: one launch per step for all parameters (CUDA only).
+            optimizer = build_optimizer(
+                self.model, self.spec.optimizer, fused=self.device.type == "cuda"
+            )
             scheduler = build_scheduler(optimizer, self.spec.optimizer, plan.epochs, steps)
             if saved is not None and loop.epoch > 0:  # resuming inside this phase
                 optimizer.load_state_dict(saved.optimizer)
@@ -167,26 +184,22 @@ class ArmTrainer:
             phi_T = phi(T, tau_max)
         self.model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(len(d.x_train), generator=self.generator)
+        perm = self.batches.order(len(d.x_train), self.generator)  # (N,) on the device
+        # Splits kept in host memory are gathered there: one copy of the order per epoch.
+        on_host = self.batches.on_host(d.x_train, d.y_train, d.teacher_train)
+        perm_host = perm.cpu() if on_host else None
         # Summed on the device: a .item() per step would stall the GPU pipeline.
         total_loss, seen = torch.zeros((), device=self.device), 0
         for step in range(steps):
             self.hooks.check_cancel()
-            idx = perm[step * bs : (step + 1) * bs]
-            xb, yb = d.x_train[idx.to(d.x_train.device)], d.y_train[idx.to(d.y_train.device)]
-            if d.augment is not None:
-                xb = d.augment(xb.cpu(), self.generator)
-            xb = xb.to(self.device, non_blocking=True)
-            yb = yb.to(self.device, non_blocking=True)
-            with self.amp():
-                out = self.model(xb).float()  # (B, K) student logits
-            loss = self._loss(plan, out, xb, yb, idx, phi_T)
+            rows = slice(step * bs, (step + 1) * bs)
+            idx = perm[rows]
             optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            loss = self._step(plan, idx, None if perm_host is None else perm_host[rows], phi_T)
             self.scaler.step(optimizer)
             self.scaler.update()
             scheduler.step()
-            total_loss += loss.detach() * len(idx)
+            total_loss += loss * len(idx)
             seen += len(idx)
         mean_loss = total_loss.item() / max(seen, 1)  # also waits for the GPU: honest timing
         seconds = time.perf_counter() - t0
@@ -196,7 +209,7 @@ class ArmTrainer:
                 "lower optimizer.lr or check the scale of the teacher logits"
             )
         # fp32, as the test split and the exported ONNX are: the best epoch is chosen on that.
-        val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256))
+        val = accuracy(self.model, d.x_val, d.y_val, max(bs, 256), decode=d.decode)
         self.progress.advance(seconds)
         record = EpochRecord(
             phase=plan.number,
@@ -222,23 +235,67 @@ class ArmTrainer:
         self.hooks.emit(event)
         return record
 
+    def _step(
+        self, plan: PhasePlan, idx: torch.Tensor, idx_host: torch.Tensor | None, phi_T: float | None
+    ) -> torch.Tensor:
+        """Forward and backward of one batch (rows `idx` of the training split); the detached
+        loss. Nothing here waits for the device: no .item(), no host copy of a batch."""
+        xb, yb = self._fetch(idx, idx_host)
+        if self.data.augment is not None:
+            xb = self.data.augment(xb, self.generator)  # on the device, drawn on the device
+        with self.amp():
+            out = self.forward(xb).float()  # (B, K) student logits
+        loss = self._loss(plan, out, xb, yb, self._teacher(plan, xb, idx, idx_host), phi_T)
+        self.scaler.scale(loss).backward()
+        return loss.detach()
+
+    def _fetch(
+        self, idx: torch.Tensor, idx_host: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of rows `idx` on the training device, as stored."""
+        d = self.data
+        xb = self.batches.take(d.x_train, idx, idx_host)
+        if d.decode is not None:  # streamed data: the gathered row ids -> float32 inputs
+            xb = d.decode(xb)
+        return xb, self.batches.take(d.y_train, idx, idx_host)
+
+    def _choose_forward(self) -> None:
+        """Compile the training forward or not, as optimizer.compile says (once per arm)."""
+        n = min(len(self.data.x_train), self.spec.optimizer.batch_size)
+        first = torch.arange(n, device=self.device)
+        self.forward, self.forward_choice = choose_forward(
+            self.model,
+            self.spec.optimizer.compile,
+            self.device,
+            lambda: self._fetch(first, first.cpu())[0],
+            self.amp,
+        )
+
+    def _teacher(
+        self, plan: PhasePlan, xb: torch.Tensor, idx: torch.Tensor, idx_host: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """(B, K) teacher logits of the batch: cached rows, or the frozen teacher run on the
+        same (augmented) batch; None for the cross-entropy phase, which needs none."""
+        d = self.data
+        if plan.loss == "ce":
+            return None
+        if d.teacher_train is not None:
+            return self.batches.take(d.teacher_train, idx, idx_host)
+        assert d.teacher_fn is not None
+        return d.teacher_fn(xb)
+
     def _loss(
         self,
         plan: PhasePlan,
         out: torch.Tensor,
         xb: torch.Tensor,
         yb: torch.Tensor,
-        idx: torch.Tensor,
+        tb: torch.Tensor | None,
         phi_T: float | None,
     ) -> torch.Tensor:
         if plan.loss == "ce":
             return self.losses["ce"](out, yb)
-        d = self.data
-        if d.teacher_train is not None:
-            tb = d.teacher_train[idx.to(d.teacher_train.device)].to(self.device)
-        else:
-            assert d.teacher_fn is not None
-            tb = d.teacher_fn(xb)  # (B, K) frozen teacher on the same augmented batch
+        assert tb is not None
         if plan.loss == "anneal":
             return self.losses["anneal"](out, tb, phi_T)
         return self.losses["kd"](out, tb, yb)
@@ -293,6 +350,7 @@ class ArmTrainer:
             best_epoch=best.epoch,
             history=list(loop.history),
             train_seconds=float(loop.train_seconds),
+            forward=self.forward_choice,
         )
 
 

@@ -184,9 +184,9 @@ def spy_training(monkeypatch: pytest.MonkeyPatch) -> tuple[LossLog, OptimizerLog
 
     real_build = trainer.build_optimizer
 
-    def build(model, spec):
+    def build(model, spec, **kwargs):
         opts.start_weights.append(state_copy(model))
-        opts.optimizers.append(real_build(model, spec))
+        opts.optimizers.append(real_build(model, spec, **kwargs))
         return opts.optimizers[-1]
 
     monkeypatch.setattr(trainer, "AnnealingLoss", AnnealingSpy)
