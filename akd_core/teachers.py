@@ -156,7 +156,8 @@ class OnnxTeacher(Teacher):
         super().release()
 
 
-def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
+def read_onnx_graph(path: Path) -> tuple[list[str], int, dict[str, str]]:
+    """An ONNX teacher's graph inputs, parameter count and metadata; refuses external data."""
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several unrelated types on corrupt bytes
@@ -173,12 +174,22 @@ def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
     init_names = {t.name for t in proto.graph.initializer}
     inputs = [i.name for i in proto.graph.input if i.name not in init_names]
     params = int(sum(np.prod(t.dims) for t in proto.graph.initializer))
-    declared = declared_mean_std({p.key: p.value for p in proto.metadata_props})
-    del proto
+    return inputs, params, {p.key: p.value for p in proto.metadata_props}
+
+
+def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
+    inputs, params, metadata = read_onnx_graph(path)
+    declared = declared_mean_std(metadata)
     if len(inputs) != 1:
         raise TeacherLoadError(
             f"the ONNX teacher has {len(inputs)} inputs ({', '.join(inputs) or 'none'}); "
-            "exactly one input (the batch of samples) is supported",
+            "exactly one input (the batch of samples) is supported"
+            + (
+                "; an ONNX text teacher (input_ids, attention_mask) distils into a text "
+                "student: set student.arch to 'bert'"
+                if "input_ids" in inputs
+                else ""
+            ),
             field="teacher.source",
         )
     try:
@@ -227,8 +238,17 @@ def _load_torchscript(
     return TorchTeacher("torchscript", fingerprint, module, device)
 
 
+# The sandbox's name for an ONNX text teacher: a checked folder (one .onnx file + tokenizer).
+ONNX_TEXT = "onnx-text"
+
+
 def _identify(spec: TeacherSpec, path: Path, check_code: bool) -> tuple[str, str]:
     """The teacher's format (refusing pickles and hf) and its fingerprint (sha256)."""
+    if spec.format == "onnx" and path.is_dir():  # unpacked and checked by the text pipeline
+        from akd_core.text.hf_folder import check_folder, folder_fingerprint
+
+        check_folder(path, "onnx")
+        return ONNX_TEXT, folder_fingerprint(path)
     fmt = infer_teacher_format(path, spec.format)  # refuses pickles before anything opens them
     if fmt == "hf":
         if not path.is_dir():  # the text pipeline unpacks and checks it first (text.hf_folder)
@@ -270,6 +290,10 @@ def open_teacher(
         from akd_core.text.hf_teacher import HfTeacher  # imports transformers
 
         return HfTeacher(fingerprint, path, device)
+    if fmt == ONNX_TEXT:
+        from akd_core.text.onnx_teacher import OnnxTextTeacher  # preloaded by the sandbox
+
+        return OnnxTextTeacher(fingerprint, next(path.glob("*.onnx")), device)
     raise TeacherLoadError(f"unsupported teacher format {fmt!r}", field="teacher.format")
 
 

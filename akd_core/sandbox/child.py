@@ -21,7 +21,7 @@ from akd_core.errors import AKDError
 from akd_core.sandbox import protocol
 from akd_core.sandbox.rights import Early, Limits, reduce_rights
 from akd_core.spec import TeacherSpec
-from akd_core.teachers import Teacher, open_teacher
+from akd_core.teachers import ONNX_TEXT, Teacher, open_teacher
 
 
 def _describe(exc: BaseException) -> dict[str, Any]:
@@ -85,6 +85,8 @@ def serve(fd_in: int, fd_out: int, early: Early) -> None:
         from akd_core.text.hf_teacher import preload
 
         preload(Path.cwd())
+    elif cfg.get("format") == ONNX_TEXT:  # its module, imported while imports still work
+        import akd_core.text.onnx_teacher  # noqa: F401
     layers = reduce_rights(
         int(cfg["uid"]), int(cfg["gid"]), Limits(**cfg["limits"]),
         cfg["device"].startswith("cuda"), int(cfg["parent_pid"]), early,

@@ -1,8 +1,10 @@
-"""An `hf` teacher as a checked local folder: unpacked, refused if it holds pickles or code.
+"""A text teacher as a checked local folder: unpacked, refused if it holds pickles or code.
 
-A transformers model folder is data only when its weights are safetensors and its config
-names a model type transformers ships (no `auto_map`, which would import code from the
-folder). Everything here reads bytes and JSON; nothing is imported from the folder.
+Two kinds: `hf`, a transformers model folder, is data only when its weights are
+safetensors and its config names a model type transformers ships (no `auto_map`, which
+would import code from the folder); `onnx`, one .onnx file with the tokenizer files beside
+it (config.json optional). Everything here reads bytes and JSON; nothing is imported from
+the folder.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from akd_core.archives import check_archive, read_members, safe_extract
 from akd_core.errors import AKDError, TeacherLoadError
@@ -28,6 +30,11 @@ TOKENIZER_FILE = "tokenizer.json"  # the fast tokenizer: JSON read by the Rust `
 MAX_CONFIG_BYTES = 1 << 20
 # transformers model types a teacher may have (hf_teacher.SANDBOX_FAMILIES, kept torch-free here).
 SUPPORTED_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+FolderKind = Literal["hf", "onnx"]
+ONNX_LAYOUT = (
+    "an ONNX text teacher is a folder (zip or tar) holding one .onnx file (inputs input_ids, "
+    "attention_mask[, token_type_ids]) and its tokenizer files: tokenizer.save_pretrained(dir)"
+)
 CONVERT_HINT = (
     "load it once where you trust it and save it with safetensors weights: "
     "model.save_pretrained(dir, safe_serialization=True); tokenizer.save_pretrained(dir)"
@@ -42,11 +49,17 @@ class HfFolder:
     config: dict[str, Any]
     fingerprint: str
     size_bytes: int
+    kind: FolderKind = "hf"
 
     @property
     def model_type(self) -> str:
         """The config's model_type, e.g. bert or roberta."""
         return str(self.config.get("model_type", ""))
+
+    @property
+    def onnx_file(self) -> Path:
+        """The single .onnx file of an `onnx` folder."""
+        return next(self.root.glob("*.onnx"))
 
 
 def _refuse(message: str) -> TeacherLoadError:
@@ -71,14 +84,19 @@ def _json_file(path: Path, what: str) -> dict[str, Any]:
     return _json_text(path.read_bytes(), what)
 
 
-def _model_root(folder: Path) -> Path:
-    """The folder holding config.json: the folder itself or its single sub-folder."""
-    if (folder / "config.json").is_file():
+def _marker(kind: FolderKind) -> str:
+    """The file that marks a model folder's top: config.json (hf) or tokenizer.json (onnx)."""
+    return "config.json" if kind == "hf" else TOKENIZER_FILE
+
+
+def _model_root(folder: Path, kind: FolderKind) -> Path:
+    """The folder holding the marker file: the folder itself or its single sub-folder."""
+    if (folder / _marker(kind)).is_file():
         return folder
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if len(subs) == 1 and (subs[0] / "config.json").is_file():
+    if len(subs) == 1 and (subs[0] / _marker(kind)).is_file():
         return subs[0]
-    raise _refuse(NO_CONFIG)
+    raise _refuse(NO_CONFIG if kind == "hf" else f"no {TOKENIZER_FILE} found; {ONNX_LAYOUT}")
 
 
 NO_CONFIG = (
@@ -87,8 +105,8 @@ NO_CONFIG = (
 )
 
 
-def check_names(names: list[str]) -> None:
-    """The folder's relative file names: no pickles, no code, safetensors and tokenizer.json."""
+def check_names(names: list[str], kind: FolderKind = "hf") -> None:
+    """The folder's relative file names: no pickles, no code, the weights and tokenizer.json."""
     for rel in names:
         base = rel.rsplit("/", 1)[-1].lower()
         if base.endswith(PICKLE_SUFFIXES):
@@ -98,7 +116,12 @@ def check_names(names: list[str]) -> None:
             )
         if base.endswith(CODE_SUFFIXES):
             raise _refuse(f"{rel!r} is code; custom model code is never run (no trust_remote_code)")
-    if not any(n.endswith(".safetensors") for n in names):
+    if kind == "onnx":
+        models = [n for n in names if n.lower().endswith(".onnx")]
+        if len(models) != 1 or "/" in models[0]:
+            found = ", ".join(models[:5]) or "none"
+            raise _refuse(f"found {len(models)} .onnx files at the top ({found}); {ONNX_LAYOUT}")
+    elif not any(n.endswith(".safetensors") for n in names):
         raise _refuse(f"the teacher folder has no .safetensors weights; {CONVERT_HINT}")
     if TOKENIZER_FILE not in names:
         raise _refuse(
@@ -107,58 +130,64 @@ def check_names(names: list[str]) -> None:
         )
 
 
-def check_configs(config: dict[str, Any], tokenizer_config: dict[str, Any]) -> None:
-    """No remote code (auto_map) and a model type this service loads."""
+def check_configs(config: dict[str, Any], tokenizer_config: dict[str, Any],
+                  kind: FolderKind = "hf") -> None:  # fmt: skip
+    """No remote code (auto_map) and (hf) a model type this service loads."""
     for name, cfg in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
         if "auto_map" in cfg:
             raise _refuse(
                 f"{name} has an auto_map: the model needs custom code (trust_remote_code), which "
                 "is never run; use a model type that transformers ships (bert, roberta, ...)"
             )
-    if config.get("model_type") not in SUPPORTED_FAMILIES:
+    if kind == "hf" and config.get("model_type") not in SUPPORTED_FAMILIES:
         raise _refuse(
             f"config.json has model_type {config.get('model_type')!r}; supported: "
             f"{', '.join(SUPPORTED_FAMILIES)} (BERT-, RoBERTa- and MiniLM-style encoders)"
         )
 
 
-def check_folder(root: Path) -> dict[str, Any]:
+def check_folder(root: Path, kind: FolderKind = "hf") -> dict[str, Any]:
     """Refuse pickled weights, code files, remote-code configs and a missing tokenizer; the config."""
     files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
     for p in files:
         if p.is_symlink():
             raise _refuse(f"{p.relative_to(root).as_posix()!r} is a symbolic link; the teacher "
                           "folder must hold plain files")  # fmt: skip
-    check_names([p.relative_to(root).as_posix() for p in files])
-    config = _json_file(root / "config.json", "config.json")
+    check_names([p.relative_to(root).as_posix() for p in files], kind)
+    cfg_path = root / "config.json"  # optional beside an ONNX file (it gives vocab_size)
+    config = _json_file(cfg_path, "config.json") if kind == "hf" or cfg_path.is_file() else {}
     tok_path = root / "tokenizer_config.json"
-    check_configs(config, _json_file(tok_path, tok_path.name) if tok_path.is_file() else {})
+    tok = _json_file(tok_path, tok_path.name) if tok_path.is_file() else {}
+    check_configs(config, tok, kind)
     return config
 
 
-def check_hf_archive(path: Path, limits: Limits) -> dict[str, Any]:
+def check_hf_archive(path: Path, limits: Limits, kind: FolderKind = "hf") -> dict[str, Any]:
     """The same checks on a zip or tar, member by member, without extracting it; the config."""
+    marker = _marker(kind)
     try:
         members = [m.name for m in check_archive(path, limits) if not m.is_dir]
-        roots = [n.removesuffix("config.json") for n in members
-                 if n == "config.json" or n.endswith("/config.json")]  # fmt: skip
+        roots = [n.removesuffix(marker) for n in members
+                 if n == marker or n.endswith(f"/{marker}")]  # fmt: skip
         root = (
             ""
             if "" in roots
             else (roots[0] if len(roots) == 1 and roots[0].count("/") == 1 else None)
         )
         if root is None:
-            raise _refuse(NO_CONFIG)
+            raise _refuse(NO_CONFIG if kind == "hf" else f"no {marker} found; {ONNX_LAYOUT}")
         wanted = {f"{root}config.json", f"{root}tokenizer_config.json"}
         found = read_members(path, lambda n: n in wanted, limits)
     except TeacherLoadError:
         raise
     except AKDError as exc:
         raise _refuse(f"{path.name!r} was refused: {exc.message}") from None
-    check_names([n.removeprefix(root) for n in members if n.startswith(root)])
-    config = _json_text(found[f"{root}config.json"], "config.json")
+    check_names([n.removeprefix(root) for n in members if n.startswith(root)], kind)
+    cfg = found.get(f"{root}config.json")
+    config = _json_text(cfg, "config.json") if cfg is not None else {}  # hf: found by its marker
     tok = found.get(f"{root}tokenizer_config.json")
-    check_configs(config, _json_text(tok, "tokenizer_config.json") if tok is not None else {})
+    tok_config = _json_text(tok, "tokenizer_config.json") if tok is not None else {}
+    check_configs(config, tok_config, kind)
     return config
 
 
@@ -193,7 +222,8 @@ def _from_hub(source: str, work_dir: Path) -> Path:
         ) from None
 
 
-def open_hf_folder(source: str, path: Path | None, work_dir: Path, limits: Limits) -> HfFolder:
+def open_hf_folder(source: str, path: Path | None, work_dir: Path, limits: Limits,
+                   kind: FolderKind = "hf") -> HfFolder:  # fmt: skip
     """Unpack (zip/tar, member by member), download (hf:) or take a folder; check it."""
     work_dir.mkdir(parents=True, exist_ok=True)
     if source.startswith("hf:"):
@@ -212,7 +242,7 @@ def open_hf_folder(source: str, path: Path | None, work_dir: Path, limits: Limit
             raise _refuse(f"{path.name!r} was refused: {exc.message}") from None
     else:
         raise _refuse(f"teacher {path} does not exist")
-    root = _model_root(folder)
-    config = check_folder(root)
+    root = _model_root(folder, kind)
+    config = check_folder(root, kind)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    return HfFolder(root, config, folder_fingerprint(root), size)
+    return HfFolder(root, config, folder_fingerprint(root), size, kind)

@@ -22,6 +22,16 @@ def is_text_arch(name: str) -> bool:
     return name in TEXT_ARCH_OPTIONS
 
 
+def check_teacher_kind(kind: str, arch: str) -> None:
+    """shrink-teacher copies weights from an hf folder; an ONNX graph has no layers to copy."""
+    if kind == "onnx" and arch == "shrink-teacher":
+        raise SpecError(
+            "shrink-teacher copies the layers of an 'hf' teacher (a transformers folder); an "
+            "ONNX teacher's graph has none to copy: use student.arch 'bert'",
+            field="student.arch",
+        )
+
+
 def _int_option(options: dict[str, Any], name: str, default: int, maximum: int) -> int:
     value = options.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:

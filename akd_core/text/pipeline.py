@@ -7,6 +7,7 @@ batches are stacked (B, C, L) int64 tokens) -> export -> report.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +24,8 @@ from akd_core.spec import JobSpec
 from akd_core.teachers import load_teacher
 from akd_core.text.data import TextDataset, load_text_dataset, tokenizer_sha
 from akd_core.text.defaults import text_defaults
-from akd_core.text.hf_folder import HfFolder, open_hf_folder
-from akd_core.text.names import is_text_arch, text_student_params
+from akd_core.text.hf_folder import FolderKind, HfFolder, open_hf_folder
+from akd_core.text.names import check_teacher_kind, is_text_arch, text_student_params
 from akd_core.text.report import TextRunFacts, write_text_outputs
 from akd_core.text.students import TokenClassifier, build_text_student
 from akd_core.text.tokens import load_tokenizer
@@ -126,10 +127,15 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
 
     stage("loading", 0.0, "loading the teacher folder, its tokenizer and the text data")
     with tempfile.TemporaryDirectory(prefix=".teacher-", dir=out_dir) as work:
+        kind: FolderKind = "onnx" if spec.teacher.format == "onnx" else "hf"
+        check_teacher_kind(kind, spec.student.arch)
         folder = open_hf_folder(
-            spec.teacher.source, _teacher_path(spec, resolve), Path(work), limits
+            spec.teacher.source, _teacher_path(spec, resolve), Path(work), limits, kind
         )
         tokenizer = load_tokenizer(folder.root)
+        if "vocab_size" not in folder.config:  # an ONNX teacher without config.json
+            config = {**folder.config, "vocab_size": len(tokenizer)}
+            folder = dataclasses.replace(folder, config=config)
         id2label = folder.config.get("id2label") or {}
         teacher_labels = [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
         ds = load_text_dataset(spec.dataset, _data_paths(spec, resolve), tokenizer,
@@ -146,7 +152,7 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
         _check_student_size(spec, folder, ds, limits)  # before any model is built
         new_student()  # options and vocabulary checked before the teacher runs
         hooks.check_cancel()
-        teacher = load_teacher(spec.teacher.model_copy(update={"format": "hf"}), folder.root, dev)
+        teacher = load_teacher(spec.teacher.model_copy(update={"format": kind}), folder.root, dev)
         probe = teacher.logits_for(ds.x_val[:2])
         if probe.shape[1] != ds.num_classes:
             raise TeacherLoadError(
@@ -163,7 +169,7 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
         teacher_val = core._np_accuracy(logits["val"], ds.y_val)
         teacher_test = core._np_accuracy(logits["test"], ds.y_test)
         core._check_teacher_accuracy(spec, teacher_val, ds.num_classes)
-        teacher_info = {"format": "hf", "fingerprint": teacher.fingerprint,
+        teacher_info = {"format": kind, "fingerprint": teacher.fingerprint,
                         "params": teacher.param_count, "size_bytes": folder.size_bytes,
                         "input": None, "model_type": folder.model_type}  # fmt: skip
         teacher.release()  # the cache holds all the teacher knows about this data

@@ -17,6 +17,7 @@ from akd_core.formats import (
 from akd_core.limits import Limits, check_job_limits
 from akd_core.preflight import check_spec
 from akd_core.spec import JobSpec, parse_spec
+from akd_core.text.names import is_text_arch
 from akd_service.config import Settings
 from akd_service.db.uploads import owned_upload_path
 from app.api.problems import ApiProblem
@@ -109,12 +110,20 @@ def _check_limits(
     check_job_limits(spec, limits, shape, num_classes)
 
 
-def check_hf_upload(spec: JobSpec, path: Path, limits: Limits) -> None:
-    """A transformers-folder archive: a text student, and every member checked (no pickle
-    weights, no code, no remote-code config, caps) without extracting it."""
-    from akd_core.text.hf_folder import check_hf_archive  # torch-free
-    from akd_core.text.names import is_text_arch
+def check_hf_upload(spec: JobSpec, path: Path, limits: Limits, kind: str = "hf") -> None:
+    """A text teacher's archive (a transformers folder, or kind onnx: one .onnx file and the
+    tokenizer): a text student, and every member checked (no pickle weights, no code, no
+    remote-code config, caps) without extracting it."""
+    from akd_core.text.hf_folder import ONNX_LAYOUT, check_hf_archive  # torch-free
+    from akd_core.text.names import check_teacher_kind, is_text_arch
 
+    if kind == "onnx":
+        check_teacher_kind(kind, spec.student.arch)
+        if sniff(path) not in ("zip", "tar"):
+            raise ApiProblem(422, f"teacher.source: {ONNX_LAYOUT}; upload that folder as a zip "
+                             "or tar", title="Invalid job spec", field="teacher.source")  # fmt: skip
+        check_hf_archive(path, limits, "onnx")
+        return
     if not is_text_arch(spec.student.arch):
         raise ApiProblem(
             422,
@@ -147,7 +156,10 @@ def validate_sources(
     teacher_format: str | None = spec.teacher.format
     if spec.teacher.source.startswith("upload:"):
         path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
-        teacher_format = infer_teacher_format(path, spec.teacher.format)
+        if spec.teacher.format == "onnx" and is_text_arch(spec.student.arch):
+            check_hf_upload(spec, path, limits or Limits(), "onnx")  # an ONNX text teacher
+        else:
+            teacher_format = infer_teacher_format(path, spec.teacher.format)
         if teacher_format == "hf":
             check_hf_upload(spec, path, limits or Limits())
     for field in ("val_source", "test_source"):  # text data's separate split files

@@ -124,3 +124,18 @@ def zip_folder(folder: Path, path: Path) -> Path:
         for p in sorted(folder.rglob("*")):
             zf.write(p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
     return path
+
+
+def onnx_teacher_folder(dest: Path) -> Path:
+    """The trained teacher exported to `dest`/model.onnx beside its tokenizer files (no config)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from akd_core.text.export import export_text_onnx
+    from akd_core.text.students import TokenClassifier
+
+    dest.mkdir(parents=True)
+    hf = AutoModelForSequenceClassification.from_pretrained(str(trained_teacher())).eval()
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    export_text_onnx(TokenClassifier(hf), names, dest / "model.onnx", {}, 17)
+    AutoTokenizer.from_pretrained(str(trained_teacher())).save_pretrained(str(dest))
+    return dest

@@ -84,3 +84,30 @@ def test_an_hf_teacher_with_an_image_student_is_a_422(client, settings, data_id,
                                                          "test_source": "upload:nope"}}  # fmt: skip
     assert_problem(client.post("/jobs", json=missing), 422, "dataset.test_source")
     assert _jobs(settings) == 0
+
+
+def test_an_onnx_text_teacher_zip_is_checked_member_by_member_at_post_jobs(
+    client, settings, data_id, tmp_path
+):
+    from tests.akd_core.text_support import onnx_teacher_folder
+
+    folder = onnx_teacher_folder(tmp_path / "onnx_teacher")
+    teacher_id = upload_id(client, "teacher.zip", _zip_bytes(folder, tmp_path))
+    spec = {**_spec(teacher_id, data_id, arch="bert"),
+            "teacher": {"source": f"upload:{teacher_id}", "format": "onnx"}}  # fmt: skip
+    r = client.post("/jobs", json=spec)
+    assert r.status_code == 202, r.text
+    assert r.json()["spec"]["teacher"]["format"] == "onnx"
+    shrink = {**spec, "student": {"arch": "shrink-teacher"}}
+    body = assert_problem(client.post("/jobs", json=shrink), 422, "student.arch")
+    assert "use student.arch 'bert'" in body["detail"]
+    (folder / "weights.pkl").write_bytes(b"\x80\x04K\x01.")
+    evil_id = upload_id(client, "evil.zip", _zip_bytes(folder, tmp_path))
+    evil = {**spec, "teacher": {"source": f"upload:{evil_id}", "format": "onnx"}}
+    body = assert_problem(client.post("/jobs", json=evil), 422, "teacher.source")
+    assert "weights.pkl" in body["detail"] and "pickled" in body["detail"]
+    bare_id = upload_id(client, "model.onnx", (folder / "model.onnx").read_bytes())
+    bare = {**spec, "teacher": {"source": f"upload:{bare_id}", "format": "onnx"}}
+    body = assert_problem(client.post("/jobs", json=bare), 422, "teacher.source")
+    assert "tokenizer" in body["detail"] and "zip or tar" in body["detail"]
+    assert _jobs(settings) == 1
