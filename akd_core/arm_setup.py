@@ -44,6 +44,9 @@ class TrainData:
     teacher_train: torch.Tensor | None = None  # (N, K) cached logits, None with random augmentation
     teacher_fn: TeacherFn | None = None  # runs the frozen teacher on an (augmented) batch
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    # Streamed data: x_* hold row ids into the data cache and decode turns a gathered batch
+    # of ids into float32 inputs (on the host); None when x_* are the inputs themselves.
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
