@@ -105,13 +105,19 @@ def run_job(
     teacher_path = resolve_source(spec.teacher.source, resolve, "teacher.source")
     if teacher_path is None:
         raise SpecError("the teacher must be an upload or a file", field="teacher.source")
-    exported = preflight.before_data(spec, data_path)  # seconds, before any data is read
+    # Seconds, before any data is read: the spec, the student's export, the memory estimate.
+    peek = preflight.before_data(spec, data_path, str(dev), teacher_path.stat().st_size)
+    teacher: Teacher | None = None
+    if (shape := peek.teacher_probe(spec.teacher)) is not None:  # its sizes, on zeros
+        teacher = load_teacher(spec.teacher, teacher_path, dev, input_shape=shape,
+                               num_classes=peek.num_classes)  # fmt: skip
+        check_teacher(teacher, shape, peek.num_classes)
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
         ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits)
     check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
-    preflight.after_data(spec, ds, teacher_path.stat().st_size, str(dev), exported)
+    preflight.after_data(spec, ds, teacher_path.stat().st_size, str(dev), peek.exported)
     hooks.check_cancel()
-    teacher = load_teacher(
+    teacher = teacher or load_teacher(
         spec.teacher, teacher_path, dev, input_shape=ds.input_shape, num_classes=ds.num_classes
     )
     check_teacher(teacher, ds.input_shape, ds.num_classes)

@@ -29,7 +29,7 @@ from akd_core.text.names import is_text_arch, text_student_params
 
 if TYPE_CHECKING:
     from akd_core.data import Dataset
-    from akd_core.spec import JobSpec
+    from akd_core.spec import JobSpec, TeacherSpec
 
 GIB = 1024**3
 # A teacher at or above this test accuracy may have been trained on the test split.
@@ -64,23 +64,46 @@ def check_spec(spec: JobSpec) -> None:
             )
 
 
-def before_data(spec: JobSpec, data_path: Path | None) -> bool:
-    """Check the spec, then export the student where the headers tell the sample shape.
+@dataclass(frozen=True)
+class DataPeek:
+    """What pre-flight learnt from the dataset's headers and names, before reading its data."""
 
-    Returns True when the export was checked (False: `after_data` must do it).
-    """
-    from akd_core.data.peek import peek_dataset
+    exported: bool  # the untrained student's export was checked (else `after_data` does it)
+    shape: tuple[int, ...] | None  # one sample's shape exactly as loaded; None: not told
+    num_classes: int | None  # the class count exactly as loaded; None: not told
+
+    def teacher_probe(self, teacher: TeacherSpec) -> tuple[int, ...] | None:
+        """The sample shape to load and run the teacher on before the data is read, or None."""
+        # A safetensors teacher (one with an arch) is built for the class count: it must be known.
+        if teacher.arch is not None and self.num_classes is None:
+            return None
+        return self.shape
+
+
+def before_data(
+    spec: JobSpec, data_path: Path | None, device: str | None = None, teacher_bytes: int = 0
+) -> DataPeek:
+    """Check the spec; export the student and estimate the memory on `device` where the
+    headers tell the sample shape (and the class and sample counts)."""
+    from akd_core.data.peek import peek_counts, peek_dataset, peek_exact
     from akd_core.formats import infer_dataset_format
 
     check_spec(spec)
     fmt: str | None = spec.dataset.format
     if data_path is not None:
         fmt = infer_dataset_format(data_path, fmt)
-    shape, num_classes = peek_dataset(spec.dataset, fmt, data_path)
-    if shape is None:
-        return False
-    check_student_export(spec, shape, num_classes or 2)
-    return True
+    exact, num_classes = peek_exact(spec.dataset, fmt, data_path)
+    # Where the exact shape is not told, a lower bound still checks the student's export.
+    shape = exact or peek_dataset(spec.dataset, fmt, data_path)[0]
+    if shape is not None:
+        check_student_export(spec, shape, num_classes or 2)
+    counts = peek_counts(spec.dataset, fmt, data_path)
+    if device is not None and exact is not None and num_classes and counts is not None:
+        estimate = estimate_memory(
+            spec, exact, num_classes, counts[0], teacher_bytes, train_samples=counts[1]
+        )
+        check_memory(estimate, available_memory(device), device)  # nothing loaded yet
+    return DataPeek(shape is not None, exact, num_classes)
 
 
 def after_data(
@@ -95,7 +118,9 @@ def after_data(
         train_samples=len(ds.y_train),
     )  # fmt: skip
     # On the CPU the loaded splits are the tensors training uses: already counted as used.
-    resident = 0 if device.startswith("cuda") else sum(a.nbytes for a in splits)
+    # Streamed splits are read per batch from the data cache: they need no room anywhere.
+    streamed = ds.placement == "streamed"
+    resident = 0 if device.startswith("cuda") and not streamed else sum(a.nbytes for a in splits)
     check_memory(estimate, available_memory(device, resident), device)
     return estimate
 

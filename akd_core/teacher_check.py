@@ -29,8 +29,11 @@ def _declared_fits(declared: OnnxInput, input_shape: tuple[int, ...]) -> bool:
     )
 
 
-def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """Run the teacher on 2 zero samples; raise TeacherLoadError unless it gives (2, K) finite logits."""
+def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int | None) -> None:
+    """Run the teacher on 2 zero samples; raise TeacherLoadError unless it gives (2, K) finite logits.
+
+    `num_classes` None (not known yet): any K is accepted; it is compared once the data is read.
+    """
     fed = (2, *input_shape)
     declared = teacher.declared_input
     told = f"; the model declares input shape {declared.shape_text()}" if declared else ""
@@ -51,13 +54,15 @@ def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: i
     if out.ndim != 2 or out.shape[0] != 2:
         raise TeacherLoadError(
             f"the teacher returned shape {tuple(out.shape)} for input {fed}; expected (2, "
-            f"{num_classes}) logits",
+            f"{num_classes or 'K'}) logits",
             field="teacher.source",
         )
-    if out.shape[1] != num_classes:
+    if num_classes is not None and out.shape[1] != num_classes:
         raise TeacherLoadError(
             f"the teacher outputs {out.shape[1]} classes but the dataset has {num_classes} "
-            "classes; check the labels or the teacher",
+            f"classes (dataset.source, samples of shape {input_shape}); expected (2, "
+            f"{num_classes}) logits for input {fed}, found {tuple(out.shape)}; check the "
+            "labels (dataset.num_classes) or the teacher",
             field="teacher.source",
         )
     if not torch.isfinite(out).all():

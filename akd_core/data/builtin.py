@@ -28,6 +28,8 @@ def _digits() -> RawData:
 BUILTINS: dict[str, Callable[[], RawData]] = {"digits": _digits}
 # (sample shape, classes) of each builtin, known without loading it (checks at submit).
 BUILTIN_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {"digits": ((1, 8, 8), 10)}
+# Samples of each builtin (all of them; the run carves its splits), for the memory estimate.
+BUILTIN_SAMPLES: dict[str, int] = {"digits": 1797}
 
 
 def load_builtin(name: str) -> RawData:

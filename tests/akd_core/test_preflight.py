@@ -140,7 +140,7 @@ def _spec_json(**over: Any) -> str:
 
 
 def test_memory_over_the_device_names_batch_size(tmp_path, capsys, monkeypatch):
-    """The estimate runs on the loaded data, before the teacher is loaded or anything trains."""
+    """The estimate runs on the npz headers, before the data or the teacher is loaded."""
     data, teacher = write_dataset(tmp_path / "d.npz"), write_teacher(tmp_path / "t.npy")
     loaded = install_fixed_teacher(monkeypatch)
     monkeypatch.setattr(preflight, "available_memory", lambda device, resident=0: 2 * 1024**2)
