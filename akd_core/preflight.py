@@ -29,6 +29,7 @@ from akd_core.text.names import is_text_arch, text_student_params
 
 if TYPE_CHECKING:
     from akd_core.data import Dataset
+    from akd_core.data.peek import Peek
     from akd_core.spec import JobSpec, TeacherSpec
 
 GIB = 1024**3
@@ -85,7 +86,7 @@ def before_data(
 ) -> DataPeek:
     """Check the spec; export the student and estimate the memory on `device` where the
     headers tell the sample shape (and the class and sample counts)."""
-    from akd_core.data.peek import peek_counts, peek_dataset, peek_exact
+    from akd_core.data.peek import peek_dataset, peek_exact
     from akd_core.formats import infer_dataset_format
 
     check_spec(spec)
@@ -97,13 +98,28 @@ def before_data(
     shape = exact or peek_dataset(spec.dataset, fmt, data_path)[0]
     if shape is not None:
         check_student_export(spec, shape, num_classes or 2)
-    counts = peek_counts(spec.dataset, fmt, data_path)
-    if device is not None and exact is not None and num_classes and counts is not None:
-        estimate = estimate_memory(
-            spec, exact, num_classes, counts[0], teacher_bytes, train_samples=counts[1]
-        )
+    estimate = header_estimate(spec, fmt, data_path, teacher_bytes, (exact, num_classes))
+    if device is not None and estimate is not None:
         check_memory(estimate, available_memory(device), device)  # nothing loaded yet
     return DataPeek(shape is not None, exact, num_classes)
+
+
+def header_estimate(
+    spec: JobSpec,
+    fmt: str | None,
+    data_path: Path | None,
+    teacher_bytes: int,
+    peeked: Peek | None = None,
+) -> MemoryEstimate | None:
+    """The memory estimate from the dataset's headers (torch-free; the API runs it too), or
+    None where they do not tell the sample shape, the class count and the sample count."""
+    from akd_core.data.peek import peek_counts, peek_exact
+
+    shape, num_classes = peeked or peek_exact(spec.dataset, fmt, data_path)
+    counts = peek_counts(spec.dataset, fmt, data_path)
+    if shape is None or not num_classes or counts is None or is_text_arch(spec.student.arch):
+        return None
+    return estimate_memory(spec, shape, num_classes, counts[0], teacher_bytes, counts[1])
 
 
 def after_data(

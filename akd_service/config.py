@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     max_epochs: int = Field(default=Limits.max_epochs, ge=1)
     max_batch_size: int = Field(default=Limits.max_batch_size, ge=1)
     max_student_params: int = Field(default=Limits.max_student_params, ge=1)
+    worker_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory of one worker's training device in GiB (a GPU's, or the worker "
+        "machine's RAM on CPU). When set, POST /jobs refuses (422) a job whose estimated peak "
+        "memory, computed from the dataset's headers, exceeds it; unset, only the worker's "
+        "pre-flight checks, against the device it runs on.",
+    )
     require_keys: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -71,13 +71,14 @@ def _check_source_scheme(source: str, field: str) -> None:
 
 
 def check_teacher_source(source: str) -> None:
-    """Over the API a teacher is an uploaded file: `upload:<id>` (there are no builtin teachers)."""
+    """Over the API a teacher is an uploaded file, `upload:<id>`, or a hub model id, `hf:<id>`
+    (loaded by the worker from its hub or hub cache); there are no builtin teachers."""
     _check_source_scheme(source, "teacher.source")
-    if not source.startswith("upload:"):
+    if not source.startswith(("upload:", "hf:")):
         raise ApiProblem(
             422,
             f"teacher.source: {source[:80]!r} is not an uploaded teacher; upload the model "
-            "file with POST /uploads and use upload:<id>",
+            "file with POST /uploads and use upload:<id> (or hf:<org>/<name> for a hub model)",
             title="Invalid job spec",
             field="teacher.source",
         )
@@ -108,6 +109,37 @@ def _check_limits(
 
     shape, num_classes = peek_dataset(spec.dataset, dataset_format, data_path)
     check_job_limits(spec, limits, shape, num_classes)
+
+
+def check_worker_memory(
+    spec: JobSpec,
+    dataset_format: str | None,
+    data_path: Path | None,
+    teacher_bytes: int,
+    worker_memory_gb: float,
+) -> None:
+    """Refuse a job whose peak memory, estimated from the dataset's headers, exceeds the
+    worker's (the worker's own pre-flight checks where the headers do not tell)."""
+    from akd_core.preflight import GIB, check_memory, header_estimate  # numpy on first use
+
+    estimate = header_estimate(spec, dataset_format, data_path, teacher_bytes)
+    if estimate is not None:
+        where = f"a worker (AKD_WORKER_MEMORY_GB={worker_memory_gb:g})"
+        # check_memory keeps the same headroom as the worker's own check.
+        check_memory(estimate, int(worker_memory_gb * GIB), where)
+
+
+def check_hub_teacher(spec: JobSpec) -> str:
+    """A hub model id (`hf:<org>/<name>`) is an hf teacher of a text student; its format."""
+    if spec.teacher.format not in (None, "hf"):
+        raise ApiProblem(422, f"teacher.format: a hub model id is a transformers folder, format "
+                         f"'hf', not {spec.teacher.format!r}", title="Invalid job spec",
+                         field="teacher.format")  # fmt: skip
+    if not is_text_arch(spec.student.arch):
+        raise ApiProblem(422, "student.arch: an 'hf' teacher distils into a text student; use "
+                         "'bert' or 'shrink-teacher'", title="Invalid job spec",
+                         field="student.arch")  # fmt: skip
+    return "hf"
 
 
 def check_hf_upload(spec: JobSpec, path: Path, limits: Limits, kind: str = "hf") -> None:
@@ -141,9 +173,10 @@ def validate_sources(
     owner: str,
     uploads_root: Path,
     limits: Limits | None = None,
+    worker_memory_gb: float | None = None,
 ) -> JobSpec:
-    """Check architectures, every source and the server's `limits`; return `spec` with formats
-    filled in.
+    """Check architectures, every source, the server's `limits` and (when `worker_memory_gb`
+    is set) the memory estimate; return `spec` with formats filled in.
 
     Raises ApiProblem or AKDError (both answered as 422 naming the field) on any mismatch.
     """
@@ -154,8 +187,12 @@ def validate_sources(
         check_builtin_dataset(spec.dataset.source)
 
     teacher_format: str | None = spec.teacher.format
+    teacher_bytes = 0
+    if spec.teacher.source.startswith("hf:"):  # the worker loads it (text.hf_folder._from_hub)
+        teacher_format = check_hub_teacher(spec)
     if spec.teacher.source.startswith("upload:"):
         path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
+        teacher_bytes = path.stat().st_size
         if spec.teacher.format == "onnx" and is_text_arch(spec.student.arch):
             check_hf_upload(spec, path, limits or Limits(), "onnx")  # an ONNX text teacher
         else:
@@ -175,6 +212,8 @@ def validate_sources(
         )
         dataset_format = infer_dataset_format(data_path, spec.dataset.format)
     _check_limits(spec, dataset_format, data_path, limits or Limits())
+    if worker_memory_gb is not None:
+        check_worker_memory(spec, dataset_format, data_path, teacher_bytes, worker_memory_gb)
 
     # Store the resolved formats so the worker runs exactly what was validated here; parsing
     # again re-runs the cross-field rules (e.g. an inferred safetensors teacher needs an arch).

@@ -173,7 +173,9 @@ async def create_job(
 
     def _create() -> Job:
         with session_scope(settings) as session:
-            resolved = validate_sources(session, spec, owner, settings.uploads, settings.limits())
+            resolved = validate_sources(
+                session, spec, owner, settings.uploads, settings.limits(), settings.worker_memory_gb
+            )
             return job_store.create_job(
                 session, owner, resolved.model_dump(mode="json"), settings.max_attempts
             )
