@@ -236,7 +236,7 @@ def estimate_memory(
     params = student_params(spec.student.arch, spec.student.options, input_shape, num_classes)
     per_sample = 4 * math.prod(input_shape) + 8  # float32 sample + int64 label
     train = samples if train_samples is None else train_samples
-    batch = spec.optimizer.batch_size
+    batch = spec.optimizer.resolved_micro_batch_size  # the rows whose activations are held at once
     acts = activation_elements(spec.student.arch, spec.student.options, input_shape, num_classes)
     states = 2 if spec.optimizer.name == "adamw" else (1 if spec.optimizer.momentum else 0)
     return MemoryEstimate(

@@ -220,6 +220,33 @@ class OptimizerSpec(_Strict):
         "on CPU. report.json's arms.<arm>.compile records the choice. Checkpoints and the "
         "exported ONNX are the same either way.",
     )
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=65536,
+        description="The batch the device holds at once (default: batch_size). batch_size stays "
+        "the batch of one optimizer step: its gradient is accumulated over batch_size / "
+        "micro_batch_size micro-batches, each loss weighted by its share of the batch, so it "
+        "equals the full batch's (BatchNorm statistics are per micro-batch). Must divide "
+        "batch_size.",
+    )
+
+    @model_validator(mode="after")
+    def _micro_batch_divides(self) -> OptimizerSpec:
+        m, b = self.micro_batch_size, self.batch_size
+        if m is not None and (m > b or b % m):
+            fits = [d for d in range(min(m, b), 0, -1) if b % d == 0][:3]
+            raise ValueError(
+                f"micro_batch_size ({m}) must divide batch_size ({b}) so that every step "
+                f"accumulates equal micro-batches; use e.g. micro_batch_size "
+                f"{' or '.join(map(str, fits))}"
+            )
+        return self
+
+    @property
+    def resolved_micro_batch_size(self) -> int:
+        """Rows per forward/backward pass: micro_batch_size, else the whole batch."""
+        return self.micro_batch_size or self.batch_size
 
     @property
     def resolved_lr(self) -> float:

@@ -238,16 +238,25 @@ class ArmTrainer:
     def _step(
         self, plan: PhasePlan, idx: torch.Tensor, idx_host: torch.Tensor | None, phi_T: float | None
     ) -> torch.Tensor:
-        """Forward and backward of one batch (rows `idx` of the training split); the detached
-        loss. Nothing here waits for the device: no .item(), no host copy of a batch."""
+        """Forward and backward of one batch (rows `idx` of the training split), micro-batch by
+        micro-batch; the detached batch loss. Nothing here waits for the device: no .item(),
+        no host copy of a batch."""
         xb, yb = self._fetch(idx, idx_host)
         if self.data.augment is not None:
             xb = self.data.augment(xb, self.generator)  # on the device, drawn on the device
-        with self.amp():
-            out = self.forward(xb).float()  # (B, K) student logits
-        loss = self._loss(plan, out, xb, yb, self._teacher(plan, xb, idx, idx_host), phi_T)
-        self.scaler.scale(loss).backward()
-        return loss.detach()
+        total = torch.zeros((), device=self.device)
+        for part in micro_slices(len(idx), self.spec.optimizer.resolved_micro_batch_size):
+            with self.amp():
+                out = self.forward(xb[part]).float()  # (b, K) student logits
+            part_host = None if idx_host is None else idx_host[part]
+            tb = self._teacher(plan, xb[part], idx[part], part_host)
+            loss = self._loss(plan, out, xb[part], yb[part], tb, phi_T)
+            # The batch loss is the mean over its rows: each micro-batch's mean, weighted by
+            # its share of rows, so the accumulated gradient equals the whole batch's.
+            share = (part.stop - part.start) / len(idx)
+            self.scaler.scale(loss * share).backward()
+            total += loss.detach() * share
+        return total
 
     def _fetch(
         self, idx: torch.Tensor, idx_host: torch.Tensor | None
@@ -261,7 +270,7 @@ class ArmTrainer:
 
     def _choose_forward(self) -> None:
         """Compile the training forward or not, as optimizer.compile says (once per arm)."""
-        n = min(len(self.data.x_train), self.spec.optimizer.batch_size)
+        n = min(len(self.data.x_train), self.spec.optimizer.resolved_micro_batch_size)
         first = torch.arange(n, device=self.device)
         self.forward, self.forward_choice = choose_forward(
             self.model,
@@ -352,6 +361,15 @@ class ArmTrainer:
             train_seconds=float(loop.train_seconds),
             forward=self.forward_choice,
         )
+
+
+def micro_slices(n: int, micro: int) -> list[slice]:
+    """Row ranges of a batch of n rows in micro-batches of `micro`; a trailing micro-batch of
+    one row joins the one before it (BatchNorm cannot train on a single sample)."""
+    starts = list(range(0, n, micro))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n], strict=True)]
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
