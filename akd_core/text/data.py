@@ -45,6 +45,11 @@ class TextDataset:
     cache_hit: bool = False
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """(C, L): one sample's token channels and its split's padded length (for sizing)."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
     def num_classes(self) -> int:
         """How many classes the labels index (0 .. num_classes - 1)."""
         return len(self.classes)

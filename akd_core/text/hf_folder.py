@@ -200,26 +200,40 @@ def folder_fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
+# What a hub teacher needs: config, tokenizer and vocabulary files, safetensors weights. Pickles
+# and code that a cached snapshot may also hold (from other downloads) are never copied.
+HUB_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model")
+
+
 def _from_hub(source: str, work_dir: Path) -> Path:
-    """Download a hub model's data files (json, txt, safetensors) into work_dir."""
+    """A hub model's data files (HUB_PATTERNS) as plain files in work_dir/hub.
+
+    snapshot_download uses the hub cache (HF_HOME / HF_HUB_CACHE) and, with HF_HUB_OFFLINE=1,
+    only the cache: the snapshot's refs/main names the revision. The snapshot's files are
+    links into the cache's blobs; they are copied as plain files so the checked folder is
+    self-contained.
+    """
     repo_id = source.removeprefix("hf:")
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(
-            snapshot_download(
-                repo_id,
-                local_dir=work_dir / "hub",
-                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"],
-            )
-        )
-    except Exception as exc:  # network, auth, unknown repo: all end the same way here
+        snapshot = Path(snapshot_download(repo_id, allow_patterns=list(HUB_PATTERNS)))
+    except Exception as exc:  # offline cache miss, network, auth, unknown repo: one message
         raise TeacherLoadError(
-            f"the hub model {repo_id!r} could not be downloaded ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())[:200]}); without a reachable hub, upload the model folder as a zip "
-            "or tar (or give file:<folder> to the CLI)",
+            f"the hub model {repo_id!r} is not available here ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); on a machine without a hub, put it in the "
+            "hub cache (HF_HOME) first, or upload the model folder as a zip or tar (or give "
+            "file:<folder> to the CLI)",
             field=FIELD,
         ) from None
+    dest = work_dir / "hub"
+    shutil.rmtree(dest, ignore_errors=True)
+    for p in sorted(snapshot.rglob("*")):
+        if p.is_file() and any(p.match(pattern) for pattern in HUB_PATTERNS):
+            target = dest / p.relative_to(snapshot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, target)  # follows the blob link: a plain file
+    return dest
 
 
 def open_hf_folder(source: str, path: Path | None, work_dir: Path, limits: Limits,

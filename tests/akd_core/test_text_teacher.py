@@ -17,7 +17,13 @@ from akd_core.spec import TeacherSpec
 from akd_core.teachers import load_teacher
 from akd_core.text.hf_folder import open_hf_folder
 from akd_core.text.tokens import encode, load_tokenizer
-from tests.akd_core.text_support import copy_teacher, trained_teacher, zip_folder
+from tests.akd_core.text_support import (
+    copy_teacher,
+    hub_cache,
+    offline_hub,
+    trained_teacher,
+    zip_folder,
+)
 
 CPU = torch.device("cpu")
 
@@ -99,10 +105,24 @@ def test_missing_tokenizer_or_safetensors_is_refused(tmp_path):
         _open(folder, tmp_path / "w2")
 
 
-def test_hub_id_without_a_reachable_hub_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(TeacherLoadError, match="could not be downloaded.*upload the model folder"):
-        open_hf_folder("hf:someorg/somemodel", None, tmp_path, Limits())
+def test_hub_id_not_in_the_offline_cache_is_a_clear_error(tmp_path, monkeypatch):
+    offline_hub(monkeypatch, hub_cache(tmp_path / "hub", "someorg/other", trained_teacher()))
+    with pytest.raises(TeacherLoadError) as err:
+        open_hf_folder("hf:someorg/somemodel", None, tmp_path / "w", Limits())
+    assert err.value.field == "teacher.source"
+    assert "'someorg/somemodel' is not available here" in err.value.message
+    assert "hub cache (HF_HOME)" in err.value.message and "zip or tar" in err.value.message
+
+
+def test_a_hub_id_loads_from_the_offline_hub_cache_as_plain_checked_files(tmp_path, monkeypatch):
+    folder = copy_teacher(tmp_path / "t")
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # in the cache, never copied
+    offline_hub(monkeypatch, hub_cache(tmp_path / "hub", "someorg/tiny-bert", folder))
+    opened = open_hf_folder("hf:someorg/tiny-bert", None, tmp_path / "w", Limits())
+    names = sorted(p.name for p in opened.root.iterdir())
+    assert "model.safetensors" in names and "pytorch_model.bin" not in names
+    assert not any(p.is_symlink() for p in opened.root.iterdir())
+    assert opened.fingerprint == _open(trained_teacher(), tmp_path / "w2").fingerprint
 
 
 def test_an_hf_teacher_with_an_image_student_names_the_student(tmp_path):

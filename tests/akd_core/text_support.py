@@ -139,3 +139,39 @@ def onnx_teacher_folder(dest: Path) -> Path:
     export_text_onnx(TokenClassifier(hf), names, dest / "model.onnx", {}, 17)
     AutoTokenizer.from_pretrained(str(trained_teacher())).save_pretrained(str(dest))
     return dest
+
+
+def hub_cache(cache: Path, repo_id: str, folder: Path) -> Path:
+    """`folder` as `repo_id`'s main revision in a hub cache (HF_HUB_CACHE layout), as a download
+    leaves it: models--org--name/{blobs/<sha256>, snapshots/<rev>/<file> -> blob, refs/main}."""
+    import hashlib
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    revision = hashlib.sha1(repo_id.encode()).hexdigest()
+    snapshot = repo / "snapshots" / revision
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            link = snapshot / p.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(
+                Path("../" * (len(link.relative_to(repo).parts) - 1)) / "blobs" / blob.name
+            )
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return cache
+
+
+def offline_hub(monkeypatch, cache: Path) -> Path:
+    """Point huggingface_hub at `cache` with outgoing traffic off, as HF_HUB_CACHE and
+    HF_HUB_OFFLINE=1 would at process start (the library reads them once, on import)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache

@@ -111,3 +111,39 @@ def test_an_onnx_text_teacher_zip_is_checked_member_by_member_at_post_jobs(
     body = assert_problem(client.post("/jobs", json=bare), 422, "teacher.source")
     assert "tokenizer" in body["detail"] and "zip or tar" in body["detail"]
     assert _jobs(settings) == 1
+
+
+@pytest.mark.slow
+def test_a_hub_model_id_is_accepted_and_loaded_from_the_workers_offline_hub_cache(
+    client, settings, enqueued, data_id, tmp_path, monkeypatch
+):
+    from tests.akd_core.text_support import hub_cache, offline_hub
+    from worker.runner import execute_job
+
+    offline_hub(monkeypatch, hub_cache(tmp_path / "hub", "someorg/tiny-bert", trained_teacher()))
+    spec = {**_spec("x", data_id), "teacher": {"source": "hf:someorg/tiny-bert"}}
+    r = client.post("/jobs", json=spec)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["spec"]["teacher"] == {**job["spec"]["teacher"], "format": "hf",
+                                      "source": "hf:someorg/tiny-bert"}  # fmt: skip
+    state = execute_job(job["id"], "w1", settings=settings)
+    done = client.get(f"/jobs/{job['id']}").json()
+    assert state == "succeeded", done["failure_reason"]
+    assert done["metrics"]["student_accuracy"] > 0.9 and "student_hf.zip" in done["artifacts"]
+    # Not in the cache and no hub: the job fails with a sentence naming the model and the cure.
+    missing = {**spec, "teacher": {"source": "hf:someorg/not-cached"}}
+    job2 = client.post("/jobs", json=missing).json()
+    assert execute_job(job2["id"], "w1", settings=settings) == "failed"
+    reason = client.get(f"/jobs/{job2['id']}").json()["failure_reason"]
+    assert "teacher.source" in reason and "'someorg/not-cached' is not available here" in reason
+
+
+def test_a_hub_model_id_needs_a_text_student_and_format_hf(client, settings, data_id):
+    spec = {**_spec("x", data_id, arch="mlp"), "teacher": {"source": "hf:someorg/tiny-bert"}}
+    body = assert_problem(client.post("/jobs", json=spec), 422, "student.arch")
+    assert "'bert' or 'shrink-teacher'" in body["detail"]
+    onnx = {**_spec("x", data_id), "teacher": {"source": "hf:org/m", "format": "onnx"}}
+    assert "format 'hf'" in assert_problem(client.post("/jobs", json=onnx), 422,
+                                           "teacher.format")["detail"]  # fmt: skip
+    assert _jobs(settings) == 0
