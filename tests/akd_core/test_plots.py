@@ -90,3 +90,19 @@ def test_plots_pull_no_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_plots_cost_milliseconds_not_a_matplotlib_import():
+    """The plots are part of every job's post-training cost: drawn with Pillow, no matplotlib."""
+    code = (
+        "import sys, tempfile, pathlib, time\n"
+        "from akd_core.plots import write_plots\n"
+        "from tests.akd_core.test_plots import _report\n"
+        "t0 = time.perf_counter()\n"
+        "write_plots(pathlib.Path(tempfile.mkdtemp()), _report())\n"
+        "print(time.perf_counter() - t0)\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 1.0  # ~0.05 s; matplotlib took 1-3 s here
