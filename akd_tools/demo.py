@@ -1,29 +1,33 @@
-"""`make demo`: serve, distil a teacher it trains, run the ONNX student, print the accuracies."""
+"""`make demo`: serve, distil over 3 seeds through the API, run the ONNX students, compare."""
 
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from akd_service.db.states import SUCCEEDED
 from akd_tools.client import AKDClient
+from akd_tools.demo_report import (
+    describe_task,
+    next_steps,
+    prepare_out_dir,
+    summary_lines,
+    write_summary,
+)
+from akd_tools.demo_task import SEEDS, TEACHER_ARCH, TEACHER_EPOCHS, job_spec
 from akd_tools.serve import free_port, wait_ready
 
-SEED = 0
-DEMO_SPEC: dict[str, Any] = {
-    "student": {"arch": "cnn-tiny"},
-    "dataset": {"source": "builtin:digits"},
-    "method": "annealing",
-    "annealing": {"tau_max": 5, "phase1_epochs": 30, "phase2_epochs": 15},
-    "optimizer": {"batch_size": 64},
-    "compare": ["student", "kd"],
-    "seed": SEED,
-}
+DEFAULT_OUT = Path("runs/demo")
+# Measured with `time make demo` (venv ready) on the 2-core development machine; see README.
+EXPECTED_DURATION = "about 2 minutes on 2 CPU cores"
 
 
 def start_server(data_dir: Path, port: int, timeout_s: float = 90.0) -> subprocess.Popen[bytes]:
@@ -60,88 +64,111 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def make_teacher(path: Path) -> float:
-    """Train a small CNN teacher on builtin:digits and export it to one ONNX file."""
+def make_teacher(path: Path, seed: int) -> float:
+    """Train the reference teacher on seed's training split (never its test split); save ONNX."""
     import torch
 
     from akd_core.reference_teacher import make_reference_teacher
 
-    torch.set_num_threads(min(4, os.cpu_count() or 1))
-    _, acc = make_reference_teacher(path, arch="cnn-small", epochs=10, seed=SEED)
+    # One thread: the server's worker trains the previous seed's job on the other core.
+    torch.set_num_threads(1)
+    _, acc = make_reference_teacher(path, arch=TEACHER_ARCH, epochs=TEACHER_EPOCHS, seed=seed)
     return acc
 
 
-def onnx_accuracy(model: Path) -> float:
-    """Accuracy of an ONNX classifier on the digits test split, run by onnxruntime."""
+def onnx_accuracy(model: Path, spec: dict[str, Any]) -> float:
+    """Accuracy of an ONNX classifier on the job's test split, run by onnxruntime."""
     import numpy as np
     import onnxruntime as ort
 
     from akd_core.data import load_dataset
-    from akd_core.spec import DatasetSpec
+    from akd_core.pipeline import resolve_source
+    from akd_core.spec import parse_spec
 
-    # The same spec and seed as the job: the same test split and the same preprocessing.
-    ds = load_dataset(DatasetSpec(source="builtin:digits"), None, SEED)
+    job = parse_spec(spec)
+    # The same dataset spec and seed as the job: the same test split, the same preprocessing.
+    path = resolve_source(job.dataset.source, None, "dataset.source")
+    ds = load_dataset(job.dataset, path, job.seed)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     logits = session.run(None, {name: ds.x_test.astype(np.float32)})[0]
     return float((logits.argmax(1) == ds.y_test).mean())
 
 
-def _show(event: dict[str, Any]) -> None:
-    stage = event.get("stage")
+def _show(seed: int, event: dict[str, Any]) -> None:
+    """One line per job state and per finished phase of an arm (the demo fits one screen)."""
     if event.get("event") == "state":
-        attempt = f" (attempt {event['attempt']})" if event.get("attempt") else ""
-        print(f"job {event.get('state')}{attempt}", flush=True)
-    elif event.get("kind") == "epoch":
-        if event["epoch"] % 5 and event["epoch"] != event.get("epochs"):
-            return  # one line per five epochs keeps the demo on one screen
-        arm = event.get("arm", "")
-        line = f"  {arm:<10} {stage:<12} epoch {event.get('epoch')}/{event.get('epochs')}"
-        if event.get("T") is not None:
-            line += f"  T={event['T']}"
-        line += f"  val acc {event.get('val_accuracy', 0):.3f}"
-        print(f"[{event.get('progress', 0):4.0%}] {line}", flush=True)
-    elif stage and event.get("kind") != "log":
-        print(f"[{event.get('progress', 0):4.0%}] {stage}", flush=True)
+        print(f"  seed {seed}: job {event.get('state')}", flush=True)
+    elif event.get("kind") == "epoch" and event.get("epoch") == event.get("epochs"):
+        print(
+            f"  seed {seed}: {event.get('arm', ''):<9} {event.get('stage', ''):<10} "
+            f"{event.get('epochs')} epochs, val acc {event.get('val_accuracy', 0):.3f}",
+            flush=True,
+        )
 
 
-def main() -> int:
+def run_seeds(client: AKDClient, out: Path) -> list[dict[str, Any]]:
+    """Per seed: train its teacher, submit its job; then follow each job, download, score ONNX."""
+    import json
+
+    submitted = []
+    for seed in SEEDS:
+        teacher = out / "teachers" / f"teacher-seed{seed}.onnx"
+        t0 = time.perf_counter()
+        acc = make_teacher(teacher, seed)
+        took = time.perf_counter() - t0
+        print(f"seed {seed}: teacher {TEACHER_ARCH} test accuracy {acc:.4f} ({took:.0f} s)")
+        spec = job_spec(f"file:{teacher.absolute()}", seed)
+        job = client.submit(spec)
+        print(f"seed {seed}: submitted job {job['id']}", flush=True)
+        submitted.append((seed, spec, job["id"]))
+    reports = []
+    for seed, spec, job_id in submitted:
+        job = client.wait(job_id, on_event=functools.partial(_show, seed), timeout_s=900)
+        if job["state"] != SUCCEEDED:
+            raise RuntimeError(f"job {job_id} (seed {seed}) {job['state']}: "
+                               f"{job.get('failure_reason')}")  # fmt: skip
+        folder = out / f"seed{seed}"
+        client.download_all(job_id, folder)
+        report = json.loads((folder / "report.json").read_text())
+        onnx_acc = onnx_accuracy(folder / "student.onnx", spec)
+        print(
+            f"seed {seed}: student.onnx in onnxruntime {onnx_acc:.4f} on the test split "
+            f"(report.json: {report['student']['accuracy']:.4f})",
+            flush=True,
+        )
+        reports.append(report | {"demo": {"seed": seed, "job": job_id, "onnx": onnx_acc}})
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the whole demo; returns the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m akd_tools.demo", description=__doc__)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="outputs (default runs/demo)")
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    print(f"AKD demo: takes {EXPECTED_DURATION}.")
+    print(describe_task())
+    out = prepare_out_dir(args.out)
     with tempfile.TemporaryDirectory(prefix="akd-demo-") as tmp:
-        work = Path(tmp)
         port = free_port()
-        print(f"starting akd serve on http://127.0.0.1:{port} (data in {work / 'data'})")
-        server = start_server(work / "data", port)
+        print(f"starting akd serve on http://127.0.0.1:{port} (its state in a temp folder)")
+        server = start_server(Path(tmp) / "data", port)
         try:
-            print("training a teacher (cnn-small) on builtin:digits ...", flush=True)
-            teacher_acc = make_teacher(work / "teacher.onnx")
-            print(f"teacher test accuracy {teacher_acc:.4f}")
-            spec = DEMO_SPEC | {"teacher": {"source": f"file:{work / 'teacher.onnx'}"}}
             with AKDClient(f"http://127.0.0.1:{port}") as client:
-                job = client.submit(spec)
-                print(f"submitted job {job['id']}; following its events")
-                job = client.wait(job["id"], on_event=_show, timeout_s=900)
-                if job["state"] != SUCCEEDED:
-                    print(f"job {job['state']}: {job.get('failure_reason')}", file=sys.stderr)
-                    return 1
-                out = work / "out"
-                for name in ("student.onnx", "report.json"):
-                    client.download(job["id"], name, out / name)
-            import json
-
-            report = json.loads((out / "report.json").read_text())
-            student_acc = onnx_accuracy(out / "student.onnx")
-            print("\ntest accuracy on builtin:digits")
-            print(f"  teacher (cnn-small)               {report['teacher']['accuracy']:.4f}")
-            print(f"  student.onnx in onnxruntime        {student_acc:.4f}  (annealing-KD)")
-            for arm, b in report.get("baselines", {}).items():
-                print(f"  baseline {arm:<8} (same budget)    {b['accuracy']:.4f}")
-            params = report.get("params", {})
-            print(f"  parameters: teacher {params.get('teacher')}, student {params.get('student')}")
-            return 0
+                reports = run_seeds(client, out)
+        except RuntimeError as exc:
+            print(f"demo failed: {exc}", file=sys.stderr)
+            return 1
         finally:
             print("stopping the server")
             stop_server(server)
+    write_summary(out, reports)
+    print()
+    print("\n".join(summary_lines(reports)))
+    print(f"\ndemo took {time.perf_counter() - started:.0f} s; outputs kept in {out}/")
+    print("\n".join(next_steps(out)))
+    return 0
 
 
 if __name__ == "__main__":

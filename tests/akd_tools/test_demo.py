@@ -1,0 +1,77 @@
+"""`make demo`'s flow: says how long it takes, keeps its outputs, ends with the next commands."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from akd_core.spec import parse_spec
+from akd_tools import demo
+from akd_tools.demo_report import describe_task
+from akd_tools.demo_task import SEEDS, job_spec
+
+
+class FakeServer:
+    """Stands in for the `akd serve` process."""
+
+    def poll(self) -> int:
+        return 0
+
+
+def _fake_reports(_client: Any, out: Path) -> list[dict[str, Any]]:
+    reports = []
+    for seed, (ann, kd, st) in zip(
+        SEEDS, [(0.9, 0.85, 0.8), (0.92, 0.86, 0.83), (0.91, 0.87, 0.82)], strict=True
+    ):
+        (out / f"seed{seed}").mkdir()
+        (out / f"seed{seed}" / "report.md").write_text("model card")
+        reports.append(
+            {
+                "teacher": {"accuracy": 0.98},
+                "student": {"accuracy": ann},
+                "baselines": {"kd": {"accuracy": kd}, "student": {"accuracy": st}},
+                "dataset": {"sizes": {"test": 360}},
+                "params": {"teacher": 23_000, "student": 1_442},
+                "demo": {"seed": seed, "job": f"j{seed}", "onnx": ann},
+            }
+        )
+    return reports
+
+
+def test_demo_states_its_duration_keeps_outputs_and_prints_next_commands(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(demo, "start_server", lambda data_dir, port: FakeServer())
+    monkeypatch.setattr(demo, "stop_server", lambda proc: None)
+    monkeypatch.setattr(demo, "run_seeds", _fake_reports)
+    out = tmp_path / "runs" / "demo"
+    assert demo.main(["--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.splitlines()[0] == f"AKD demo: takes {demo.EXPECTED_DURATION}."
+    assert "Annealing-KD       91.00 ± 1.00" in stdout
+    assert "Annealing-KD is ahead of Hinton KD by +5.00 ± 1.00 points, better on 3 of 3" in stdout
+    assert stdout.rstrip().endswith(
+        f"akd submit {out}/spec.json --wait   # the same job through the API"
+    )
+    assert f"open {out}/report.md" in stdout and "akd teacher --out teacher.onnx" in stdout
+    assert (out / "report.md").is_file() and (out / "seed2" / "report.md").is_file()
+
+
+def test_the_demo_spec_is_a_valid_job_and_the_task_line_describes_it() -> None:
+    spec = parse_spec(job_spec("file:teacher.onnx", 1))
+    assert spec.seed == 1 and spec.method == "annealing"
+    assert set(spec.compare) == {"student", "kd"}
+    text = describe_task()
+    assert f"tau_max {spec.annealing.tau_max}, E1 {spec.annealing.phase1_epochs}" in text
+    assert spec.student.arch in text
+    if spec.dataset.max_train_samples:
+        assert f"only {spec.dataset.max_train_samples} labelled training images" in text
+
+
+def test_runs_demo_is_ignored_by_git() -> None:
+    root = Path(__file__).resolve().parents[2]
+    probe = subprocess.run(
+        ["git", "check-ignore", "-q", "runs/demo/report.md"], cwd=root, check=False
+    )
+    assert probe.returncode == 0  # the demo's outputs never show up in `git status`
