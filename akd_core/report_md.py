@@ -10,6 +10,7 @@ import numpy as np
 
 from akd_core.fileio import atomic_write, atomic_write_text
 from akd_core.plots import LOSS_PHI, SIZE_ACCURACY, VAL_ACCURACY, write_plots
+from akd_core.text.report_md import text_card
 
 PLOT = LOSS_PHI
 SAMPLE = "sample.npy"  # one test sample as student.onnx takes it, for the card's snippet
@@ -271,6 +272,7 @@ def render_markdown(r: dict[str, Any], *, with_sample: bool = False) -> str:
     ]
     lines += _int8(r.get("int8"))
     lines += ["", *_contract(r), "", *(_snippet(r) if with_sample else []), ""]
+    lines += [*text_card(r), ""] if r.get("text") else []  # tokenizer, lengths, snippet
     lines += [
         "## Preprocessing (the teacher saw exactly this too)",
         "",

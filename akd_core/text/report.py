@@ -28,6 +28,7 @@ from akd_core.text.export import (
     text_parity,
     write_hf_folders,
 )
+from akd_core.text.report_md import example_text, token_lengths
 from akd_core.text.students import TokenClassifier, usable_positions
 
 
@@ -127,7 +128,15 @@ def write_text_outputs(out_dir: Path, facts: TextRunFacts, student: TokenClassif
             "inputs": contract["inputs"],
         },  # fmt: skip
         "input_contract": None,  # the image contract; text inputs are described in `text`
-        "text": {**contract, **folders},
+        "text": {
+            **contract,
+            **folders,
+            "token_lengths": {
+                s: token_lengths(x, ds.max_length)
+                for s, x in (("train", ds.x_train), ("val", ds.x_val), ("test", ds.x_test))
+            },
+            "example_text": example_text(facts.tokenizer, ds.x_test),
+        },  # fmt: skip
         "teacher": {
             **facts.teacher,
             "accuracy": facts.teacher_test_accuracy,

@@ -152,3 +152,35 @@ def test_an_image_student_for_an_hf_teacher_is_refused(tmp_path):
     with pytest.raises(SpecError) as err:
         run_job(parse_spec(spec), tmp_path / "out")
     assert err.value.field == "student.arch" and "'bert' or 'shrink-teacher'" in err.value.message
+
+
+def test_report_md_states_the_text_contract_and_its_snippet_classifies_a_test_text():
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    root, r = _run()
+    out = root / "out"
+    md = (out / "report.md").read_text()
+    assert "## Text input: what `student.onnx` takes" in md
+    assert "Inputs `input_ids`, `attention_mask`, `token_type_ids`: int64" in md
+    assert "max_length = 32 tokens" in md and "0 = `neg`; 1 = `pos`" in md
+    assert "(artifact `tokenizer.zip`)" in md and "at 32 tokens" in md
+    lengths = r["text"]["token_lengths"]
+    row = f"| test | {lengths['test']['texts']:,} | {lengths['test']['tokens']:,} |"
+    assert row in md and lengths["test"]["texts"] == r["dataset"]["sizes"]["test"]
+    assert 3 <= lengths["train"]["mean"] <= 16 and lengths["train"]["max"] <= 32
+    code = md.split("## Run it", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # The snippet's text is the first test text: the student's prediction on its stored tokens.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
+    enc = tok([r["text"]["example_text"]], return_tensors="np")
+    session = ort.InferenceSession(str(out / "student.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {k: enc[k].astype(np.int64) for k in r["text"]["inputs"]})[0]
+    assert proc.stdout == f"prediction: {['neg', 'pos'][int(logits.argmax(1)[0])]}\n"
+    assert len(r["text"]["example_text"].split()) >= 2
