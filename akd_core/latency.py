@@ -117,21 +117,24 @@ def _example(session: ort.InferenceSession, shape: Sequence[int], batch: int) ->
     return rng.standard_normal((batch, *shape)).astype(np.float32)
 
 
-def _time_batch(
-    session: ort.InferenceSession, x: np.ndarray, deadline_s: float, clock: Clock
+def time_feed(
+    session: ort.InferenceSession,
+    feed: dict[str, np.ndarray],
+    deadline_s: float,
+    clock: Clock = time.perf_counter,
 ) -> BatchLatency:
-    name = session.get_inputs()[0].name
+    """Median and p90 of session.run(feed) after warm-up, within `deadline_s` (text uses it too)."""
     start = clock()
     for _ in range(WARMUP_RUNS):
-        session.run(None, {name: x})
+        session.run(None, feed)
     times: list[float] = []
     while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or clock() - start < deadline_s):
         t0 = clock()
-        session.run(None, {name: x})
+        session.run(None, feed)
         times.append((clock() - t0) * 1000.0)
     arr = np.asarray(times)
     return BatchLatency(
-        batch=len(x),
+        batch=len(next(iter(feed.values()))),
         median_ms=float(np.median(arr)),
         p90_ms=float(np.percentile(arr, 90)),
         runs=len(times),
@@ -155,7 +158,10 @@ def measure_latency(
     session = timing_session(path, threads)
     share = budget_s / max(1, len(batch_sizes))
     figures = tuple(
-        _time_batch(session, _example(session, input_shape, b), share, clock) for b in batch_sizes
+        time_feed(
+            session, {session.get_inputs()[0].name: _example(session, input_shape, b)}, share, clock
+        )
+        for b in batch_sizes
     )
     return Latency(threads=threads, warmup_runs=WARMUP_RUNS, budget_s=budget_s, batches=figures)
 

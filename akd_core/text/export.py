@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
-import statistics
-import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,6 +18,7 @@ from torch import nn
 
 from akd_core.export import OUTPUT_NAME, _set_metadata
 from akd_core.fileio import atomic_write
+from akd_core.latency import BUDGET_S, THREADS, WARMUP_RUNS, time_feed, timing_session
 from akd_core.models.onnx_runner import make_session
 from akd_core.text.batches import split_batch
 from akd_core.text.students import TokenClassifier
@@ -103,20 +102,26 @@ def text_onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, names: tuple[st
     return float(np.mean(np.concatenate(preds) == y)) if preds else 0.0
 
 
-def text_latency_ms(path: Path, names: tuple[str, ...], length: int, repeats: int = 30) -> float:
-    """Median CPU wall time in ms of one sample of `length` tokens (batch 1)."""
-    session = make_session(path)
+def text_feed_of_length(names: tuple[str, ...], length: int) -> dict[str, np.ndarray]:
+    """One text of `length` tokens (batch 1) as student.onnx takes it: ids, full mask, type 0."""
     feed = {n: np.ones((1, length), np.int64) for n in names}
     if "token_type_ids" in feed:
         feed["token_type_ids"] = np.zeros((1, length), np.int64)
-    for _ in range(3):
-        session.run(None, feed)
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return float(statistics.median(times))
+    return feed
+
+
+def text_latency(path: Path, names: tuple[str, ...], lengths: tuple[int, ...],
+                 budget_s: float = BUDGET_S) -> dict[str, Any]:  # fmt: skip
+    """CPU latency of one text at each length, timed as akd_core.latency times every model:
+    THREADS intra-op threads, warm-up, median and p90 within the budget shared by the lengths."""
+    session = timing_session(path, THREADS)
+    share = budget_s / max(1, len(lengths))
+    by_length = {}
+    for n in lengths:
+        b = time_feed(session, text_feed_of_length(names, n), share)
+        by_length[str(n)] = {"median_ms": b.median_ms, "p90_ms": b.p90_ms, "runs": b.runs}
+    return {"threads": THREADS, "warmup_runs": WARMUP_RUNS, "budget_s": budget_s,
+            "batch": 1, "by_length": by_length}  # fmt: skip
 
 
 def zip_dir(src: Path, dest: Path) -> Path:

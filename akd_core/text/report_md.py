@@ -76,12 +76,11 @@ def text_card(r: dict[str, Any]) -> list[str]:
         return []
     inputs = ", ".join(f"`{n}`" for n in t["inputs"])
     labels = " ".join(f"{i} = `{name}`;" for name, i in t["label_map"].items()).rstrip(";")
-    latency = (r.get("onnx") or {}).get("latency_ms_by_length") or {}
+    timed = (r.get("onnx") or {}).get("latency_by_length") or {}
+    by_length = timed.get("by_length") or {}
     measured = ", ".join(
-        f"{ms:.3f} ms at {n} tokens"
-        if ms is not None
-        else f"not measured at {n} tokens (past the model's positions)"
-        for n, ms in latency.items()
+        f"{v['median_ms']:.3f} / {v['p90_ms']:.3f} ms at {n} tokens ({v['runs']} runs)"
+        for n, v in by_length.items()
     )
     lines = [
         "## Text input: what `student.onnx` takes",
@@ -98,7 +97,8 @@ def text_card(r: dict[str, Any]) -> list[str]:
         f"{t['student_hf_reload_max_abs_diff']:.1e}).",
     ]
     if measured:
-        lines.append(f"- CPU latency of one text (onnxruntime, batch 1): {measured}.")
+        lines.append(f"- CPU latency of one text (onnxruntime, {timed['threads']} intra-op thread, "
+                     f"batch 1, median / p90): {measured}.")  # fmt: skip
     if t.get("token_lengths"):
         lines += ["", "Tokens per text, as the teacher's tokenizer cut them:", ""]
         lines += _lengths_table(t["token_lengths"], t["max_length"])

@@ -63,6 +63,12 @@ def test_the_report_shows_teacher_student_and_the_glue_defaults():
     assert r["text"]["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert set(r["onnx"]["latency_ms_by_length"]) == {"32", "128"}
     assert all(v > 0 for v in r["onnx"]["latency_ms_by_length"].values())
+    # Timed as akd_core.latency times every model: 1 thread, warm-up, median and p90.
+    timed = r["onnx"]["latency_by_length"]
+    assert (timed["threads"], timed["batch"], set(timed["by_length"])) == (1, 1, {"32", "128"})
+    for n, v in timed["by_length"].items():
+        assert 0 < v["median_ms"] <= v["p90_ms"] and v["runs"] >= 5
+        assert v["median_ms"] == r["onnx"]["latency_ms_by_length"][n]
 
 
 def test_student_onnx_has_dynamic_axes_and_matches_at_varied_lengths():
@@ -167,6 +173,7 @@ def test_report_md_states_the_text_contract_and_its_snippet_classifies_a_test_te
     assert "Inputs `input_ids`, `attention_mask`, `token_type_ids`: int64" in md
     assert "max_length = 32 tokens" in md and "0 = `neg`; 1 = `pos`" in md
     assert "(artifact `tokenizer.zip`)" in md and "at 32 tokens" in md
+    assert "(onnxruntime, 1 intra-op thread, batch 1, median / p90)" in md
     lengths = r["text"]["token_lengths"]
     row = f"| test | {lengths['test']['texts']:,} | {lengths['test']['tokens']:,} |"
     assert row in md and lengths["test"]["texts"] == r["dataset"]["sizes"]["test"]
