@@ -1,9 +1,14 @@
 """Measured onnxruntime latency: median and p90 per batch size, within a time budget.
 
 Every model of a report is timed the same way (CPU, a stated intra-op thread count,
-warm-up runs first, then repeated runs until the model's budget is spent), so the ratios
-computed from the figures compare like with like. Slow models get fewer runs; the count
-of runs is reported beside each figure.
+warm-up runs first, then repeated runs until the median is stable or the model's budget is
+spent), so the ratios computed from the figures compare like with like. Slow models get
+fewer runs; the count of runs is reported beside each figure.
+
+Stable: after at least STABLE_MIN_RUNS runs, the median of all runs so far moved by at most
+STABLE_TOLERANCE since STABLE_CHECK_EVERY runs before. A model whose times settle stops
+there (a 1 ms model after ~30 ms instead of the whole budget); a noisy one runs on until
+the budget. The median and p90 are always those of every timed run.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ BUDGET_S = 0.5  # per model, over all batch sizes (warm-up included)
 WARMUP_RUNS = 2  # the first runs allocate buffers and pick kernels
 MIN_RUNS = 5
 MAX_RUNS = 200
+STABLE_MIN_RUNS = 30
+STABLE_CHECK_EVERY = 10
+STABLE_TOLERANCE = 0.02  # relative change of the median
 
 Clock = Callable[[], float]
 
@@ -117,6 +125,11 @@ def _example(session: ort.InferenceSession, shape: Sequence[int], batch: int) ->
     return rng.standard_normal((batch, *shape)).astype(np.float32)
 
 
+def is_stable(before: float, now: float) -> bool:
+    """Whether the median moved by at most STABLE_TOLERANCE of itself since the last check."""
+    return abs(now - before) <= STABLE_TOLERANCE * now
+
+
 def time_feed(
     session: ort.InferenceSession,
     feed: dict[str, np.ndarray],
@@ -128,10 +141,16 @@ def time_feed(
     for _ in range(WARMUP_RUNS):
         session.run(None, feed)
     times: list[float] = []
+    last_median = math.inf
     while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or clock() - start < deadline_s):
         t0 = clock()
         session.run(None, feed)
         times.append((clock() - t0) * 1000.0)
+        if len(times) % STABLE_CHECK_EVERY == 0:
+            median = float(np.median(times))
+            if len(times) >= STABLE_MIN_RUNS and is_stable(last_median, median):
+                break
+            last_median = median
     arr = np.asarray(times)
     return BatchLatency(
         batch=len(next(iter(feed.values()))),

@@ -9,12 +9,14 @@ the weights), `akd_core.report.write_outputs` runs with export.int8 on, stage by
 
 Runs alternate new, old, new, old in one process, so the first run of each pays its
 exporter's first-time cost in the process (printed as run 1) and the second shows the
-steady cost; ratios are new / old of the same run number. With --job, a whole 12-epoch
-digits job (ONNX reference teacher, MLP student) runs through run_job (a warm-up job that
-starts the teacher process cold, then new, old, new), and the time outside the training
-epochs is printed (loading, the teacher process, teacher logits, export, checks, report).
+steady cost; ratios are new / old of the same run number. With --job, whole 12-epoch
+digits jobs (ONNX reference teacher, export.int8 on) run through run_job: a warm-up job that
+starts the teacher process cold, then MLP new, old, new and ResNet-8 new twice. The time
+outside the training epochs is printed per job and per stage (pre-flight, the teacher
+process, loading, teacher logits, the teacher's latency, export, parity, latency, INT8,
+plots, the rest of the report).
 
-    .venv/bin/python bench/export_cost.py [--job]
+    .venv/bin/python bench/export_cost.py [--job | --job-only]
 """
 
 from __future__ import annotations
@@ -94,25 +96,85 @@ def output_stage(arch: str, old: bool) -> dict[str, float]:
     return dict(times)
 
 
-def job_outside_training(old: bool, teacher: Path) -> tuple[float, float, float, dict[str, Any]]:
-    """Seconds outside the training epochs, of training, of write_outputs; and report.json."""
+# The stages of a whole job outside write_outputs: (module, attribute run_job calls it by).
+JOB_STAGES = (
+    ("akd_core.preflight", "before_data"),  # spec, student export check, memory estimate
+    ("akd_core.pipeline", "load_teacher"),  # the sandboxed teacher process
+    ("akd_core.pipeline", "check_teacher"),
+    ("akd_core.pipeline", "load_dataset"),
+    ("akd_core.preflight", "after_data"),
+    ("akd_core.pipeline", "_teacher_logits"),
+    ("akd_core.pipeline", "teacher_facts"),  # the teacher's latency, timed in its process
+    ("akd_core.pipeline", "train_arms"),  # the epochs, and each arm's test accuracy
+    ("akd_core.report_md", "write_plots"),  # inside write_model_card
+)
+
+
+@contextmanager
+def job_staged(times: dict[str, float]) -> Iterator[None]:
+    """Time each of JOB_STAGES into `times` (summed over calls)."""
+    import importlib
+
+    saved = [(importlib.import_module(m), name) for m, name in JOB_STAGES]
+    originals = [getattr(mod, name) for mod, name in saved]
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                times[name] += time.perf_counter() - t0
+
+        return run
+
+    for (mod, name), fn in zip(saved, originals, strict=True):
+        setattr(mod, name, timed(name, fn))
+    try:
+        yield
+    finally:
+        for (mod, name), fn in zip(saved, originals, strict=True):
+            setattr(mod, name, fn)
+
+
+def job_outside_training(
+    old: bool, teacher: Path, arch: str = "mlp"
+) -> tuple[float, float, dict[str, float], dict[str, Any]]:
+    """Seconds outside the training epochs, of training; seconds per stage; and report.json."""
     from akd_core.pipeline import run_job
 
     spec = parse_spec({"teacher": {"source": f"file:{teacher}", "format": "onnx"},
-                       "student": {"arch": "mlp"}, "dataset": {"source": "builtin:digits"},
+                       "student": {"arch": arch}, "dataset": {"source": "builtin:digits"},
                        "annealing": {"tau_max": 4, "phase1_epochs": 8, "phase2_epochs": 4},
                        "export": {"int8": True}})  # fmt: skip
     times: dict[str, float] = defaultdict(float)
     out = Path(tempfile.mkdtemp())
     try:
         t0 = time.perf_counter()
-        with staged(times, old):
+        with staged(times, old), job_staged(times):
             report = run_job(spec, out, device="cpu")
         total = time.perf_counter() - t0
     finally:
         shutil.rmtree(out, ignore_errors=True)
     train = sum(report["timings"]["train_s"].values())
-    return total - train, train, sum(times[k] for k in STAGES), report
+    times["train_arms"] -= train  # what is left: building students, each arm's test accuracy
+    times["write_model_card"] -= times["write_plots"]
+    times["rest"] = total - train - sum(times.values())
+    return total - train, train, dict(times), report
+
+
+def print_job_stages(runs: list[tuple[str, float, float, dict[str, float]]]) -> None:
+    """One row per job: seconds outside training, then per stage."""
+    keys = [name for _, name in JOB_STAGES if name != "train_arms"]
+    keys[keys.index("write_plots") : keys.index("write_plots")] = list(STAGES)
+    keys += ["train_arms", "rest"]
+    print("\nseconds per stage outside the training epochs (train_arms: its non-epoch part; "
+          "rest: run_job's own code, report.json)")  # fmt: skip
+    print("| job | outside training | training | " + " | ".join(keys) + " |")
+    print("|---|---|---|" + "---|" * len(keys))
+    for name, outside, train, t in runs:
+        cells = " | ".join(f"{t.get(k, 0.0):.3f}" for k in keys)
+        print(f"| {name} | {outside:.2f} | {train:.2f} | {cells} |")
 
 
 def print_latency_table(report: dict[str, Any]) -> None:
@@ -137,12 +199,14 @@ def print_latency_table(report: dict[str, Any]) -> None:
 def main() -> None:
     """Print the stage table for both students, and optionally the whole-job figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--job", action="store_true", help="also time a whole 12-epoch job")
+    parser.add_argument("--job", action="store_true", help="also time whole 12-epoch jobs")
+    parser.add_argument("--job-only", action="store_true", help="only the whole jobs")
     args = parser.parse_args()
+    args.job = args.job or args.job_only
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 torch thread; seconds per stage of write_outputs")
     header = ["run", *STAGES, "other", "total"]
-    for arch in ("mlp", "resnet8"):
+    for arch in () if args.job_only else ("mlp", "resnet8"):
         runs = [(i, old, output_stage(arch, old)) for i in (1, 2) for old in (False, True)]
         print(f"\n{arch}:\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
         for i, old, t in runs:
@@ -158,11 +222,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             teacher, _ = make_reference_teacher(Path(tmp) / "t.onnx", epochs=5)
             # The first job of a process also starts the teacher process cold: not counted.
-            for name, old in (("warm-up", False), ("new", False), ("old", True), ("new", False)):
-                outside, train, outputs, report = job_outside_training(old, teacher)
-                print(f"12-epoch digits job ({name}): outside training {outside:.2f} s "
-                      f"(of which write_outputs {outputs:.2f} s), training {train:.2f} s")  # fmt: skip
-            print_latency_table(report)
+            jobs = [("warm-up", False, "mlp"), ("mlp new", False, "mlp"), ("mlp old", True, "mlp"),
+                    ("mlp new", False, "mlp"), ("resnet8 new", False, "resnet8"),
+                    ("resnet8 new", False, "resnet8")]  # fmt: skip
+            job_runs, reports = [], {}
+            for name, old, arch in jobs:
+                outside, train, stages, report = job_outside_training(old, teacher, arch)
+                job_runs.append((name, outside, train, stages))
+                reports[arch] = report
+                print(f"12-epoch digits job ({name}): outside training {outside:.2f} s, "
+                      f"training {train:.2f} s", flush=True)  # fmt: skip
+            print_job_stages(job_runs)
+            print_latency_table(reports["mlp"])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 
 from akd_core import latency
 from akd_core.export import export_onnx
-from akd_core.latency import MAX_RUNS, MIN_RUNS, measure_latency
+from akd_core.latency import MAX_RUNS, MIN_RUNS, STABLE_MIN_RUNS, measure_latency
 from akd_core.models import build_model
 from akd_core.report import STUDENT_ONNX
 from akd_core.size_latency import TEACHER_NOT_TIMED, size_latency_table
@@ -46,8 +46,24 @@ def test_a_slow_model_gets_fewer_runs_within_the_budget(mlp_onnx: Path) -> None:
     fast = measure_latency(mlp_onnx, (1, 8, 8), budget_s=0.5, clock=_clock(1e-6))
     # 0.25 s per batch size; every run costs 0.1 s on the slow clock: the floor of MIN_RUNS.
     assert [b.runs for b in slow.batches] == [MIN_RUNS, MIN_RUNS]
-    assert [b.runs for b in fast.batches] == [MAX_RUNS, MAX_RUNS]
+    # Every run the same: the median is stable as soon as it may be checked.
+    assert [b.runs for b in fast.batches] == [STABLE_MIN_RUNS, STABLE_MIN_RUNS]
     assert slow.at(1).median_ms == pytest.approx(100.0)  # one clock step between readings
+
+
+def test_a_model_whose_times_do_not_settle_runs_on_until_the_run_cap(mlp_onnx: Path) -> None:
+    """Each run a little slower than the one before: the median keeps moving, so no early stop."""
+    reads = itertools.count()
+    drifting = measure_latency(mlp_onnx, (1, 8, 8), budget_s=0.5,
+                               clock=lambda: next(reads) ** 3 * 1e-10)  # fmt: skip
+    assert [b.runs for b in drifting.batches] == [MAX_RUNS, MAX_RUNS]
+    b1 = drifting.at(1)
+    assert b1.p90_ms > b1.median_ms  # the figures are those of all 200 runs
+
+
+def test_stability_is_a_relative_change_of_the_median() -> None:
+    assert latency.is_stable(1.0, 1.0) and latency.is_stable(1.019, 1.0)
+    assert not latency.is_stable(1.03, 1.0) and not latency.is_stable(float("inf"), 1.0)
 
 
 def test_report_ratios_are_computed_from_the_measured_figures(tmp_path: Path) -> None:
