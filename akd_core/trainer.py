@@ -18,6 +18,7 @@ from akd_core.batches import EpochBatches
 from akd_core.checkpoint import checkpoint_path, restore_rng, rng_state, save_checkpoint
 from akd_core.compile_forward import ForwardChoice, choose_forward
 from akd_core.device import channels_last_for, restore_scaler
+from akd_core.distributed import Shard
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import Hooks, ProgressEvent
 from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
@@ -78,8 +79,10 @@ class ArmTrainer:
         progress: Progress,
         amp_dtype: torch.dtype | None = None,
         run_key: str = "",
+        shard: Shard | None = None,
     ) -> None:
         self.run_key = run_key  # identifies spec + data + teacher; a checkpoint must match it
+        self.shard = shard or Shard()  # this process's rows of each batch (data-parallel)
         self.arm, self.spec, self.model, self.data = arm, spec, model.to(device), data
         self.device, self.hooks, self.progress = device, hooks, progress
         self.ckpt = checkpoint_path(out_dir, arm)
@@ -194,14 +197,17 @@ class ArmTrainer:
             self.hooks.check_cancel()
             rows = slice(step * bs, (step + 1) * bs)
             idx = perm[rows]
+            mine = self.shard.rows(idx)
+            mine_host = None if perm_host is None else self.shard.rows(perm_host[rows])
             optimizer.zero_grad(set_to_none=True)
-            loss = self._step(plan, idx, None if perm_host is None else perm_host[rows], phi_T)
+            loss = self._step(plan, mine, mine_host, phi_T, len(idx))
             self.scaler.step(optimizer)
             self.scaler.update()
             scheduler.step()
             total_loss += loss * len(idx)
             seen += len(idx)
-        mean_loss = total_loss.item() / max(seen, 1)  # also waits for the GPU: honest timing
+        # Summed over the ranks; .item() also waits for the GPU: honest timing.
+        mean_loss = self.shard.sum(total_loss).item() / max(seen, 1)
         seconds = time.perf_counter() - t0
         if not math.isfinite(mean_loss):
             raise TrainingError(
@@ -236,25 +242,33 @@ class ArmTrainer:
         return record
 
     def _step(
-        self, plan: PhasePlan, idx: torch.Tensor, idx_host: torch.Tensor | None, phi_T: float | None
+        self,
+        plan: PhasePlan,
+        idx: torch.Tensor,
+        idx_host: torch.Tensor | None,
+        phi_T: float | None,
+        batch_rows: int,
     ) -> torch.Tensor:
-        """Forward and backward of one batch (rows `idx` of the training split), micro-batch by
-        micro-batch; the detached batch loss. Nothing here waits for the device: no .item(),
-        no host copy of a batch."""
+        """Forward and backward of this process's rows `idx` of a batch of `batch_rows`, micro-
+        batch by micro-batch; the detached loss, as this process's share of the batch mean.
+        Nothing here waits for the device: no .item(), no host copy of a batch."""
         xb, yb = self._fetch(idx, idx_host)
         if self.data.augment is not None:
             xb = self.data.augment(xb, self.generator)  # on the device, drawn on the device
         total = torch.zeros((), device=self.device)
-        for part in micro_slices(len(idx), self.spec.optimizer.resolved_micro_batch_size):
-            with self.amp():
-                out = self.forward(xb[part]).float()  # (b, K) student logits
+        parts = micro_slices(len(idx), self.spec.optimizer.resolved_micro_batch_size)
+        for i, part in enumerate(parts):
             part_host = None if idx_host is None else idx_host[part]
-            tb = self._teacher(plan, xb[part], idx[part], part_host)
-            loss = self._loss(plan, out, xb[part], yb[part], tb, phi_T)
-            # The batch loss is the mean over its rows: each micro-batch's mean, weighted by
-            # its share of rows, so the accumulated gradient equals the whole batch's.
-            share = (part.stop - part.start) / len(idx)
-            self.scaler.scale(loss * share).backward()
+            with self.shard.accumulating(self.forward, last=i == len(parts) - 1):
+                with self.amp():
+                    out = self.forward(xb[part]).float()  # (b, K) student logits
+                tb = self._teacher(plan, xb[part], idx[part], part_host)
+                loss = self._loss(plan, out, xb[part], yb[part], tb, phi_T)
+                # The batch loss is the mean over its rows: each micro-batch's mean weighted
+                # by its share of rows, so the accumulated gradient equals the whole batch's
+                # (x world: DDP averages the ranks' gradients, where the batch mean sums them).
+                share = (part.stop - part.start) / batch_rows
+                self.scaler.scale(loss * (share * self.shard.world)).backward()
             total += loss.detach() * share
         return total
 
@@ -270,6 +284,11 @@ class ArmTrainer:
 
     def _choose_forward(self) -> None:
         """Compile the training forward or not, as optimizer.compile says (once per arm)."""
+        if self.shard.world > 1:  # DDP's own hooks run around the eager forward
+            self.forward = self.shard.wrap(self.model, self.device)
+            mode = self.spec.optimizer.compile
+            self.forward_choice = ForwardChoice(mode, False, "data-parallel: eager under DDP")
+            return
         n = min(len(self.data.x_train), self.spec.optimizer.resolved_micro_batch_size)
         first = torch.arange(n, device=self.device)
         self.forward, self.forward_choice = choose_forward(
@@ -311,8 +330,9 @@ class ArmTrainer:
 
     def _steps_per_epoch(self) -> int:
         n, bs = len(self.data.x_train), self.spec.optimizer.batch_size
-        # A trailing batch of one sample would break BatchNorm in train mode: drop it.
-        return n // bs + (1 if n % bs > 1 else 0) if n > 1 else 1
+        # A trailing batch that leaves a process one sample would break BatchNorm in train
+        # mode: drop it (data-parallel: each of the `world` processes needs two rows).
+        return n // bs + (1 if n % bs >= 2 * self.shard.world else 0) if n > 1 else 1
 
     def _event(self, kind: str, plan: PhasePlan, message: str, **metrics: Any) -> ProgressEvent:
         return ProgressEvent(
@@ -334,6 +354,8 @@ class ArmTrainer:
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         done: bool = False,
     ) -> None:
+        if self.shard.rank != 0:  # one writer; every rank holds the same weights
+            return
         state = ResumeState(
             loop=loop,
             arm=self.arm,

@@ -1,0 +1,210 @@
+"""Several devices in one job: data-parallel training of an arm with torch.distributed DDP.
+
+The launching process keeps everything but the training of the arm (data, teacher logits,
+export, report). `train_arm_parallel` starts one process per device (rank), each training
+the same arm on its shard of every global batch: all ranks draw the same shuffled order
+(the same seeded generator) and rank r takes the r-th of `world` contiguous slices of each
+batch. DDP averages the gradients; each rank weights its loss by its rows' share of the
+global batch times `world`, so the step equals one process's step on the whole batch. Only
+rank 0 writes checkpoints and sends progress events; the launcher reads the arm's result
+from the finished checkpoint, as a resume of a finished arm does. gloo on CPU, NCCL on CUDA
+(rank r on cuda:r of the devices the process sees).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import queue
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from akd_core.arm_setup import Progress, TrainData
+from akd_core.device import place
+from akd_core.errors import JobCancelled, SpecError, TrainingError
+from akd_core.events import Hooks
+from akd_core.records import ArmResult
+from akd_core.spec import JobSpec
+
+# How long the launcher waits between looks at its ranks, its event queue and the cancel check.
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run; rank 0 of 1 is a single-process run."""
+
+    rank: int = 0
+    world: int = 1
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a global batch's row indices."""
+        return idx if self.world == 1 else idx.tensor_split(self.world)[self.rank]
+
+    def wrap(self, model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], Any]:
+        """The forward to train with: the model, or DDP around it (gradients averaged)."""
+        if self.world == 1:
+            return model
+        ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def accumulating(self, forward: Any, last: bool) -> contextlib.AbstractContextManager[Any]:
+        """No gradient all-reduce for a micro-batch before the step's last one (DDP no_sync)."""
+        if self.world == 1 or last:
+            return contextlib.nullcontext()
+        no_sync: contextlib.AbstractContextManager[Any] = forward.no_sync()
+        return no_sync
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` summed over the ranks (in place); itself in a single-process run."""
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+
+def check_devices(devices: int, device: torch.device, spec: JobSpec) -> None:
+    """Refuse a device count this machine or this job cannot train with, naming why."""
+    if devices < 1:
+        raise SpecError(f"devices must be 1 or more; got {devices}", field="devices")
+    if devices == 1:
+        return
+    if device.type == "cuda" and devices > torch.cuda.device_count():
+        raise SpecError(
+            f"devices {devices} asked for, but {torch.cuda.device_count()} GPU(s) are visible; "
+            "use at most that many (or device cpu for gloo processes)",
+            field="devices",
+        )
+    if spec.dataset.augment != "none":
+        raise SpecError(
+            f"dataset.augment {spec.dataset.augment!r} runs the teacher on every batch, which "
+            "data-parallel training does not support yet; use augment 'none' or devices 1",
+            field="devices",
+        )
+    if spec.optimizer.batch_size < 2 * devices:
+        raise SpecError(
+            f"optimizer.batch_size {spec.optimizer.batch_size} gives fewer than 2 rows per "
+            f"device on {devices} devices; raise it to at least {2 * devices}",
+            field="devices",
+        )
+
+
+@dataclass(frozen=True)
+class ParallelArm:
+    """What every rank needs to train one arm (pickled to the spawned processes)."""
+
+    arm: str
+    spec: JobSpec
+    model: nn.Module  # the seeded initial student, on the CPU
+    data: TrainData  # CPU tensors; each rank places them on its own device
+    device_type: str  # cpu | cuda
+    out_dir: Path
+    progress: Progress
+    amp_dtype: torch.dtype | None
+    run_key: str
+    resume: bool
+
+
+def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
+    """Train one arm on `world` devices in `world` processes; the arm's result."""
+    ctx = mp.get_context("spawn")
+    events: Any = ctx.Queue()
+    cancel = ctx.Event()
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = mp.start_processes(_rank_main, args=(world, address, job, events, cancel),
+                               nprocs=world, join=False, start_method="spawn")  # fmt: skip
+    try:
+        while not _joined(procs, cancel):
+            _relay(events, hooks)
+            if hooks.should_cancel is not None and hooks.should_cancel():
+                cancel.set()  # each rank checks it before every step
+        _relay(events, hooks)
+    finally:
+        for p in procs.processes:  # an error in one rank: the others may wait on it forever
+            if p.is_alive():
+                p.terminate()
+    if cancel.is_set():
+        raise JobCancelled("the job was cancelled")
+    # Rank 0 wrote the finished arm's checkpoint: read it as a resumed finished arm.
+    from akd_core.trainer import ArmTrainer  # the trainer imports this module
+
+    cpu = torch.device("cpu")
+    return ArmTrainer(job.arm, job.spec, job.model, job.data, cpu, job.out_dir, Hooks(),
+                      job.progress, None, job.run_key).run(resume=True)  # fmt: skip
+
+
+def _joined(procs: Any, cancel: Any) -> bool:
+    try:
+        return bool(procs.join(timeout=POLL_S))
+    except mp.ProcessRaisedException as exc:
+        if cancel.is_set():
+            return True
+        last = str(exc).strip().splitlines()[-1]  # the rank's exception: "Type: message"
+        raise TrainingError(
+            f"data-parallel training failed on rank {exc.error_index}: {last}"
+        ) from exc
+    except mp.ProcessExitedException as exc:
+        raise TrainingError(
+            f"data-parallel training failed: rank {exc.error_index} exited with code "
+            f"{exc.exit_code}"
+        ) from exc
+
+
+def _relay(events: Any, hooks: Hooks) -> None:
+    for event in _drain(events):
+        hooks.emit(event)
+
+
+def _drain(events: Any) -> Iterator[Any]:
+    while True:
+        try:
+            yield events.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _rank_main(
+    rank: int, world: int, address: str, job: ParallelArm, events: Any, cancel: Any
+) -> None:
+    """One rank: join the group, place the data on this rank's device, train the arm."""
+    from akd_core.trainer import ArmTrainer
+
+    cuda = job.device_type == "cuda"
+    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    else:  # the ranks share the CPU cores: one share each, not all of them each
+        torch.set_num_threads(max(1, torch.get_num_threads() // world))
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=address, rank=rank,
+                            world_size=world)  # fmt: skip
+    try:
+        d, cached = job.data, job.data.teacher_train
+        data = replace(
+            d,
+            x_train=place(d.x_train, device),
+            y_train=place(d.y_train, device),
+            x_val=place(d.x_val, device),
+            y_val=place(d.y_val, device),
+            teacher_train=None if cached is None else place(cached, device),
+        )
+        hooks = Hooks(events.put if rank == 0 else None, cancel.is_set)
+        # Our own copy: the pickled model's tensors sit in memory shared by every rank.
+        model = copy.deepcopy(job.model)
+        ArmTrainer(job.arm, job.spec, model, data, device, job.out_dir, hooks, job.progress,
+                   job.amp_dtype, job.run_key, shard=Shard(rank, world)).run(job.resume)  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,95 @@
+"""Data-parallel training (DDP, 2 gloo processes on CPU) equals one process on the same batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from akd_core.distributed import ParallelArm, Shard, check_devices, train_arm_parallel
+from akd_core.errors import SpecError
+from akd_core.events import Hooks
+from akd_core.models import build_model
+from akd_core.trainer import ArmTrainer, Progress
+from tests.akd_core import trainer_support as ts
+
+EPOCHS = {"tau_max": 2, "phase1_epochs": 2, "phase2_epochs": 1}
+
+
+def _spec(**optimizer):
+    return ts.arm_spec(annealing=EPOCHS, optimizer={"batch_size": 16, "name": "sgd", **optimizer})
+
+
+def _student() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("mlp", (6,), 3, {"hidden": [8]})  # no BatchNorm: exact equivalence
+
+
+def _single(tmp_path, hooks: Hooks | None = None, resume: bool = False, spec=None):
+    data = ts.synthetic_train_data(n=48)  # 3 global batches of 16 per epoch
+    t = ArmTrainer("annealing", spec or _spec(), _student(), data, torch.device("cpu"), tmp_path,
+                   hooks or Hooks(), Progress(3), run_key="job")  # fmt: skip
+    return t.run(resume=resume)
+
+
+def _parallel(tmp_path, hooks: Hooks, resume: bool = False, **optimizer):
+    job = ParallelArm("annealing", _spec(**optimizer), _student(), ts.synthetic_train_data(n=48),
+                      "cpu", tmp_path, Progress(3), None, "job", resume)  # fmt: skip
+    return train_arm_parallel(job, 2, hooks)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_follow_the_single_process_loss_curve(tmp_path):
+    """Each rank takes half of every global batch of 16; same losses, same weights."""
+    one = _single(tmp_path / "one")
+    events: list = []
+    two = _parallel(tmp_path / "two", Hooks(events.append), micro_batch_size=4)
+    assert [h.train_loss for h in two.history] == pytest.approx(
+        [h.train_loss for h in one.history], rel=1e-5
+    )
+    assert [h.val_accuracy for h in two.history] == [h.val_accuracy for h in one.history]
+    for k, v in one.best_state.items():
+        assert torch.allclose(two.best_state[k], v, atol=1e-5), k
+    # Rank 0's progress reached the caller: one event per epoch, with the global loss.
+    epochs = [e for e in events if e.kind == "epoch"]
+    assert [e.train_loss for e in epochs] == pytest.approx([h.train_loss for h in one.history])
+
+
+@pytest.mark.slow
+def test_a_single_process_checkpoint_resumes_exactly_on_two_processes(tmp_path):
+    """Stopped after its first epoch, the arm finishes on 2 ranks as if never interrupted."""
+    whole = _single(tmp_path / "whole")
+    with pytest.raises(Exception, match="cancelled"):
+        _single(tmp_path / "split", Hooks(should_cancel=ts.StopAfter(4)))  # epoch 2's first step
+    resumed = _parallel(tmp_path / "split", Hooks(), resume=True)
+    assert [h.train_loss for h in resumed.history] == pytest.approx(
+        [h.train_loss for h in whole.history], rel=1e-5
+    )
+    for k, v in whole.best_state.items():
+        assert torch.allclose(resumed.best_state[k], v, atol=1e-5), k
+
+
+def test_each_rank_takes_its_contiguous_slice_of_the_batch():
+    idx = torch.arange(10, 20)
+    assert torch.equal(Shard(0, 2).rows(idx), torch.arange(10, 15))
+    assert torch.equal(Shard(1, 2).rows(idx), torch.arange(15, 20))
+    assert torch.equal(Shard().rows(idx), idx)
+    assert torch.equal(torch.cat([Shard(r, 3).rows(idx) for r in range(3)]), idx)
+
+
+@pytest.mark.parametrize(
+    ("devices", "over", "says"),
+    [
+        (0, {}, "devices must be 1 or more"),
+        (2, {"dataset": {"source": "file:x.npz", "augment": "crop-flip"}}, "augment"),
+        (4, {"optimizer": {"batch_size": 6}}, "at least 8"),
+    ],
+)
+def test_device_counts_a_job_cannot_train_with_are_refused(devices, over, says):
+    with pytest.raises(SpecError) as err:
+        check_devices(devices, torch.device("cpu"), ts.arm_spec(**over))
+    assert err.value.field == "devices" and says in str(err.value)
+
+
+def test_more_gpus_than_visible_are_refused():
+    with pytest.raises(SpecError, match="GPU"):
+        check_devices(2, torch.device("cuda"), ts.arm_spec())
