@@ -243,12 +243,30 @@ def _torch_logits(model: nn.Module, x: np.ndarray, batch_size: int) -> np.ndarra
     return np.concatenate(parts)
 
 
-def onnx_parity(path: Path, model: nn.Module, x: np.ndarray, batch_size: int = 256) -> dict:
-    """Compare onnxruntime with the torch model on CPU: max_abs_diff and argmax_agreement."""
+def _on_cpu_in_eval(model: nn.Module) -> bool:
+    tensors = [*model.parameters(), *model.buffers()]
+    return not any(m.training for m in model.modules()) and all(
+        t.device.type == "cpu" for t in tensors
+    )
+
+
+def onnx_parity(
+    path: Path,
+    model: nn.Module,
+    x: np.ndarray,
+    batch_size: int = 256,
+    onnx_out: np.ndarray | None = None,
+) -> dict:
+    """Compare onnxruntime with the torch model on CPU: max_abs_diff and argmax_agreement.
+
+    `onnx_out`: the file's logits on `x` when already computed (they are not run again).
+    """
     if not len(x):
         return {"max_abs_diff": 0.0, "argmax_agreement": 1.0}
-    cpu_model = copy.deepcopy(model).cpu().eval()
-    onnx_out = run_batched(make_session(path), x, batch_size)
+    # A CPU copy in eval mode only when needed: the caller's model keeps its device and mode.
+    cpu_model = model if _on_cpu_in_eval(model) else copy.deepcopy(model).cpu().eval()
+    if onnx_out is None:
+        onnx_out = run_batched(make_session(path), x, batch_size)
     torch_out = _torch_logits(cpu_model, x, batch_size)
     return {
         "max_abs_diff": float(np.max(np.abs(onnx_out - torch_out))),

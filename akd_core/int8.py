@@ -140,6 +140,7 @@ class Measured:
     accuracy: float
     size_bytes: int
     latency: Latency
+    test_logits: np.ndarray | None = None  # (N, K) on the test split: parity reuses them
 
     @property
     def ms_batch1(self) -> float:
@@ -153,7 +154,8 @@ def measure_file(
     """Predictions and accuracy on both splits, file size and latency of one ONNX file."""
     session = make_session(path)
     val_pred = run_batched(session, val.x, 512).argmax(1) if len(val.y) else np.zeros(0, int)
-    test_pred = run_batched(session, test.x, 512).argmax(1) if len(test.y) else np.zeros(0, int)
+    test_logits = run_batched(session, test.x, 512) if len(test.y) else None
+    test_pred = test_logits.argmax(1) if test_logits is not None else np.zeros(0, int)
     return Measured(
         val_pred=val_pred,
         test_pred=test_pred,
@@ -161,6 +163,7 @@ def measure_file(
         accuracy=float(np.mean(test_pred == test.y)) if len(test.y) else 0.0,
         size_bytes=path.stat().st_size,
         latency=measure(path, input_shape),
+        test_logits=test_logits,
     )
 
 

@@ -74,6 +74,26 @@ def test_onnx_matches_torch(exported: Path, model: torch.nn.Module, x: np.ndarra
     assert parity["argmax_agreement"] == 1.0
 
 
+def test_parity_reuses_given_onnx_logits_and_copies_only_a_training_model(
+    exported: Path, model: torch.nn.Module, x: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report passes the test logits it measured: the file is not run a second time."""
+    import akd_core.export as export_module
+
+    measured = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x}
+    )[0]
+    expected = onnx_parity(exported, model, x)
+    monkeypatch.setattr(export_module, "make_session", lambda *a, **k: pytest.fail("ran again"))
+    assert onnx_parity(exported, model, x, onnx_out=measured) == pytest.approx(expected)
+    assert model.training  # a training-mode model was copied, not switched to eval
+    evaluated = copy.deepcopy(model).eval()
+    copies = []
+    monkeypatch.setattr(export_module.copy, "deepcopy", lambda m: copies.append(m) or m)
+    onnx_parity(exported, evaluated, x, onnx_out=measured)
+    assert copies == []  # already on CPU in eval mode: used as it is
+
+
 def test_export_leaves_the_callers_model_unchanged(exported: Path, model: torch.nn.Module) -> None:
     assert model.training
     assert next(model.parameters()).requires_grad
