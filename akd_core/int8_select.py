@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,14 @@ def select_int8(
     tolerance: float,
     out_path: Path,
     measure: Measure = measure_latency,
+    measure_one: Callable[[Path], Measured] | None = None,
 ) -> dict[str, Any]:
     """Quantize, measure and judge each candidate; write the chosen one to `out_path`.
 
     Returns report.json's `int8` object. Among the candidates that pass (accuracy drop
     within `tolerance` on validation, and faster or smaller), the most accurate on
-    validation is kept (ties: the faster at batch 1).
+    validation is kept (ties: the faster at batch 1). `measure_one` measures a candidate
+    file whose inputs are not one array (text students: token feeds); default measure_file.
     """
     methods, skipped = _methods(fp32_path, inputs)
     tried: list[tuple[Method, Path, Measured, bool, str]] = []
@@ -77,7 +80,8 @@ def select_int8(
             except Exception as exc:  # the quantizers raise many types on unsupported graphs
                 skipped[method] = f"quantization failed: {exc}"[:300]
                 continue
-            q = measure_file(tmp, inputs.val, inputs.test, inputs.input_shape, measure)
+            q = (measure_one(tmp) if measure_one is not None
+                 else measure_file(tmp, inputs.val, inputs.test, inputs.input_shape, measure))  # fmt: skip
             ok, sentence = verdict(method, fp32, q, tolerance)
             tried.append((method, tmp, q, ok, sentence))
         passing = [t for t in tried if t[3]]

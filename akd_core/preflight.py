@@ -25,7 +25,7 @@ from akd_core.models.names import (
     input_kind,
     student_params,
 )
-from akd_core.text.names import is_text_arch, text_student_params
+from akd_core.text.names import check_text_export, is_text_arch, text_student_params
 
 if TYPE_CHECKING:
     from akd_core.data import Dataset
@@ -48,6 +48,7 @@ def check_spec(spec: JobSpec) -> None:
     check_arch_options(arch, options, "student.options")
     if is_text_arch(arch):  # sized by the teacher's config, known once its folder is read
         text_student_params(arch, options, {}, 2)  # validates the option values
+        check_text_export(spec.export.raw_input)
     else:
         # The parameter formula validates every option's value; any shape of an accepted kind will do.
         student_params(arch, options, _PROBE_SHAPES[INPUT_KINDS[arch][0]], 2)

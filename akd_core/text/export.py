@@ -94,12 +94,18 @@ def text_parity(path: Path, student: TokenClassifier, x: np.ndarray, names: tupl
     }
 
 
-def text_onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> float:
-    """Top-1 accuracy of the ONNX student on token splits, batch by batch."""
+def text_predictions(path: Path, x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The ONNX student's predicted class of every row of a token split, batch by batch."""
     session = make_session(path)
     preds = [session.run(None, {n: xb[:, i] for i, n in enumerate(names)})[0].argmax(1)
              for xb in _batches(x)]  # fmt: skip
-    return float(np.mean(np.concatenate(preds) == y)) if preds else 0.0
+    return np.concatenate(preds) if preds else np.zeros(0, np.int64)
+
+
+def text_onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> float:
+    """Top-1 accuracy of the ONNX student on token splits, batch by batch."""
+    pred = text_predictions(path, x, names)
+    return float(np.mean(pred == y)) if len(pred) else 0.0
 
 
 def text_feed_of_length(names: tuple[str, ...], length: int) -> dict[str, np.ndarray]:

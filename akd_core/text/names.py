@@ -32,6 +32,17 @@ def check_teacher_kind(kind: str, arch: str) -> None:
         )
 
 
+def check_text_export(raw_input: bool) -> None:
+    """export.raw_input has no meaning for text: the tokenizer is the preprocessing."""
+    if raw_input:
+        raise SpecError(
+            "export.raw_input bakes image or feature preprocessing into the graph; a text "
+            "student's preprocessing is its tokenizer, shipped as tokenizer/: leave raw_input "
+            "off for text",
+            field="export.raw_input",
+        )
+
+
 def _int_option(options: dict[str, Any], name: str, default: int, maximum: int) -> int:
     value = options.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:

@@ -25,7 +25,12 @@ from akd_core.teachers import load_teacher
 from akd_core.text.data import TextDataset, load_text_dataset, tokenizer_sha
 from akd_core.text.defaults import text_defaults
 from akd_core.text.hf_folder import FolderKind, HfFolder, open_hf_folder
-from akd_core.text.names import check_teacher_kind, is_text_arch, text_student_params
+from akd_core.text.names import (
+    check_teacher_kind,
+    check_text_export,
+    is_text_arch,
+    text_student_params,
+)
 from akd_core.text.report import TextRunFacts, write_text_outputs
 from akd_core.text.students import TokenClassifier, build_text_student
 from akd_core.text.tokens import load_tokenizer
@@ -115,9 +120,7 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
         raise SpecError(f"a transformers teacher distils into a text student; set student.arch "
                         f"to 'bert' or 'shrink-teacher', not {spec.student.arch!r}",
                         field="student.arch")  # fmt: skip
-    if spec.export.int8 or spec.export.raw_input:
-        raise SpecError("export.int8 and export.raw_input apply to image and feature "
-                        "students only; leave them off for text", field="export")  # fmt: skip
+    check_text_export(spec.export.raw_input)
     spec = text_defaults(spec)
     check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)

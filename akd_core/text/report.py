@@ -16,7 +16,13 @@ from akd_core import __version__
 from akd_core.events import Stage
 from akd_core.export_metadata import spec_sha256
 from akd_core.fileio import atomic_write, atomic_write_json
-from akd_core.report import REPORT_JSON, STUDENT_ONNX, STUDENT_WEIGHTS, ArmSummary
+from akd_core.report import (
+    REPORT_JSON,
+    STUDENT_INT8_ONNX,
+    STUDENT_ONNX,
+    STUDENT_WEIGHTS,
+    ArmSummary,
+)
 from akd_core.report_md import write_model_card
 from akd_core.spec import JobSpec
 from akd_core.text.data import TextDataset
@@ -28,6 +34,7 @@ from akd_core.text.export import (
     text_parity,
     write_hf_folders,
 )
+from akd_core.text.int8 import text_int8
 from akd_core.text.report_md import example_text, token_lengths
 from akd_core.text.students import TokenClassifier, usable_positions
 
@@ -114,6 +121,11 @@ def write_text_outputs(out_dir: Path, facts: TextRunFacts, student: TokenClassif
         "latency_ms_by_length": latency,  # medians; p90, runs and threads in latency_by_length
         "latency_by_length": timed,
     }
+    int8 = None
+    if spec.export.int8:  # judged at the longest measured length, as latency_ms_batch1 is
+        longest = max(int(n) for n, v in latency.items() if v is not None)
+        int8 = text_int8(onnx_path, ds, longest, spec.export.int8_max_accuracy_drop,
+                         out_dir / STUDENT_INT8_ONNX)  # fmt: skip
     folders = write_hf_folders(out_dir, student, facts.tokenizer, ds.x_test)
     main = arms[spec.method]
     n_student = sum(p.numel() for p in student.parameters())
@@ -149,7 +161,7 @@ def write_text_outputs(out_dir: Path, facts: TextRunFacts, student: TokenClassif
         "params": {"teacher": n_teacher, "student": n_student},
         "compression": (n_teacher / n_student) if n_teacher else None,
         "onnx": onnx_info,
-        "int8": None,
+        "int8": int8,
         "history": main.history,
         "device": facts.device,
         "mixed_precision": facts.amp,
