@@ -24,6 +24,12 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override spec.device")
     parser.add_argument("--cache-dir", type=Path, help="teacher-logit cache (default <out>/.cache)")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="train each arm data-parallel on N devices (DDP: N GPUs, or N gloo processes on CPU)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -89,6 +95,7 @@ def distill_main(args: argparse.Namespace) -> int:
             resume=args.resume,
             cache_dir=args.cache_dir,
             device=args.device,
+            devices=args.devices,
         )
     except KeyboardInterrupt:
         bar.close()

@@ -115,6 +115,12 @@ class ParallelArm:
 
 def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
     """Train one arm on `world` devices in `world` processes; the arm's result."""
+    if job.data.decode is not None:  # a closure over the data cache: not sent to processes
+        raise SpecError(
+            "this dataset is streamed from the data cache (larger than memory), which "
+            "data-parallel training does not support yet; use devices 1",
+            field="devices",
+        )
     ctx = mp.get_context("spawn")
     events: Any = ctx.Queue()
     cancel = ctx.Event()

@@ -28,6 +28,7 @@ from akd_core.device import (
     set_deterministic,
     set_fast_kernels,
 )
+from akd_core.distributed import ParallelArm, check_devices, train_arm_parallel
 from akd_core.errors import SpecError, TrainingError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent, Stage
 from akd_core.limits import Limits, check_job_limits
@@ -78,6 +79,7 @@ def run_job(
     resume: bool = False,
     cache_dir: Path | None = None,
     device: str | None = None,
+    devices: int = 1,
     limits: Limits | None = None,
     archive_limits: Limits | None = None,
 ) -> dict[str, Any]:
@@ -88,6 +90,8 @@ def run_job(
     limits = limits or archive_limits or Limits()
     from akd_core.text.pipeline import is_text_job, run_text_job  # imports this module
 
+    if devices > 1 and is_text_job(spec):
+        raise SpecError("text jobs train on one device; use devices 1", field="devices")
     if is_text_job(spec):  # a transformers teacher on text data
         return run_text_job(spec, out_dir, resolve=resolve, on_event=on_event,
                             should_cancel=should_cancel, resume=resume, cache_dir=cache_dir,
@@ -96,6 +100,7 @@ def run_job(
     check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)
     out_dir, started, dev, amp_dtype = start_run(spec, out_dir, device)
+    check_devices(devices, dev, spec)
     set_deterministic(spec.deterministic)  # before any kernel runs, both ways
     set_fast_kernels(dev, spec.deterministic)
     stage = _stage_emitter(hooks)
@@ -152,7 +157,7 @@ def run_job(
     data = train_data(
         ds,
         logits,
-        dev,
+        dev if devices == 1 else torch.device("cpu"),  # data-parallel: each rank places its own
         needs_train,
         teacher_fn=(lambda xb: teacher.predict(xb).float()) if random_aug else None,
         augment=crop_flip if random_aug else None,
@@ -171,7 +176,7 @@ def run_job(
         # The student takes the teacher's input; its own standardisation is a fixed layer.
         return with_input_layer(net, ds.x_train)
 
-    run = ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume)
+    run = ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume, devices)
     arms, students = train_arms(run, new_student, x_test, y_test)
 
     stage("exporting", TRAIN_SPAN[1], "exporting the student to ONNX")
@@ -230,6 +235,7 @@ class ArmRun:
     amp_dtype: torch.dtype | None
     run_key: str
     resume: bool
+    devices: int = 1  # processes (one device each) that train every arm together
 
 
 def train_arms(
@@ -241,10 +247,15 @@ def train_arms(
     for arm in run.spec.arms:
         torch.manual_seed(run.spec.seed)  # every arm starts from the same initial student
         model = new_student()
-        result = ArmTrainer(
-            arm, run.spec, model, run.data, run.dev, run.out_dir, run.hooks, run.progress,
-            run.amp_dtype, run.run_key,
-        ).run(run.resume)  # fmt: skip
+        if run.devices > 1:
+            job = ParallelArm(arm, run.spec, model, run.data, run.dev.type, run.out_dir,
+                              run.progress, run.amp_dtype, run.run_key, run.resume)  # fmt: skip
+            result = train_arm_parallel(job, run.devices, run.hooks)
+        else:
+            result = ArmTrainer(
+                arm, run.spec, model, run.data, run.dev, run.out_dir, run.hooks, run.progress,
+                run.amp_dtype, run.run_key,
+            ).run(run.resume)  # fmt: skip
         model.load_state_dict(result.best_state)
         test_acc = accuracy(model, x_test, y_test, inference_batch_size(run.dev))  # fp32
         arms[arm] = ArmSummary.from_result(result, test_acc)

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
         description="AKD_GPUS: cards the worker's children share out, one each, e.g. '0,1,2,3' "
         "(indexes or GPU UUIDs); unset: the inherited CUDA_VISIBLE_DEVICES, else every GPU.",
     )
+    devices_per_job: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="AKD_DEVICES_PER_JOB: devices one job trains on together (DDP): each pool "
+        "child is pinned to that many cards of AKD_GPUS; on a CPU worker, that many gloo "
+        "processes.",
+    )
     sse_poll_s: float = Field(
         default=0.5, gt=0, description="How often the event stream polls the DB."
     )

@@ -49,23 +49,27 @@ def worker_gpus(configured: str | None, env: MutableMapping[str, str] | None = N
     return [str(i) for i in range(detected_gpu_count())]
 
 
-def gpu_for_child(index: int, gpus: Sequence[str]) -> str | None:
-    """The card of pool child `index` (0-based); children beyond the list share round-robin.
+def gpu_for_child(index: int, gpus: Sequence[str], per_child: int = 1) -> str | None:
+    """The cards of pool child `index` (0-based), `per_child` of them (AKD_DEVICES_PER_JOB),
+    comma-separated; children beyond the list share round-robin.
 
     Celery's prefork pool gives a replacement child the index of the one it replaces, so a
-    recycled child keeps its card and no card is left without a worker.
+    recycled child keeps its cards and no card is left without a worker.
     """
     if not gpus:
         return None
-    return gpus[index % len(gpus)]
+    start, n = index * per_child, min(per_child, len(gpus))
+    return ",".join(gpus[(start + i) % len(gpus)] for i in range(n))
 
 
-def pin_child(index: int, gpus: Sequence[str], env: MutableMapping[str, str]) -> str | None:
-    """Make pool child `index` see only its card (before torch loads); returns the card."""
-    card = gpu_for_child(index, gpus)
+def pin_child(
+    index: int, gpus: Sequence[str], env: MutableMapping[str, str], per_child: int = 1
+) -> str | None:
+    """Make pool child `index` see only its card(s) (before torch loads); returns them."""
+    card = gpu_for_child(index, gpus, per_child)
     if card is None:
         return None
-    if index >= len(gpus):
+    if (index + 1) * per_child > len(gpus):
         log.warning(
             "worker child %d shares GPU %s: more children (--concurrency) than GPUs (%s); "
             "set AKD_GPUS or lower the concurrency for one job per card",

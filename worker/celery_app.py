@@ -87,7 +87,7 @@ def _pin_children_to_gpus(app: WorkerApp) -> None:
             return
         index = getattr(current_process(), "index", None)
         if isinstance(index, int):
-            pin_child(index, gpus, os.environ)
+            pin_child(index, gpus, os.environ, app.settings.devices_per_job)
 
     worker_process_init.connect(pin, weak=False)
 

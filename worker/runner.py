@@ -170,6 +170,7 @@ def execute_job(
             resume=attempt > 1,
             cache_dir=settings.cache,
             device=None if settings.device == "auto" else settings.device,
+            devices=settings.devices_per_job,
             archive_limits=settings.archive_limits(),  # the same caps the upload passed
         )
         state, metrics, artifacts = SUCCEEDED, summarize(report), artifact_names(out_dir)

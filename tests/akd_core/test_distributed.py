@@ -9,6 +9,7 @@ from akd_core.distributed import ParallelArm, Shard, check_devices, train_arm_pa
 from akd_core.errors import SpecError
 from akd_core.events import Hooks
 from akd_core.models import build_model
+from akd_core.pipeline import run_job
 from akd_core.trainer import ArmTrainer, Progress
 from tests.akd_core import trainer_support as ts
 
@@ -93,3 +94,57 @@ def test_device_counts_a_job_cannot_train_with_are_refused(devices, over, says):
 def test_more_gpus_than_visible_are_refused():
     with pytest.raises(SpecError, match="GPU"):
         check_devices(2, torch.device("cuda"), ts.arm_spec())
+
+
+@pytest.mark.slow
+def test_a_job_on_two_devices_trains_every_arm_as_on_one(monkeypatch, tmp_path):
+    """run_job(devices=2): the same history per arm as devices=1 (mlp student, no BatchNorm)."""
+    ts.install_fixed_teacher(monkeypatch)
+    outputs = ts.skip_outputs(monkeypatch)
+    teacher = ts.write_teacher(tmp_path / "teacher.npy")
+    data = ts.write_dataset(tmp_path / "data.npz")
+    spec = ts.job_spec(teacher, data, compare=["student"],
+                       annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 1})  # fmt: skip
+    from akd_core import pipeline
+
+    parallel_runs: list[int] = []
+
+    def spy(job, world, hooks):
+        parallel_runs.append(world)
+        return train_arm_parallel(job, world, hooks)
+
+    monkeypatch.setattr(pipeline, "train_arm_parallel", spy)
+    histories = {}
+    for devices in (1, 2):
+        run_job(spec, tmp_path / f"out{devices}", devices=devices)
+        histories[devices] = {arm: s.history for arm, s in outputs.arms.items()}
+    for arm, one in histories[1].items():
+        two = histories[2][arm]
+        assert [h["train_loss"] for h in two] == pytest.approx([h["train_loss"] for h in one])
+    assert parallel_runs == [2, 2]  # both arms of the second run, none of the first
+
+
+def test_akd_distill_passes_devices_to_the_run(monkeypatch, tmp_path):
+    from akd_core import cli, pipeline
+
+    seen = {}
+
+    def fake_run_job(spec, out_dir, **kwargs):
+        seen.update(kwargs)
+        raise SpecError("stop here", field="devices")
+
+    monkeypatch.setattr(pipeline, "run_job", fake_run_job)
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"teacher": {"source": "file:t.onnx"}, "student": {"arch": "mlp"}, '
+                    '"dataset": {"source": "builtin:digits"}}')  # fmt: skip
+    assert cli.main([str(spec), "--devices", "2", "--quiet"]) != 0
+    assert seen["devices"] == 2
+
+
+def test_streamed_data_is_refused_before_any_process_starts(tmp_path):
+    data = ts.synthetic_train_data()
+    data.decode = lambda ids: ids.float()
+    job = ParallelArm("student", _spec(), _student(), data, "cpu", tmp_path, Progress(1), None,
+                      "job", False)  # fmt: skip
+    with pytest.raises(SpecError, match="streamed"):
+        train_arm_parallel(job, 2, Hooks())
