@@ -9,9 +9,12 @@ noisy). Three arms through the real trainer:
 The cache build time (one teacher pass over the training set) is printed separately.
 
     .venv/bin/python bench/overhead.py [--samples 1024] [--repeats 5] [--device auto] [--no-amp]
+        [--compile auto|on|off] [--no-channels-last]
 
 On CUDA the student trains with the job's mixed precision (bf16 from compute capability 8.0,
 else fp16 with loss scaling), as a job with the default spec does; --no-amp measures fp32.
+--compile sets optimizer.compile (default off: the eager loop; bench/gpu_check.sh runs it both
+ways) and --no-channels-last keeps the conv student in NCHW where a job would use NHWC.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from akd_core import trainer as trainer_module
 from akd_core.device import amp_dtype_for, inference_batch_size, select_device
 from akd_core.events import Hooks
 from akd_core.models import build_model, count_params
@@ -31,14 +35,14 @@ from akd_core.spec import parse_spec
 from akd_core.trainer import ArmTrainer, Progress, TrainData
 
 
-def _spec(batch_size: int):
+def _spec(batch_size: int, compile_mode: str = "off"):
     return parse_spec(
         {
             "teacher": {"source": "upload:bench", "format": "onnx"},
             "student": {"arch": "resnet8"},
             "dataset": {"source": "builtin:bench"},
             "annealing": {"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0},
-            "optimizer": {"batch_size": batch_size},
+            "optimizer": {"batch_size": batch_size, "compile": compile_mode},
         }
     )
 
@@ -50,12 +54,19 @@ def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, batch: int) -> tor
 
 
 def one_epoch(
-    arm: str, data: TrainData, device, out: Path, batch_size: int, amp_dtype=None
+    arm: str,
+    data: TrainData,
+    device,
+    out: Path,
+    batch_size: int,
+    amp_dtype=None,
+    compile_mode: str = "off",
 ) -> float:
     """Seconds of one training epoch (the trainer's own timing, validation excluded)."""
     torch.manual_seed(0)
     model = build_model("resnet8", (3, 32, 32), 10)
-    trainer = ArmTrainer(arm, _spec(batch_size), model, data, device, out, Hooks(), Progress(1),
+    spec = _spec(batch_size, compile_mode)
+    trainer = ArmTrainer(arm, spec, model, data, device, out, Hooks(), Progress(1),
                          amp_dtype=amp_dtype)  # fmt: skip
     return trainer.run(resume=False).history[0].seconds
 
@@ -67,7 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-amp", action="store_true", help="fp32 on CUDA too")
+    ap.add_argument("--compile", default="off", choices=["auto", "on", "off"])
+    ap.add_argument("--no-channels-last", action="store_true", help="NCHW even under autocast")
     args = ap.parse_args(argv)
+    if args.no_channels_last:
+        trainer_module.channels_last_for = lambda *_: False  # what ArmTrainer asks
     device = select_device(args.device)
     amp_dtype = amp_dtype_for(device, enabled=not args.no_amp)  # what a job would choose
     g = torch.Generator().manual_seed(0)
@@ -100,11 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     times: dict[str, list[float]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warmup"
-        one_epoch("student", arms["student-only"][1], device, warm, args.batch_size, amp_dtype)
+        run = (args.batch_size, amp_dtype, args.compile)
+        one_epoch("student", arms["student-only"][1], device, warm, *run)
         for r in range(args.repeats):  # interleaved so drift in machine load hits every arm
             for name, (arm, data) in arms.items():
                 out = Path(tmp) / f"{name}{r}"
-                times[name].append(one_epoch(arm, data, device, out, args.batch_size, amp_dtype))
+                times[name].append(one_epoch(arm, data, device, out, *run))
     device_name = (
         torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()}"
     )
@@ -112,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         f"device: {device_name}; {args.samples} CIFAR-shaped samples, batch {args.batch_size}, "
         f"teacher resnet56 ({count_params(teacher):,} params) -> student resnet8, "
         f"{args.repeats} interleaved repeats, student precision "
-        f"{str(amp_dtype).removeprefix('torch.') if amp_dtype else 'fp32'}"
+        f"{str(amp_dtype).removeprefix('torch.') if amp_dtype else 'fp32'}, "
+        f"compile {args.compile}, channels_last {'off' if args.no_channels_last else 'auto'}"
     )
     print("| epoch | best (s) | median (s) | ratio of best | ratio of medians |")
     print("|---|---|---|---|---|")
