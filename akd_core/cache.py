@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import mmap
+import struct
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from akd_core.fileio import atomic_write
 
@@ -30,12 +33,12 @@ class LogitCache:
         return self.root / f"{key}.safetensors"
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
-        """The cached logits, or None when absent or unreadable (then they are recomputed)."""
+        """The cached logits, memory-mapped, or None when absent or unreadable (recomputed)."""
         p = self.path(key)
         if not p.exists():
             return None
         try:
-            return load_file(str(p))
+            return _mapped(p)
         except Exception:  # a torn or foreign file: recompute rather than fail the job
             return None
 
@@ -43,3 +46,26 @@ class LogitCache:
         """Write atomically (temp file + rename) so concurrent jobs never read a torn file."""
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
         return atomic_write(self.path(key), lambda tmp: save_file(arrays, str(tmp)))
+
+
+def _mapped(path: Path) -> dict[str, np.ndarray]:
+    """The float32 tensors of a safetensors file as arrays over one copy-on-write mapping.
+
+    Pages are read on demand (a million samples' logits never sit in memory at once), and
+    the arrays are writable without touching the file, so torch takes them without a copy.
+    """
+    with path.open("rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+    (n,) = struct.unpack("<Q", mm[:8])
+    header = json.loads(mm[8 : 8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        shape = tuple(int(d) for d in info["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        if info["dtype"] != "F32" or end - begin != 4 * count or 8 + n + end > len(mm):
+            raise ValueError(f"{path.name}: tensor {name!r} is not the float32 data it claims")
+        out[name] = np.frombuffer(mm, np.float32, count, offset=8 + n + begin).reshape(shape)
+    return out

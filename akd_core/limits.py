@@ -49,6 +49,9 @@ class Limits:
     # 100 M parameters: 400 MB of fp32 weights, ~1.6 GB with gradients and AdamW state.
     # The registry's default students are 1.5 k (cnn-tiny) .. 1.7 M (resnet110).
     max_student_params: int = 100_000_000
+    # Data whose float32 splits fit under this is held in memory whole ("resident");
+    # larger data is read from the memory-mapped data cache batch by batch ("streamed").
+    resident_data_bytes: int = 256 * MIB
 
     def for_kind(self, kind: str) -> Limits:
         """The caps for an archive sniffed as `kind` (an .npz has its own total and ratio)."""

@@ -20,6 +20,7 @@ from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
 from akd_core.data.teacher_normalize import adopt_declared
+from akd_core.data.tensors import batch_decoder, split_tensor
 from akd_core.device import (
     amp_dtype_for,
     inference_batch_size,
@@ -57,8 +58,12 @@ def resolve_source(source: str, resolve: Resolver | None, field: str) -> Path | 
         return None
     if scheme == "file":
         path = Path(rest).expanduser()
-        if not path.is_file():
-            raise SpecError(f"file {path} does not exist or is not a file", field=field)
+        if not (path.is_file() or (field == "dataset.source" and path.is_dir())):
+            raise SpecError(
+                f"file {path} does not exist or is not a file"
+                + (" (or an image folder)" if field == "dataset.source" else ""),
+                field=field,
+            )
         return path
     if resolve is None:
         raise SpecError(
@@ -118,7 +123,9 @@ def run_job(
                                num_classes=peek.num_classes)  # fmt: skip
         check_teacher(teacher, shape, peek.num_classes)
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
-        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits)
+        ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits,
+                          store_root=(cache_dir or out_dir / ".cache") / "data",
+                          on_progress=_decode_progress(hooks))  # fmt: skip
     check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
     preflight.after_data(spec, ds, teacher_path.stat().st_size, str(dev), peek.exported)
     hooks.check_cancel()
@@ -162,10 +169,7 @@ def run_job(
         teacher_fn=(lambda xb: teacher.predict(xb).float()) if random_aug else None,
         augment=crop_flip if random_aug else None,
     )
-    x_test, y_test = (
-        place(torch.from_numpy(ds.x_test), dev),
-        place(torch.from_numpy(ds.y_test), dev),
-    )
+    x_test, y_test = split_tensor(ds.x_test, dev), place(torch.from_numpy(ds.y_test), dev)
     progress = Progress(
         total_epochs=spec.epoch_budget * len(spec.arms), start=TRAIN_SPAN[0], end=TRAIN_SPAN[1]
     )
@@ -212,13 +216,14 @@ def train_data(
 ) -> TrainData:
     """The run's train/val tensors on `dev`, with the cached train logits when an arm needs them."""
     return TrainData(
-        x_train=place(torch.from_numpy(ds.x_train), dev),
+        x_train=split_tensor(ds.x_train, dev),
         y_train=place(torch.from_numpy(ds.y_train), dev),
-        x_val=place(torch.from_numpy(ds.x_val), dev),
+        x_val=split_tensor(ds.x_val, dev),
         y_val=place(torch.from_numpy(ds.y_val), dev),
         teacher_train=place(torch.from_numpy(logits["train"]), dev) if needs_train else None,
         teacher_fn=teacher_fn,
         augment=augment,
+        decode=batch_decoder(ds.x_train),  # streamed data: row ids decoded per batch
     )
 
 
@@ -257,7 +262,8 @@ def train_arms(
                 run.amp_dtype, run.run_key,
             ).run(run.resume)  # fmt: skip
         model.load_state_dict(result.best_state)
-        test_acc = accuracy(model, x_test, y_test, inference_batch_size(run.dev))  # fp32
+        test_acc = accuracy(model, x_test, y_test, inference_batch_size(run.dev),
+                            decode=run.data.decode)  # fp32 # fmt: skip
         arms[arm] = ArmSummary.from_result(result, test_acc)
         students[arm] = model.cpu().eval()
     return arms, students
@@ -274,6 +280,18 @@ def start_run(
     return out_dir, started, dev, amp_dtype_for(dev, spec.mixed_precision)
 
 
+def _decode_progress(hooks: Hooks) -> Callable[[int, int], None]:
+    """Events while the dataset is decoded into the data cache (the loading stage's share)."""
+
+    def emit(done: int, total: int) -> None:
+        hooks.check_cancel()
+        hooks.emit(ProgressEvent(kind="log", stage="loading", message=f"decoded {done}/{total}",
+                                 progress=0.03 * done / max(total, 1),
+                                 extra={"decoded": done, "total": total}))  # fmt: skip
+
+    return emit
+
+
 def _stage_emitter(hooks: Hooks) -> Callable[[Stage, float, str], None]:
     def stage(name: Stage, progress: float, message: str) -> None:
         hooks.emit(ProgressEvent(kind="phase", stage=name, message=message, progress=progress))
@@ -283,6 +301,7 @@ def _stage_emitter(hooks: Hooks) -> Callable[[Stage, float, str], None]:
 
 # Rows per call to the teacher between two cancellation checks while the cache is built.
 CACHE_CHUNK = 8192
+CACHE_CHUNK_BYTES = 16 * 1024**2
 
 
 def _teacher_logits(
@@ -305,11 +324,15 @@ def _teacher_logits(
         return cached, True
     splits = {"train": ds.x_train, "val": ds.x_val, "test": ds.x_test}
     logits = {}
+    # Large samples: fewer rows per call, in whole batches, so a chunk stays ~CACHE_CHUNK_BYTES.
+    row_bytes = 4 * int(np.prod(ds.input_shape))
+    chunk = max(batch_size, CACHE_CHUNK_BYTES // row_bytes // batch_size * batch_size)
+    chunk = min(CACHE_CHUNK, chunk)
     for name in wanted:
         x, parts = splits[name], []
-        for i in range(0, len(x), CACHE_CHUNK):
+        for i in range(0, len(x), chunk):
             hooks.check_cancel()
-            parts.append(teacher.logits_for(x[i : i + CACHE_CHUNK], batch_size=batch_size))
+            parts.append(teacher.logits_for(x[i : i + chunk], batch_size=batch_size))
         logits[name] = np.concatenate(parts) if parts else np.zeros((0, ds.num_classes), np.float32)
     for name, arr in logits.items():
         if not np.isfinite(arr).all():

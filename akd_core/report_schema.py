@@ -277,6 +277,15 @@ class DatasetReport(_Open):
     sizes: DatasetSizes
     fingerprint: str
     sha256: str | None = Field(None, description="the dataset file's sha256; null for builtin")
+    placement: Literal["resident", "streamed"] | None = Field(
+        None,
+        description="resident: the splits were held in memory whole (they fit "
+        "Limits.resident_data_bytes as float32); streamed: read batch by batch from the "
+        "memory-mapped data cache",
+    )
+    skipped_files: Count | None = Field(
+        None, description="unreadable image files left out (dataset.skip_bad_files)"
+    )
 
 
 class Timings(_Open):

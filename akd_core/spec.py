@@ -134,6 +134,11 @@ class DatasetSpec(_Strict):
     image_size: int | None = Field(
         None, ge=8, le=512, description="Image-folder images are resized to this square size."
     )
+    skip_bad_files: bool = Field(
+        False,
+        description="Image folders: leave out files that cannot be read as images (they are "
+        "listed in the report) instead of refusing the dataset.",
+    )
     label_column: str = Field("label", description="CSV column holding the class label.")
     num_classes: int | None = Field(
         None,

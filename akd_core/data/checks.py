@@ -16,13 +16,29 @@ def fail(source: str, reason: str) -> DatasetError:
 
 def check_inputs(x: np.ndarray, y: np.ndarray, source: str, name: str = "x") -> None:
     """Refuse a sample count that differs from the labels, non-numeric or non-finite inputs."""
-    if len(x) != len(y):
-        raise fail(source, f"{name} has {len(x)} samples but its labels have {len(y)}")
-    if not (np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_):
-        raise fail(source, f"{name} has dtype {x.dtype}; inputs must be numeric")
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        bad = int(np.count_nonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
-        raise fail(source, f"{name} holds NaN or infinite values in {bad} sample(s)")
+    check_rows(len(x), x.dtype, len(y), source, name)
+    check_finite(nonfinite_rows(x), source, name)
+
+
+def check_rows(rows: int, dtype: np.dtype, labels: int, source: str, name: str = "x") -> None:
+    """Refuse a sample count that differs from the labels, or non-numeric inputs."""
+    if rows != labels:
+        raise fail(source, f"{name} has {rows} samples but its labels have {labels}")
+    if not (np.issubdtype(dtype, np.number) and dtype != np.bool_):
+        raise fail(source, f"{name} has dtype {dtype}; inputs must be numeric")
+
+
+def nonfinite_rows(x: np.ndarray) -> int:
+    """How many samples (rows) of x hold a NaN or an infinity (0 for integer data)."""
+    if not np.issubdtype(x.dtype, np.floating) or np.all(np.isfinite(x)):
+        return 0
+    return int(np.count_nonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
+
+
+def check_finite(bad_rows: int, source: str, name: str = "x") -> None:
+    """Refuse inputs of which `bad_rows` samples hold NaN or infinite values."""
+    if bad_rows:
+        raise fail(source, f"{name} holds NaN or infinite values in {bad_rows} sample(s)")
 
 
 def check_classes(y_train: np.ndarray, classes: list[str], source: str) -> None:

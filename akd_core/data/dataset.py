@@ -1,4 +1,4 @@
-"""The in-memory dataset handed to training: three splits, labels and preprocessing."""
+"""The dataset handed to training: three splits, labels and preprocessing."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 Kind = Literal["image", "features", "signal"]
+Placement = Literal["resident", "streamed"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +32,12 @@ def split_sizes(y_train: np.ndarray, y_val: np.ndarray, y_test: np.ndarray) -> d
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Train/val/test splits as float32 inputs and int64 labels, ready for training."""
+    """Train/val/test splits as float32 inputs and int64 labels, ready for training.
+
+    With placement "resident" the x arrays are float32 in memory. With "streamed" they are
+    data.views.SplitView objects over the memory-mapped data cache: read-only and numpy-like
+    (len, shape, dtype, slices and index arrays give float32 arrays), read batch by batch.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -51,6 +57,8 @@ class Dataset:
     stored_test: np.ndarray | None = None
     scale: float | None = None  # stored value / scale = the value in [0, 1] (pixels)
     source_sha256: str | None = None  # of the dataset file; None for builtin data
+    placement: Placement = "resident"
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (skip_bad_files)
 
     @property
     def num_classes(self) -> int:
@@ -69,4 +77,6 @@ class Dataset:
             "normalization": self.normalization,
             "fingerprint": self.fingerprint,
             "sha256": self.source_sha256,
+            "placement": self.placement,
+            "skipped_files": len(self.skipped),
         }

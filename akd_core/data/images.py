@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,9 @@ from PIL import Image, UnidentifiedImageError
 
 from akd_core.archives import safe_extract
 from akd_core.data.checks import fail
-from akd_core.data.dataset import RawData
+from akd_core.data.sink import StoreSink
+from akd_core.data.store import StoredData
+from akd_core.errors import DatasetError
 from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
 
@@ -18,6 +22,10 @@ from akd_core.spec import DatasetSpec
 _JUNK = {"thumbs.db", "desktop.ini", "__macosx"}
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 MAX_PIXELS = 40_000_000  # per image; PIL's own bomb guard is a warning below 2x its limit
+# Pillow releases the GIL while it decodes and resizes, so threads decode in parallel.
+DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
+DECODE_CHUNK = 1024  # images per write to the cache (and per progress event)
+SHOWN_BAD = 10  # unreadable files named in a refusal (the count covers all)
 
 
 def _visible(p: Path) -> bool:
@@ -53,13 +61,8 @@ def _read_image(path: Path, member: str, size: int | None, source: str) -> np.nd
     return arr  # (H, W) for grayscale, (H, W, 3) for colour
 
 
-def read_imagefolder(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limits) -> RawData:
-    """Extract (safely) and read an image folder; classes are the sorted subfolder names."""
-    source = path.name
-    if path.is_dir():
-        root = path
-    else:
-        root = safe_extract(path, Path(tempfile.mkdtemp(dir=work_dir)) / "images", limits)
+def _class_files(root: Path, source: str) -> tuple[list[str], list[tuple[Path, int]]]:
+    """The class names (sorted subfolders) and every image file with its class id, in order."""
     base = _class_root(root)
     class_dirs = sorted(
         (p for p in base.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name
@@ -74,36 +77,94 @@ def read_imagefolder(path: Path, spec: DatasetSpec, work_dir: Path, limits: Limi
             f"{'the top folder' if where == '.' else repr(where + '/')}: {found}"
             + (f", and {loose} file(s) outside any class folder" if loose else ""),
         )
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    first: tuple[str, tuple[int, int]] | None = None
+    files: list[tuple[Path, int]] = []
     for label, cdir in enumerate(class_dirs):
-        files = sorted(p for p in cdir.rglob("*") if p.is_file() and _visible(p))
-        if not files:
+        found_files = sorted(p for p in cdir.rglob("*") if p.is_file() and _visible(p))
+        if not found_files:
             raise fail(source, f"class folder {cdir.name!r} holds no images")
-        for f in files:
-            member = f.relative_to(root).as_posix()
-            arr = _read_image(f, member, spec.image_size, source)
-            hw = (arr.shape[0], arr.shape[1])
-            if first is None:
-                first = (member, hw)
-            elif hw != first[1]:
-                raise fail(
-                    source,
-                    f"image {member!r} is {hw[1]}x{hw[0]} but {first[0]!r} is "
-                    f"{first[1][1]}x{first[1][0]}; set dataset.image_size to resize them all",
-                )
-            images.append(arr)
-            labels.append(label)
-    x = _stack(images)
-    return RawData(
-        x, np.array(labels, np.int64), [p.name for p in class_dirs], "image", source, 255.0
+        files.extend((f, label) for f in found_files)
+    return [p.name for p in class_dirs], files
+
+
+def _decode(
+    path: Path, member: str, size: int | None, source: str
+) -> tuple[np.ndarray, bool] | str:
+    """((H, W, 3) uint8 pixels, was grayscale), or why the file is not a readable image."""
+    try:
+        arr = _read_image(path, member, size, source)
+    except DatasetError as exc:
+        return str(exc).removeprefix(f"dataset {source!r}: ")
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2), True
+    return arr, False
+
+
+def stream_imagefolder(
+    path: Path, spec: DatasetSpec, sink: StoreSink, limits: Limits
+) -> StoredData:
+    """Extract (safely) and decode an image folder into the data cache, in parallel.
+
+    Classes are the sorted subfolder names. Unreadable files are refused with their list,
+    or left out and listed when dataset.skip_bad_files allows it.
+    """
+    source = path.name
+    if path.is_dir():
+        root = path
+    else:
+        root = safe_extract(path, Path(tempfile.mkdtemp(dir=sink.work_dir)) / "images", limits)
+    classes, files = _class_files(root, source)
+    labels: list[int] = []
+    bad: list[str] = []  # "'member' is not a readable image (why)", in file order
+    skipped: list[str] = []
+    first: tuple[str, tuple[int, int]] | None = None
+    all_gray = True
+    with sink.store.writer(sink.key) as writer, ThreadPoolExecutor(DECODE_THREADS) as pool:
+        for start in range(0, len(files), DECODE_CHUNK):
+            batch = files[start : start + DECODE_CHUNK]
+            members = [f.relative_to(root).as_posix() for f, _ in batch]
+            decoded = pool.map(_decode, [f for f, _ in batch], members,
+                               [spec.image_size] * len(batch), [source] * len(batch))  # fmt: skip
+            rows = []
+            for (_, label), member, got in zip(batch, members, decoded, strict=True):
+                if isinstance(got, str):
+                    bad.append(got)
+                    skipped.append(member)
+                    continue
+                arr, gray = got
+                hw = (arr.shape[0], arr.shape[1])
+                if first is None:
+                    first = (member, hw)
+                elif hw != first[1]:
+                    raise fail(
+                        source,
+                        f"image {member!r} is {hw[1]}x{hw[0]} but {first[0]!r} is "
+                        f"{first[1][1]}x{first[1][0]}; set dataset.image_size to resize them all",
+                    )
+                all_gray = all_gray and gray
+                rows.append(arr)
+                labels.append(label)
+            if bad and not spec.skip_bad_files:
+                continue  # keep reading: the refusal lists every unreadable file
+            if rows:
+                writer.append(np.ascontiguousarray(np.stack(rows).transpose(0, 3, 1, 2)))
+            if sink.on_progress is not None:
+                sink.on_progress(min(start + DECODE_CHUNK, len(files)), len(files))
+        if bad and not spec.skip_bad_files:
+            raise _refusal(source, bad, len(files))
+        if not labels:
+            raise fail(source, f"none of its {len(files)} files is a readable image")
+        if all_gray:  # one channel when every image is grayscale, as the files are
+            writer.keep_channels(1)
+        meta = {"classes": classes, "kind": "image", "source": source, "scale": 255.0,
+                "skipped": skipped}  # fmt: skip
+        return writer.commit({"main": np.array(labels, np.int64)}, meta)
+
+
+def _refusal(source: str, bad: list[str], total: int) -> DatasetError:
+    shown = "; ".join(bad[:SHOWN_BAD])
+    more = f"; and {len(bad) - SHOWN_BAD} more" if len(bad) > SHOWN_BAD else ""
+    return fail(
+        source,
+        f"{len(bad)} of its {total} files are not readable images: {shown}{more}. Fix or "
+        "remove them, or set dataset.skip_bad_files to true to leave them out",
     )
-
-
-def _stack(images: list[np.ndarray]) -> np.ndarray:
-    """(N, C, H, W) uint8: one channel if every image is grayscale, else RGB throughout."""
-    if all(a.ndim == 2 for a in images):
-        return np.stack(images)[:, None]
-    rgb = [np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a for a in images]
-    return np.ascontiguousarray(np.stack(rgb).transpose(0, 3, 1, 2))

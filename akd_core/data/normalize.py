@@ -7,23 +7,42 @@ normalise it per channel (images, signals) or per feature; the student takes the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from akd_core.errors import DatasetError
 from akd_core.spec import NormalizeExplicit
 
+if TYPE_CHECKING:
+    from akd_core.data.views import SplitView
+
 STD_FLOOR = 1e-6  # constant features would otherwise divide by zero
 
 
-def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (floored) per channel or feature, i.e. over every axis but axis 1."""
+def channel_stats(x: np.ndarray | SplitView) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (floored) per channel or feature, i.e. over every axis but axis 1.
+
+    A split read from the data cache is walked in chunks, so memory stays bounded.
+    """
+    if not isinstance(x, np.ndarray):
+        from akd_core.data.views import chunked_stats  # views import this module
+
+        mean, std = chunked_stats(x.chunks())
+        return mean, np.maximum(std, STD_FLOOR)
     axes = (0, *range(2, x.ndim))
     # float64 sums: a float32 mean over millions of pixels drifts visibly.
     mean = x.mean(axis=axes, dtype=np.float64)
     std = np.maximum(x.std(axis=axes, dtype=np.float64), STD_FLOOR)
     return mean, std
+
+
+def to_float(x: np.ndarray, scale: float | None) -> np.ndarray:
+    """Stored values as a new float32 array, divided by `scale` (pixels into [0, 1]) when set."""
+    out = x.astype(np.float32)  # always a copy, so normalising in place is safe
+    if scale:
+        out /= np.float32(scale)
+    return out
 
 
 def _broadcast(v: np.ndarray, ndim: int) -> np.ndarray:
@@ -49,7 +68,7 @@ def check_explicit(mean: list[float], std: list[float], channels: int, kind: str
 
 
 def fit(
-    x_train: np.ndarray, setting: str | NormalizeExplicit | None, kind: str
+    x_train: np.ndarray | SplitView, setting: str | NormalizeExplicit | None, kind: str
 ) -> tuple[str, np.ndarray | None, np.ndarray | None]:
     """(mode, mean, std) per channel/feature; mean and std are None for mode 'none'."""
     mode = resolve_mode(setting)

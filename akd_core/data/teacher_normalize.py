@@ -16,6 +16,7 @@ import numpy as np
 
 from akd_core.data import normalize
 from akd_core.data.dataset import Dataset
+from akd_core.data.views import SplitView, renormalized
 from akd_core.errors import DatasetError
 
 # Metadata keys, in order of preference: plain, transformers' preprocessor names, AKD's own.
@@ -78,7 +79,11 @@ def adopt_declared(
     if ds.scale and mean.max() > 1.0:
         # Pixels are in [0, 1] here; a mean above 1 is in stored units (e.g. 0..255).
         mean, std = mean / ds.scale, std / ds.scale
+    record = normalize.describe("explicit", mean, std, ds.scale, origin=ORIGIN)
+    if isinstance(ds.x_train, SplitView):  # streamed: the splits' one decoder gains mean/std
+        x_train, x_val, x_test = renormalized((ds.x_train, ds.x_val, ds.x_test), mean, std)
+        return dataclasses.replace(ds, x_train=x_train, x_val=x_val, x_test=x_test,
+                                   normalization=record)  # fmt: skip
     for x in (ds.x_train, ds.x_val, ds.x_test):
         normalize.apply(x, mean, std)  # the arrays are the dataset's own float32 copies
-    record = normalize.describe("explicit", mean, std, ds.scale, origin=ORIGIN)
     return dataclasses.replace(ds, normalization=record)
