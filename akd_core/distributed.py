@@ -29,10 +29,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from akd_core.arm_setup import Progress, TrainData
+from akd_core.checkpoint import checkpoint_path
 from akd_core.device import place
 from akd_core.errors import JobCancelled, SpecError, TrainingError
 from akd_core.events import Hooks
-from akd_core.records import ArmResult
+from akd_core.records import ArmResult, load_resume_state
 from akd_core.spec import JobSpec
 
 # How long the launcher waits between looks at its ranks, its event queue and the cancel check.
@@ -141,6 +142,10 @@ def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
         raise JobCancelled("the job was cancelled")
     # Rank 0 wrote the finished arm's checkpoint: read it as a resumed finished arm.
     from akd_core.trainer import ArmTrainer  # the trainer imports this module
+
+    saved = load_resume_state(checkpoint_path(job.out_dir, job.arm))
+    if saved is None or not saved.done:  # never train here: the ranks were to finish it
+        raise TrainingError(f"{job.arm}: the data-parallel ranks ended before the arm was done")
 
     cpu = torch.device("cpu")
     return ArmTrainer(job.arm, job.spec, job.model, job.data, cpu, job.out_dir, Hooks(),

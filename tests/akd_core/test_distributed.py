@@ -148,3 +148,21 @@ def test_streamed_data_is_refused_before_any_process_starts(tmp_path):
                       "job", False)  # fmt: skip
     with pytest.raises(SpecError, match="streamed"):
         train_arm_parallel(job, 2, Hooks())
+
+
+def test_ranks_that_end_without_the_final_checkpoint_fail_the_arm(monkeypatch, tmp_path):
+    """The launcher never trains the arm itself when the ranks did not finish it."""
+    from akd_core import distributed
+    from akd_core.errors import TrainingError
+
+    class Finished:
+        processes: list = []
+
+        def join(self, timeout=None):
+            return True
+
+    monkeypatch.setattr(distributed.mp, "start_processes", lambda *a, **k: Finished())
+    job = ParallelArm("student", _spec(), _student(), ts.synthetic_train_data(), "cpu", tmp_path,
+                      Progress(1), None, "job", False)  # fmt: skip
+    with pytest.raises(TrainingError, match="before the arm was done"):
+        train_arm_parallel(job, 2, Hooks())
