@@ -37,6 +37,29 @@ def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, Spy]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def fresh_export_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no export check remembered from earlier jobs in this process."""
+    monkeypatch.setattr(preflight, "_EXPORT_PASSED", set())
+
+
+def test_a_passed_export_check_is_not_repeated_in_the_process(monkeypatch):
+    import akd_core.export
+
+    real, calls = akd_core.export.export_onnx, []
+    monkeypatch.setattr(
+        akd_core.export, "export_onnx", lambda *a, **k: calls.append(a) or real(*a, **k)
+    )
+    spec = parse_spec(json.loads(_spec_json()))
+    preflight.check_student_export(spec, (1, 8, 8), 10)
+    preflight.check_student_export(spec, (1, 8, 8), 10)  # a second job, the same student
+    assert len(calls) == 1
+    other = parse_spec(json.loads(_spec_json(export={"opset": 17})))
+    preflight.check_student_export(other, (1, 8, 8), 10)  # another opset is checked again
+    preflight.check_student_export(spec, (1, 8, 8), 4)  # and another class count
+    assert len(calls) == 3
+
+
 def _spec_file(tmp_path: Path, **over: Any) -> Path:
     teacher = tmp_path / "teacher.onnx"
     teacher.write_bytes(b"never read: pre-flight fails first")
