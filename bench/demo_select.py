@@ -11,7 +11,7 @@ Selection rule, on the validation split only: the candidate whose mean Annealing
 accuracy beats the better baseline's by the most. Test accuracy is printed to check that the
 gain holds there; it plays no part in the choice.
 
-    nice -n 19 .venv/bin/python bench/demo_select.py [--seeds 3] [--round 1|2]
+    nice -n 19 .venv/bin/python bench/demo_select.py [--seeds 3] [--round 1|2|3] [--demo] [--first-seed 0]
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _few(
     }
 
 
-# Round 1: where does a small student gain at all? Round 2: around round 1's best (on val).
+# Round 1: where does a small student gain at all? Rounds 2 and 3: around the best so far
+# on validation (more steps per epoch, longer schedules, a wider student, more labels).
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
     1: {
         "all 1293 labels, cnn-tiny, tau 5, E1 30 / E2 15, batch 64 (old demo)": {},
@@ -74,6 +75,17 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
             50, "mlp", 5, 30, 15, 16, hidden=[32]
         ),
     },
+    3: {
+        "50 labels, cnn-tiny, tau 5, E1 100 / E2 20, batch 16": _few(
+            50, "cnn-tiny", 5, 100, 20, 16
+        ),
+        "50 labels, cnn-tiny width 16, tau 5, E1 60 / E2 15, batch 16": _few(
+            50, "cnn-tiny", 5, 60, 15, 16, width=16
+        ),
+        "100 labels, cnn-tiny, tau 5, E1 60 / E2 15, batch 16": _few(
+            100, "cnn-tiny", 5, 60, 15, 16
+        ),
+    },
 }
 CANDIDATES = {name: patch for rnd in ROUNDS.values() for name, patch in rnd.items()}
 
@@ -88,14 +100,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), help="one round (default all)")
+    ap.add_argument("--demo", action="store_true", help="only the demo's setting (DEMO_PATCH)")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the machine is shared: one core each
     names = list(ROUNDS[args.round] if args.round else CANDIDATES)
+    if args.demo:
+        names = [n for n in CANDIDATES if CANDIDATES[n] == DEMO_PATCH]
     reports: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     seconds: dict[str, list[float]] = {n: [] for n in names}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             teacher, acc = make_reference_teacher(
                 Path(tmp) / f"t{seed}.onnx", arch=TEACHER_ARCH, epochs=TEACHER_EPOCHS, seed=seed
             )

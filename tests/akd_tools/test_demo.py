@@ -75,3 +75,18 @@ def test_runs_demo_is_ignored_by_git() -> None:
         ["git", "check-ignore", "-q", "runs/demo/report.md"], cwd=root, check=False
     )
     assert probe.returncode == 0  # the demo's outputs never show up in `git status`
+
+
+def test_the_demo_server_trains_on_one_torch_thread(tmp_path: Path, monkeypatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_popen(cmd: list[str], **kwargs: Any) -> FakeServer:
+        seen.update(cmd=cmd, **kwargs)
+        return FakeServer()
+
+    monkeypatch.setattr(demo.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(demo, "wait_ready", lambda url, alive, timeout_s: True)
+    demo.start_server(tmp_path / "data", 8123)
+    # Two threads made each tiny-student job 3x to 5x slower on a busy 2-core machine.
+    assert seen["env"]["OMP_NUM_THREADS"] == "1"
+    assert seen["cmd"][-4:] == ["--data-dir", str(tmp_path / "data"), "--port", "8123"]
