@@ -84,7 +84,7 @@ def test_the_demo_server_trains_on_one_torch_thread(tmp_path: Path, monkeypatch)
         seen.update(cmd=cmd, **kwargs)
         return FakeServer()
 
-    monkeypatch.setattr(demo.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)  # demo calls subprocess.Popen
     monkeypatch.setattr(demo, "wait_ready", lambda url, alive, timeout_s: True)
     demo.start_server(tmp_path / "data", 8123)
     # Two threads made each tiny-student job 3x to 5x slower on a busy 2-core machine.
