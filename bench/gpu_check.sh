@@ -10,7 +10,7 @@
 #   3. a short `akd distill` on the GPU with mixed precision and INT8 export
 #   4. resume equivalence in bf16 and fp16 (deterministic mode), bench/gpu_paths.py resume
 #   5. the pinned-memory path against the resident one, bench/gpu_paths.py pinned
-#   6. optimizer.compile on against off, and channels_last off against on (bench/overhead.py)
+#   6. ms per training step: eager NCHW, eager channels_last, compiled (bench/gpu_paths.py kernels)
 #   7. SM utilisation over the whole run (nvidia-smi dmon) and each step's peak memory
 # Without a CUDA GPU it stops at once with exit code 3 and says so: nothing is measured.
 set -uo pipefail
@@ -57,19 +57,16 @@ nvidia-smi dmon -s u -d 1 >"$OUT/dmon.log" 2>&1 &
 DMON=$!
 trap 'kill "$DMON" 2>/dev/null' EXIT
 
-step overhead 120 "$PY" bench/overhead.py --device cuda --samples 8192 --repeats 3
+step overhead 90 "$PY" bench/overhead.py --device cuda --samples 4096 --repeats 3
 
 # A short distillation: digits teacher trained here, GPU, mixed precision, INT8 export.
 step distill 120 "$PY" bench/gpu_paths.py distill --device cuda --out "$OUT/distill" --epochs 8
 
 step resume 90 "$PY" bench/gpu_paths.py resume --device cuda --precisions bf16,fp16 --samples 2048
 step pinned 60 "$PY" bench/gpu_paths.py pinned --device cuda --samples 32768
-
-# torch.compile of the student's forward: compiled in the warm-up epoch (tens of seconds), then
-# reused by the later arms (same module class); compare with the `overhead` step (compile off).
-step compile_on 150 "$PY" bench/overhead.py --device cuda --samples 8192 --repeats 1 --compile on
-# channels_last is what a conv student gets under autocast; this is the NCHW baseline.
-step nchw 60 "$PY" bench/overhead.py --device cuda --samples 8192 --repeats 3 --no-channels-last
+# What optimizer.compile "auto" and the channels_last rule decide on: the compile is the
+# warm-up of the last variant (tens of seconds).
+step kernels 60 "$PY" bench/gpu_paths.py kernels --device cuda --batch-size 128
 
 kill "$DMON" 2>/dev/null
 echo; echo "== SM utilisation over the run (nvidia-smi dmon, % of samples) =="

@@ -8,11 +8,15 @@
           akd_core.device.GPU_RESIDENT_BYTES gets).
   distill a short `akd distill` (python -m akd_core.cli) of a digits teacher trained here,
           with mixed precision and INT8 export; prints what its report.json says.
+  kernels ms per forward + backward step of the student at the job's AMP dtype: eager in
+          NCHW, eager in channels_last, and torch.compile'd (what optimizer.compile "auto"
+          times), each with the seconds its warm-up (the compile) took.
 Each prints the peak device memory (torch.cuda.max_memory_allocated) on CUDA.
 
     .venv/bin/python bench/gpu_paths.py resume [--device cuda] [--precisions bf16,fp16,fp32]
     .venv/bin/python bench/gpu_paths.py pinned [--device cuda] [--samples 16384]
     .venv/bin/python bench/gpu_paths.py distill --out DIR [--device cuda] [--epochs 4]
+    .venv/bin/python bench/gpu_paths.py kernels [--device cuda] [--batch-size 128]
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-from akd_core.device import select_device, set_deterministic
+from akd_core.compile_forward import time_steps
+from akd_core.device import amp_dtype_for, select_device, set_deterministic
 from akd_core.errors import JobCancelled
 from akd_core.events import Hooks
 from akd_core.models import build_model
@@ -164,6 +170,29 @@ def distill_check(device: torch.device, out: Path, epochs: int, teacher_epochs: 
     return int8 and (job / "student.onnx").exists()
 
 
+def kernels_check(device: torch.device, batch: int) -> dict[str, float]:
+    """ms per forward + backward step: eager NCHW, eager channels_last, compiled (NHWC)."""
+    dtype = amp_dtype_for(device, True)
+    print(f"{ARCH['name']}, batch {batch}, AMP {str(dtype).removeprefix('torch.')}")
+
+    def amp():
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    figures = {}
+    for name, nhwc, compiled in [("eager NCHW", False, False), ("eager channels_last", True, False),
+                                 ("compiled channels_last", True, True)]:  # fmt: skip
+        torch.manual_seed(0)
+        model = build_model(ARCH["name"], (3, 32, 32), 10).to(device).train()
+        if nhwc:
+            model.to(memory_format=torch.channels_last)
+        forward = torch.compile(model) if compiled else model
+        t0 = time.perf_counter()
+        figures[name] = ms = time_steps(model, forward, x, device, amp, steps=20)
+        print(f"{name}: {ms:.3f} ms/step (with warm-up: {time.perf_counter() - t0:.1f} s)")
+    return figures
+
+
 def peak_memory_line(device: torch.device) -> str:
     """The peak device memory of this process, as a line to print."""
     if device.type != "cuda":
@@ -173,7 +202,7 @@ def peak_memory_line(device: torch.device) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("check", choices=["resume", "pinned", "distill"])
+    ap.add_argument("check", choices=["resume", "pinned", "distill", "kernels"])
     ap.add_argument("--out", type=Path, help="distill: the output folder")
     ap.add_argument("--epochs", type=int, default=4, help="distill: Phase-1 epochs")
     ap.add_argument("--teacher-epochs", type=int, default=5, help="distill: teacher epochs")
@@ -195,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         set_deterministic(False)
     elif args.check == "pinned":
         pinned_check(device, args.samples or 16384, args.batch_size)
+    elif args.check == "kernels":
+        kernels_check(device, args.batch_size)
     else:
         if args.out is None:
             ap.error("distill needs --out DIR")

@@ -37,7 +37,8 @@ def test_gpu_check_runs_every_part_the_issue_asks_for():
     script = (ROOT / "bench" / "gpu_check.sh").read_text()
     for part in ("bench/overhead.py --device cuda", "gpu_paths.py distill --device cuda",
                  "resume --device cuda --precisions bf16,fp16", "gpu_paths.py pinned",
-                 "nvidia-smi dmon -s u", "nvidia-smi --query-gpu=name"):  # fmt: skip
+                 "nvidia-smi dmon -s u", "nvidia-smi --query-gpu=name",
+                 "gpu_paths.py kernels --device cuda"):  # fmt: skip
         assert part in script
     limits = [int(line.split()[2]) for line in script.splitlines() if line.startswith("step ")]
     assert sum(limits) <= 8 * 60 - 60  # the steps' limits leave a minute for setup
@@ -102,3 +103,19 @@ def test_distill_check_writes_fp32_and_int8_students_on_cpu(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "akd distill on cpu" in done.stdout and "student.int8.onnx written True" in done.stdout
+
+
+def test_kernels_check_times_eager_nchw_channels_last_and_compiled(monkeypatch, capsys):
+    """On CPU with an identity torch.compile (the real one takes tens of seconds here)."""
+    paths = _bench("gpu_paths")
+    compiled: list[object] = []
+
+    def fake_compile(model):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(paths.torch, "compile", fake_compile)
+    figures = paths.kernels_check(torch.device("cpu"), batch=8)
+    assert list(figures) == ["eager NCHW", "eager channels_last", "compiled channels_last"]
+    assert all(ms > 0 for ms in figures.values()) and len(compiled) == 1
+    assert "compiled channels_last:" in capsys.readouterr().out
