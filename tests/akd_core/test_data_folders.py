@@ -125,3 +125,14 @@ def test_a_truncated_jpeg_is_listed_as_unreadable(tmp_path):
     (root / "dog" / "cut.jpg").write_bytes(_jpeg_bytes()[:40])
     with pytest.raises(DatasetError, match="'dog/cut.jpg' is not a readable image"):
         load_dataset(_spec(), root, seed=0, store_root=tmp_path / "s")
+
+
+def test_a_cli_dataset_may_be_an_image_folder_but_a_teacher_must_be_a_file(tmp_path):
+    from akd_core.errors import SpecError
+    from akd_core.pipeline import resolve_source
+
+    root = _folder(tmp_path / "pets", n=2)
+    assert resolve_source(f"file:{root}", None, "dataset.source") == root
+    with pytest.raises(SpecError, match="is not a file") as err:
+        resolve_source(f"file:{root}", None, "teacher.source")
+    assert err.value.field == "teacher.source"

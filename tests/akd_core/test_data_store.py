@@ -117,3 +117,17 @@ def test_non_finite_inputs_are_counted_across_chunks(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match=r"x holds NaN or infinite values in 3 sample\(s\)"):
         load_dataset(_spec(), tmp_path / "d.npz", seed=0, store_root=tmp_path / "s")
     assert not list((tmp_path / "s").iterdir())  # nothing half-written is kept
+
+
+def test_cached_teacher_logits_are_mapped_from_the_file_not_copied(tmp_path):
+    from akd_core.cache import LogitCache
+
+    cache = LogitCache(tmp_path)
+    train = np.arange(12, dtype=np.float32).reshape(4, 3)
+    path = cache.put("k", {"train": train})
+    got = cache.get("k")
+    assert got is not None and not got["train"].flags.owndata  # a view of the mapping
+    np.testing.assert_array_equal(got["train"], train)
+    got["train"][0, 0] = 99.0  # copy-on-write: writable for torch, the file is untouched
+    np.testing.assert_array_equal(cache.get("k")["train"], train)
+    assert path.stat().st_size > train.nbytes
