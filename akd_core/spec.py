@@ -37,8 +37,9 @@ TeacherSource = Annotated[
     str,
     Field(
         pattern=TEACHER_SOURCE_PATTERN,
-        description="`upload:<id>` (API), `file:<path>` (CLI only; a folder for format hf) "
-        "or `hf:<org>/<name>` (a hub model id, where a hub is reachable)",
+        description="`upload:<id>` (API), `file:<path>` (CLI only; a folder for format hf or "
+        "an ONNX text teacher) or `hf:<org>/<name>` (a hub model id, format hf, API and CLI: "
+        "read from the worker's hub or hub cache)",
         examples=["upload:3f2a9c", "file:teacher.onnx", "hf:org/bert-base-finetuned"],
     ),
 ]
@@ -73,7 +74,11 @@ class TeacherSpec(_Strict):
 
     source: TeacherSource
     format: TeacherFormat | None = Field(
-        None, description="Inferred from the file extension of `file:` sources when omitted."
+        None,
+        description="Inferred from the file extension of `file:` sources when omitted. With "
+        "a text student (bert, shrink-teacher), `onnx` is a folder or zip/tar holding one "
+        ".onnx file (int64 inputs input_ids, attention_mask[, token_type_ids]) and the "
+        "tokenizer files.",
     )
     arch: str | None = Field(
         None, description="Registry model name; required with format=safetensors."
