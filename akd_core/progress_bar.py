@@ -18,6 +18,9 @@ def describe(event: Mapping[str, Any]) -> str | None:
         return None
     if event.get("arm"):
         label = f"{event['arm']}/{label}"
+    extra = event.get("extra") or {}
+    if "decoded" in extra:  # the dataset being decoded into the data cache
+        label += f" {extra['decoded']}/{extra['total']} decoded"
     if event.get("epoch") is not None:
         label += f" ep {event['epoch']}/{event.get('epochs') or '?'}"
         if event.get("phi") is not None:

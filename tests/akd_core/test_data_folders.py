@@ -136,3 +136,26 @@ def test_a_cli_dataset_may_be_an_image_folder_but_a_teacher_must_be_a_file(tmp_p
     with pytest.raises(SpecError, match="is not a file") as err:
         resolve_source(f"file:{root}", None, "teacher.source")
     assert err.value.field == "teacher.source"
+
+
+def test_the_progress_bar_counts_decoded_images():
+    from akd_core.events import ProgressEvent
+    from akd_core.progress_bar import describe
+
+    event = ProgressEvent(kind="log", stage="loading", progress=0.01,
+                          extra={"decoded": 1024, "total": 200000})  # fmt: skip
+    assert describe(event.to_dict()) == "loading 1024/200000 decoded"
+
+
+def test_decoding_reports_progress_events_and_can_be_cancelled():
+    from akd_core.errors import JobCancelled
+    from akd_core.events import Hooks
+    from akd_core.pipeline import _decode_progress
+
+    events: list = []
+    _decode_progress(Hooks(events.append))(1024, 4096)
+    assert [(e.stage, e.extra, round(e.progress, 4)) for e in events] == [
+        ("loading", {"decoded": 1024, "total": 4096}, 0.0075)
+    ]
+    with pytest.raises(JobCancelled):
+        _decode_progress(Hooks(events.append, lambda: True))(2048, 4096)
