@@ -204,7 +204,7 @@ class ScriptedAccuracy:
     seen_sizes: list[int] = field(default_factory=list)
     weights: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
-    def __call__(self, model, x, y, batch_size, amp=None) -> float:
+    def __call__(self, model, x, y, batch_size, amp=None, decode=None) -> float:
         n = len(x)
         if n not in self.by_size:
             raise AssertionError(f"the trainer evaluated a split of unexpected size {n}")
