@@ -16,6 +16,7 @@ from typing import Any
 from akd_service.db.states import SUCCEEDED
 from akd_tools.client import AKDClient
 from akd_tools.demo_report import (
+    DemoOutputError,
     describe_task,
     next_steps,
     prepare_out_dir,
@@ -153,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"AKD demo: takes {EXPECTED_DURATION}.")
     print(describe_task())
-    out = prepare_out_dir(args.out)
+    try:
+        out = prepare_out_dir(args.out)
+    except DemoOutputError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="akd-demo-") as tmp:
         port = free_port()
         print(f"starting akd serve on http://127.0.0.1:{port} (its state in a temp folder)")

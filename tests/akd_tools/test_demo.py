@@ -90,3 +90,14 @@ def test_the_demo_server_trains_on_one_torch_thread(tmp_path: Path, monkeypatch)
     # Two threads made each tiny-student job 3x to 5x slower on a busy 2-core machine.
     assert seen["env"]["OMP_NUM_THREADS"] == "1"
     assert seen["cmd"][-4:] == ["--data-dir", str(tmp_path / "data"), "--port", "8123"]
+
+
+def test_demo_refuses_a_folder_of_other_files_without_a_traceback(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert demo.main(["--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine.absolute()} holds files the demo did not write" in err
+    assert "Traceback" not in err
+    assert (mine / "notes.txt").read_text() == "keep me"
