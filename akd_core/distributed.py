@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from akd_core.arm_setup import Progress, TrainData
 from akd_core.checkpoint import checkpoint_path
+from akd_core.compile_forward import ForwardChoice
 from akd_core.device import place
 from akd_core.errors import JobCancelled, SpecError, TrainingError
 from akd_core.events import Hooks
@@ -148,8 +149,12 @@ def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
         raise TrainingError(f"{job.arm}: the data-parallel ranks ended before the arm was done")
 
     cpu = torch.device("cpu")
-    return ArmTrainer(job.arm, job.spec, job.model, job.data, cpu, job.out_dir, Hooks(),
-                      job.progress, None, job.run_key).run(resume=True)  # fmt: skip
+    result = ArmTrainer(job.arm, job.spec, job.model, job.data, cpu, job.out_dir, Hooks(),
+                        job.progress, None, job.run_key).run(resume=True)  # fmt: skip
+    # What the ranks trained with, for report.json's arms.<arm>.compile.
+    why = f"data-parallel on {world} processes: eager under DDP"
+    result.forward = ForwardChoice(job.spec.optimizer.compile, False, why)
+    return result
 
 
 def _joined(procs: Any, cancel: Any) -> bool:

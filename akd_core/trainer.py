@@ -287,7 +287,8 @@ class ArmTrainer:
         if self.shard.world > 1:  # DDP's own hooks run around the eager forward
             self.forward = self.shard.wrap(self.model, self.device)
             mode = self.spec.optimizer.compile
-            self.forward_choice = ForwardChoice(mode, False, "data-parallel: eager under DDP")
+            why = f"data-parallel on {self.shard.world} processes: eager under DDP"
+            self.forward_choice = ForwardChoice(mode, False, why)
             return
         n = min(len(self.data.x_train), self.spec.optimizer.resolved_micro_batch_size)
         first = torch.arange(n, device=self.device)

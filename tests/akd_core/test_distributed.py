@@ -50,6 +50,7 @@ def test_two_gloo_processes_follow_the_single_process_loss_curve(tmp_path):
     assert [h.val_accuracy for h in two.history] == [h.val_accuracy for h in one.history]
     for k, v in one.best_state.items():
         assert torch.allclose(two.best_state[k], v, atol=1e-5), k
+    assert two.forward is not None and "data-parallel on 2 processes" in two.forward.reason
     # Rank 0's progress reached the caller: one event per epoch, with the global loss.
     epochs = [e for e in events if e.kind == "epoch"]
     assert [e.train_loss for e in epochs] == pytest.approx([h.train_loss for h in one.history])
