@@ -157,6 +157,7 @@ def _run_cli(
     return code, capsys.readouterr().err, time.perf_counter() - t0
 
 
+@pytest.mark.slow  # a real sandboxed teacher process
 @pytest.mark.parametrize(
     ("dims", "classes", "words"),
     [
