@@ -9,28 +9,32 @@ of step s-1 is reused only once its copy has finished (a CUDA event, not a strea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
-class StagedGather:
-    """Rows of a host tensor gathered into two alternating staging buffers, then copied."""
+class Staging:
+    """Two alternating host buffers (pinned on CUDA) for batches of one shape, each filled on
+    the host and copied to the device without blocking."""
 
-    def __init__(self, src: torch.Tensor, device: torch.device, rows: int) -> None:
-        self.src, self.device = src, device
+    def __init__(
+        self, tail: tuple[int, ...], dtype: torch.dtype, device: torch.device, rows: int
+    ) -> None:
+        self.device = device
         pin = device.type == "cuda"  # only a pinned buffer makes non_blocking really async
-        shape = (rows, *src.shape[1:])
-        self.buffers = [torch.empty(shape, dtype=src.dtype, pin_memory=pin) for _ in range(2)]
+        self.buffers = [torch.empty((rows, *tail), dtype=dtype, pin_memory=pin) for _ in range(2)]
         self.copied: list[torch.cuda.Event | None] = [None, None]
         self.turn = 0
 
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        """Rows `idx` (a host index tensor) of the source, on the device."""
+    def send(self, n: int, fill: Callable[[torch.Tensor], object]) -> torch.Tensor:
+        """`fill` writes n rows into a free buffer; those rows, on the device."""
         i, self.turn = self.turn, self.turn ^ 1
         done = self.copied[i]
         if done is not None:
             done.synchronize()  # the copy that last read this buffer (two steps ago) is over
-        buf = self.buffers[i][: len(idx)]
-        torch.index_select(self.src, 0, idx, out=buf)
+        buf = self.buffers[i][:n]
+        fill(buf)
         if self.device.type != "cuda":
             return buf.clone()  # no copy engine to overlap with; never alias the buffer
         out = buf.to(self.device, non_blocking=True)
@@ -45,7 +49,7 @@ class EpochBatches:
 
     def __init__(self, device: torch.device, rows: int) -> None:
         self.device, self.rows = device, rows
-        self._staged: dict[int, StagedGather] = {}
+        self._staged: dict[int | str, Staging] = {}
 
     def order(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """This epoch's permutation of n rows, drawn on the generator's device."""
@@ -63,7 +67,20 @@ class EpochBatches:
         if src.device.type == self.device.type:
             return src[idx]
         assert idx_host is not None  # the trainer copies the order to the host once per epoch
-        staged = self._staged.get(id(src))
-        if staged is None:
-            staged = self._staged[id(src)] = StagedGather(src, self.device, self.rows)
-        return staged(idx_host)
+        staging = self._staging(id(src), src)
+        return staging.send(
+            len(idx_host), lambda buf: torch.index_select(src, 0, idx_host, out=buf)
+        )
+
+    def send(self, batch: torch.Tensor) -> torch.Tensor:
+        """A batch made on the host (decoded from the data cache) on the training device."""
+        if self.device.type == "cpu":
+            return batch
+        return self._staging("host batches", batch).send(len(batch), lambda buf: buf.copy_(batch))
+
+    def _staging(self, key: int | str, like: torch.Tensor) -> Staging:
+        staging = self._staged.get(key)
+        if staging is None:
+            tail = tuple(like.shape[1:])
+            staging = self._staged[key] = Staging(tail, like.dtype, self.device, self.rows)
+        return staging

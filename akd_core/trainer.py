@@ -277,10 +277,13 @@ class ArmTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and labels of rows `idx` on the training device, as stored."""
         d = self.data
-        xb = self.batches.take(d.x_train, idx, idx_host)
-        if d.decode is not None:  # streamed data: the gathered row ids -> float32 inputs
-            xb = d.decode(xb)
-        return xb, self.batches.take(d.y_train, idx, idx_host)
+        yb = self.batches.take(d.y_train, idx, idx_host)
+        if d.decode is None:
+            return self.batches.take(d.x_train, idx, idx_host), yb
+        # Streamed data: x holds row ids (host); rows are read and decoded to float32 on the
+        # host, then sent over through a pinned staging buffer (no sync on the device).
+        ids = d.x_train[idx_host if idx_host is not None else idx.to(d.x_train.device)]
+        return self.batches.send(d.decode(ids)), yb
 
     def _choose_forward(self) -> None:
         """Compile the training forward or not, as optimizer.compile says (once per arm)."""

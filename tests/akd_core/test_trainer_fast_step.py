@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from akd_core.arm_setup import TrainData
-from akd_core.batches import EpochBatches, StagedGather
+from akd_core.batches import EpochBatches, Staging
 from akd_core.checkpoint import restore_rng
 from akd_core.data.augment import crop_flip
 from akd_core.device import channels_last_for
@@ -104,14 +104,40 @@ def test_accuracy_reads_the_device_once_not_per_batch(monkeypatch):
     assert len(reads) == 1  # 8 batches, one read
 
 
-def test_staged_gather_returns_the_rows_and_never_an_alias_of_its_buffers():
+def test_staging_returns_the_rows_and_never_an_alias_of_its_buffers():
     """Two staging buffers alternate; a batch handed out stays intact while later ones load."""
     src = torch.arange(40.0).reshape(20, 2)
-    stage = StagedGather(src, torch.device("cpu"), rows=4)
+    stage = Staging((2,), src.dtype, torch.device("cpu"), rows=4)
     orders = [torch.tensor([3, 1, 4, 0]), torch.tensor([9, 2, 6, 5]), torch.tensor([7, 8])]
-    got = [stage(idx) for idx in orders]
+    got = [
+        stage.send(len(i), lambda buf, i=i: torch.index_select(src, 0, i, out=buf)) for i in orders
+    ]
     for idx, batch in zip(orders, got, strict=True):
         assert torch.equal(batch, src[idx])  # the first batch survived two later gathers
+
+
+def test_streamed_rows_are_decoded_per_batch_and_train_as_resident_data(tmp_path):
+    """x holding row ids plus a decode hook trains exactly as the decoded rows held whole."""
+    resident = ts.synthetic_train_data(n=32)
+    table = torch.cat([resident.x_train, resident.x_val])  # one store: train rows, then val
+    decoded: list[int] = []
+
+    def decode(ids: torch.Tensor) -> torch.Tensor:
+        decoded.append(len(ids))
+        return table[ids]
+
+    streamed = TrainData(x_train=torch.arange(32), y_train=resident.y_train, x_val=torch.arange(32, 40),
+                         y_val=resident.y_val, teacher_train=resident.teacher_train,
+                         decode=decode)  # fmt: skip
+    runs = []
+    for data in (resident, streamed):
+        torch.manual_seed(0)
+        model = build_model("mlp", (6,), 3, {"hidden": [8]})
+        t = ArmTrainer("annealing", ts.arm_spec(), model, data, torch.device("cpu"),
+                       tmp_path / str(len(runs)), Hooks(), Progress(6))  # fmt: skip
+        runs.append(t.run(resume=False))
+    assert [h.train_loss for h in runs[1].history] == [h.train_loss for h in runs[0].history]
+    assert decoded.count(16) == 2 * 6  # one decode per training batch of 16 rows (+ validation)
 
 
 def test_epoch_order_is_drawn_by_the_generator_and_indexes_resident_splits():
