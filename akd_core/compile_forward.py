@@ -25,7 +25,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class ForwardChoice:
-    """Which forward an arm trained with and why; report.json's `arms.<arm>.compile`."""
+    """Which forward an arm trained with and why; report.json's `student.compile` or `baselines.<arm>.compile`."""
 
     mode: str  # optimizer.compile as asked: auto | on | off
     compiled: bool

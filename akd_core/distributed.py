@@ -151,7 +151,7 @@ def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
     cpu = torch.device("cpu")
     result = ArmTrainer(job.arm, job.spec, job.model, job.data, cpu, job.out_dir, Hooks(),
                         job.progress, None, job.run_key).run(resume=True)  # fmt: skip
-    # What the ranks trained with, for report.json's arms.<arm>.compile.
+    # What the ranks trained with, for report.json's student.compile or baselines.<arm>.compile.
     why = f"data-parallel on {world} processes: eager under DDP"
     result.forward = ForwardChoice(job.spec.optimizer.compile, False, why)
     return result

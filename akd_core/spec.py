@@ -227,7 +227,8 @@ class OptimizerSpec(_Strict):
         "auto",
         description="torch.compile of the student's training forward. auto: on CUDA, time a "
         "few compiled and eager steps and keep the faster (eager if compiling fails); eager "
-        "on CPU. report.json's arms.<arm>.compile records the choice. Checkpoints and the "
+        "on CPU. report.json records the choice per arm (student.compile, "
+        "baselines.<arm>.compile). Checkpoints and the "
         "exported ONNX are the same either way.",
     )
     micro_batch_size: int | None = Field(

@@ -58,7 +58,7 @@ def test_auto_on_cuda_keeps_the_faster_as_measured(monkeypatch, eager, compiled,
     fwd, choice = choose_forward(model, "auto", CUDA, _sample)
     assert choice.compiled is keeps and (fwd is not model) is keeps
     assert (choice.eager_ms, choice.compiled_ms) == (eager, compiled)
-    assert choice.to_dict()["compiled"] is keeps  # what report.json's arms.<arm>.compile holds
+    assert choice.to_dict()["compiled"] is keeps  # what report.json's student.compile holds
 
 
 def test_auto_falls_back_to_eager_when_compiling_fails(monkeypatch):
