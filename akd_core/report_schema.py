@@ -52,6 +52,16 @@ class HistoryRecord(_Open):
     seconds: Seconds
 
 
+class CompileChoice(_Open):
+    """How an arm's training forward ran (optimizer.compile as applied)."""
+
+    mode: Literal["auto", "on", "off"] = Field(description="optimizer.compile as asked")
+    compiled: bool = Field(description="whether the training forward was torch.compile'd")
+    reason: str = Field(description="why: the mode, the measurement, CPU, or data-parallel")
+    eager_ms: float | None = Field(None, description="ms per forward+backward step, measured")
+    compiled_ms: float | None = Field(None, description="the same, compiled")
+
+
 class ArmReport(_Open):
     """Test and validation figures of one trained arm, with its history."""
 
@@ -61,6 +71,9 @@ class ArmReport(_Open):
     best_epoch: Annotated[int, Field(ge=1)]
     train_seconds: Seconds
     history: Annotated[list[HistoryRecord], Field(min_length=1)]
+    compile: CompileChoice | None = Field(
+        None, description="the training forward: compiled or eager; null when resumed as done"
+    )
 
 
 class StudentReport(ArmReport):

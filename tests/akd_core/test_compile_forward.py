@@ -118,3 +118,14 @@ def test_compile_on_gives_the_same_checkpoint_keys_weights_and_an_exportable_stu
     student.load_state_dict(on.best_state)
     path = export_onnx(student.eval(), (6,), tmp_path / "student.onnx", {})
     assert path.stat().st_size > 0
+
+
+def test_the_recorded_choice_follows_the_published_report_schema():
+    from pydantic import ValidationError
+
+    from akd_core.report_schema import CompileChoice
+
+    _, choice = choose_forward(_mlp(), "auto", torch.device("cpu"), _sample)
+    assert CompileChoice.model_validate(choice.to_dict()).reason == choice.reason
+    with pytest.raises(ValidationError):
+        CompileChoice.model_validate({**choice.to_dict(), "mode": "sometimes"})
