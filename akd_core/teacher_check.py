@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from akd_core.errors import TeacherLoadError
-from akd_core.models.onnx_runner import OnnxInput
+from akd_core.onnx_shapes import declared_fits
 
 if TYPE_CHECKING:
     from akd_core.teachers import Teacher
@@ -19,16 +19,6 @@ def short_message(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _declared_fits(declared: OnnxInput, input_shape: tuple[int, ...]) -> bool:
-    # Named or unknown dims (str, None, <= 0) accept any size; fixed ones must match.
-    dims = declared.shape[1:]
-    if len(dims) != len(input_shape):
-        return False
-    return all(
-        not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, input_shape, strict=True)
-    )
-
-
 def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int | None) -> None:
     """Run the teacher on 2 zero samples; raise TeacherLoadError unless it gives (2, K) finite logits.
 
@@ -37,7 +27,7 @@ def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: i
     fed = (2, *input_shape)
     declared = teacher.declared_input
     told = f"; the model declares input shape {declared.shape_text()}" if declared else ""
-    if declared is not None and not _declared_fits(declared, input_shape):
+    if declared is not None and not declared_fits(declared.shape, input_shape):
         raise TeacherLoadError(
             f"the teacher does not take the dataset's samples: fed shape {fed}{told}",
             field="teacher.source",

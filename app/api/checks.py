@@ -129,6 +129,23 @@ def check_worker_memory(
         check_memory(estimate, int(worker_memory_gb * GIB), where)
 
 
+def check_onnx_teacher_shapes(
+    spec: JobSpec, teacher_path: Path, dataset_format: str | None, data_path: Path | None
+) -> None:
+    """Refuse an ONNX teacher whose declared input or output shape cannot fit the dataset's
+    samples and classes (as far as its headers tell); the worker runs the model itself."""
+    from akd_core.data.peek import peek_exact  # numpy, loaded on first submit
+    from akd_core.formats import ONNX_PARSE_MAX_BYTES
+    from akd_core.onnx_shapes import check_declared_shapes, read_declared_shapes
+
+    if teacher_path.stat().st_size > ONNX_PARSE_MAX_BYTES:
+        return  # not parsed in the API (memory); the worker's check on zeros tells
+    declared = read_declared_shapes(teacher_path)
+    if declared is not None:
+        shape, num_classes = peek_exact(spec.dataset, dataset_format, data_path)
+        check_declared_shapes(declared, shape, num_classes)
+
+
 def check_hub_teacher(spec: JobSpec) -> str:
     """A hub model id (`hf:<org>/<name>`) is an hf teacher of a text student; its format."""
     if spec.teacher.format not in (None, "hf"):
@@ -188,10 +205,13 @@ def validate_sources(
 
     teacher_format: str | None = spec.teacher.format
     teacher_bytes = 0
+    teacher_path: Path | None = None
     if spec.teacher.source.startswith("hf:"):  # the worker loads it (text.hf_folder._from_hub)
         teacher_format = check_hub_teacher(spec)
     if spec.teacher.source.startswith("upload:"):
-        path = _upload_file(session, spec.teacher.source, owner, "teacher.source", uploads_root)
+        path = teacher_path = _upload_file(
+            session, spec.teacher.source, owner, "teacher.source", uploads_root
+        )
         teacher_bytes = path.stat().st_size
         if spec.teacher.format == "onnx" and is_text_arch(spec.student.arch):
             check_hf_upload(spec, path, limits or Limits(), "onnx")  # an ONNX text teacher
@@ -212,6 +232,12 @@ def validate_sources(
         )
         dataset_format = infer_dataset_format(data_path, spec.dataset.format)
     _check_limits(spec, dataset_format, data_path, limits or Limits())
+    if (
+        teacher_format == "onnx"
+        and teacher_path is not None
+        and not is_text_arch(spec.student.arch)
+    ):
+        check_onnx_teacher_shapes(spec, teacher_path, dataset_format, data_path)
     if worker_memory_gb is not None:
         check_worker_memory(spec, dataset_format, data_path, teacher_bytes, worker_memory_gb)
 

@@ -38,6 +38,32 @@ def onnx_bytes() -> bytes:
     return model.SerializeToString()
 
 
+def onnx_classifier_bytes(
+    input_dims: list[int | str], classes: int | str, features: int | None = None
+) -> bytes:
+    """A tiny valid ONNX classifier declaring input `input_dims` and output ("N", classes):
+    Flatten then MatMul over `features` inputs (the product of the fixed sample dims)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = classes if isinstance(classes, int) else 3
+    n = features or int(np.prod([d for d in input_dims[1:] if isinstance(d, int)]))
+    w = numpy_helper.from_array(np.ones((n, k), dtype=np.float32), name="w")
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
+        "teacher",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return model.SerializeToString()
+
+
+def digits_onnx_bytes() -> bytes:
+    """A tiny ONNX teacher that fits builtin:digits: (N, 1, 8, 8) -> (N, 10)."""
+    return onnx_classifier_bytes(["N", 1, 8, 8], 10)
+
+
 def npz_bytes() -> bytes:
     """A small features dataset as .npz (x, y)."""
     buf = io.BytesIO()

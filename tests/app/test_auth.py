@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from app_support import LOCAL_URL, assert_problem, make_settings, onnx_bytes, upload
+from app_support import (
+    LOCAL_URL,
+    assert_problem,
+    digits_onnx_bytes,
+    make_settings,
+    onnx_bytes,
+    upload,
+)
 from fastapi.testclient import TestClient
 
 from akd_service.db.models import ApiKey
@@ -50,7 +57,7 @@ def test_public_routes_need_no_key(keyed):
 
 def test_another_keys_job_and_upload_are_invisible(keyed):
     client, keys = keyed
-    tid = upload(client, "t.onnx", onnx_bytes(), headers=_auth(keys["alice"])).json()["id"]
+    tid = upload(client, "t.onnx", digits_onnx_bytes(), headers=_auth(keys["alice"])).json()["id"]
     spec = {
         "teacher": {"source": f"upload:{tid}"},
         "student": {"arch": "mlp"},

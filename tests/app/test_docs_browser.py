@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from app_support import onnx_bytes
+from app_support import digits_onnx_bytes
 from live_server import uvicorn_process
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -65,7 +65,7 @@ def _execute(block: Any, status: int) -> dict[str, Any]:
 def test_docs_page_uploads_a_file_and_submits_a_job(browser_page, tmp_path: Path):
     page = browser_page
     teacher = tmp_path / "teacher.onnx"
-    teacher.write_bytes(onnx_bytes())
+    teacher.write_bytes(digits_onnx_bytes())  # fits the prefilled builtin:digits
     with uvicorn_process(tmp_path / "data", {}) as (url, _port):
         page.goto(f"{url}/docs")
         page.locator("#operations-jobs-create_job").wait_for()  # rendered from /openapi.json

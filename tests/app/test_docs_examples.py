@@ -3,7 +3,7 @@ specs (the body "Try it out" pre-fills passes validation once the upload id is p
 
 from __future__ import annotations
 
-from app_support import assert_problem, onnx_bytes, upload_id
+from app_support import assert_problem, digits_onnx_bytes, upload_id
 
 from akd_core.spec import parse_spec
 
@@ -23,7 +23,7 @@ def test_every_request_body_example_is_a_spec_the_api_accepts(client, enqueued):
     values = [e["value"] for e in examples["examples"].values()]
     assert next(iter(examples["examples"])) == "smallest"  # what "Try it out" pre-fills
     assert "additionalProp" not in str(values)
-    teacher = upload_id(client, "teacher.onnx", onnx_bytes())
+    teacher = upload_id(client, "teacher.onnx", digits_onnx_bytes())
     for value in values:
         parse_spec(value)  # real field names: the spec model accepts it as is
         body = value | {"teacher": value["teacher"] | {"source": f"upload:{teacher}"}}
@@ -39,7 +39,7 @@ def test_the_example_as_prefilled_says_to_upload_the_teacher(client):
 
 
 def test_a_typo_in_a_submitted_spec_gets_a_did_you_mean(client):
-    spec = {"teacher": {"source": f"upload:{upload_id(client, 't.onnx', onnx_bytes())}"},
+    spec = {"teacher": {"source": f"upload:{upload_id(client, 't.onnx', digits_onnx_bytes())}"},
             "student": {"arch": "mlp"}, "dataset": {"source": "builtin:digits"},
             "anealing": {"tau_max": 2}}  # fmt: skip
     body = assert_problem(client.post("/jobs", json=spec), 422, "anealing")

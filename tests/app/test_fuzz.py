@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import random
 
-from app_support import LOCAL_URL, make_settings, npz_bytes, onnx_bytes, spec_for, upload_id
+from app_support import (
+    LOCAL_URL,
+    digits_onnx_bytes,
+    make_settings,
+    npz_bytes,
+    onnx_bytes,
+    spec_for,
+    upload_id,
+)
 from fastapi.testclient import TestClient
 
 from akd_service.db.session import session_scope
@@ -121,7 +129,7 @@ def test_every_malformed_body_to_the_write_routes_is_a_4xx(client, settings):
 
 
 def test_specs_no_json_response_could_carry_are_refused(client, settings):
-    teacher = upload_id(client, "t.onnx", onnx_bytes())
+    teacher = upload_id(client, "t.onnx", digits_onnx_bytes())
     base = '{"teacher":{"source":"upload:%s"},"student":{"arch":"mlp","options":%s},"dataset":{"source":"builtin:digits"}}'
     for options in (
         '{"a":' * 500 + "1" + "}" * 500,

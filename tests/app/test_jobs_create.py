@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from app_support import assert_problem, npz_bytes, onnx_bytes, pickle_bytes, spec_for, upload_id
+from app_support import (
+    assert_problem,
+    digits_onnx_bytes,
+    npz_bytes,
+    onnx_bytes,
+    pickle_bytes,
+    spec_for,
+    upload_id,
+)
 from sqlalchemy import func, select
 
 from akd_service.db.models import Job
@@ -20,7 +28,8 @@ def _job_count(settings) -> int:
 @pytest.fixture
 def ids(client) -> dict[str, str]:
     return {
-        "onnx": upload_id(client, "teacher.onnx", onnx_bytes()),
+        "onnx": upload_id(client, "teacher.onnx", onnx_bytes()),  # fits data.npz
+        "digits": upload_id(client, "digits.onnx", digits_onnx_bytes()),  # fits builtin:digits
         "npz": upload_id(client, "data.npz", npz_bytes()),
         "pickle": upload_id(client, "teacher.pt", pickle_bytes()),
         "csv": upload_id(client, "table.csv", b"a,b,label\n1,2,0\n3,4,1\n"),
@@ -98,7 +107,7 @@ def test_invalid_specs_are_422_naming_the_field_and_create_nothing(client, ids, 
 
 
 def test_a_known_builtin_dataset_is_accepted(client, ids, enqueued):
-    spec = {**spec_for(ids["onnx"], ids["npz"]), "dataset": {"source": "builtin:digits"}}
+    spec = {**spec_for(ids["digits"], ids["npz"]), "dataset": {"source": "builtin:digits"}}
     r = client.post("/jobs", json=spec)
     assert r.status_code == 202, r.text
     assert enqueued == [r.json()["id"]]

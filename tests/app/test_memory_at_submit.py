@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_support import LOCAL_URL, assert_problem, make_settings, onnx_bytes, upload_id
+from app_support import (
+    LOCAL_URL,
+    assert_problem,
+    digits_onnx_bytes,
+    make_settings,
+    onnx_classifier_bytes,
+    upload_id,
+)
 from fastapi.testclient import TestClient
 
 from akd_service.config import Settings
@@ -49,7 +56,7 @@ def _post(client: TestClient, spec: dict[str, Any]) -> Any:
 
 
 def test_a_batch_too_large_for_the_worker_is_422_naming_the_batch_size(limited, enqueued):
-    teacher = upload_id(limited, "teacher.onnx", onnx_bytes())
+    teacher = upload_id(limited, "teacher.onnx", digits_onnx_bytes())
     body = assert_problem(
         _post(limited, _spec(teacher, "builtin:digits", **BIG_BATCH)), 422, "optimizer.batch_size"
     )
@@ -68,7 +75,7 @@ def test_an_uploaded_npz_too_large_for_the_worker_names_max_train_samples(limite
     x = np.zeros((4000, 3, 32, 32), np.float32)  # 49 MB of samples: the data dominates
     np.savez(buf, x=x, y=np.arange(4000) % 10)
     data = upload_id(limited, "big.npz", buf.getvalue())
-    teacher = upload_id(limited, "teacher.onnx", onnx_bytes())
+    teacher = upload_id(limited, "teacher.onnx", onnx_classifier_bytes(["N", 3, 32, 32], 10))
     spec = _spec(teacher, f"upload:{data}")
     body = assert_problem(_post(limited, spec), 422, "dataset.max_train_samples")
     assert "cap dataset.max_train_samples" in body["detail"]
@@ -78,7 +85,7 @@ def test_an_uploaded_npz_too_large_for_the_worker_names_max_train_samples(limite
 
 
 def test_without_the_setting_the_api_leaves_memory_to_the_worker(client, enqueued):
-    teacher = upload_id(client, "teacher.onnx", onnx_bytes())
+    teacher = upload_id(client, "teacher.onnx", digits_onnx_bytes())
     assert _post(client, _spec(teacher, "builtin:digits", **BIG_BATCH)).status_code == 202
     assert len(enqueued) == 1
 

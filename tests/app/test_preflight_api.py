@@ -6,7 +6,7 @@ import io
 import zipfile
 
 import pytest
-from app_support import assert_problem, onnx_bytes, spec_for, upload_id
+from app_support import assert_problem, onnx_classifier_bytes, spec_for, upload_id
 from PIL import Image
 
 
@@ -30,7 +30,7 @@ def _image_folder_zip() -> bytes:
     ],
 )
 def test_a_bad_option_value_is_422_before_any_job(client, enqueued, student, field, words):
-    teacher = upload_id(client, "teacher.onnx", onnx_bytes())
+    teacher = upload_id(client, "teacher.onnx", onnx_classifier_bytes(["N", 3, 16, 16], 2))
     data = upload_id(client, "images.zip", _image_folder_zip())
     spec = spec_for(teacher, data, student=student)
     spec["dataset"]["format"] = "imagefolder"

@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_support import assert_problem, make_settings, npz_bytes, onnx_bytes, spec_for, upload_id
+from app_support import (
+    assert_problem,
+    make_settings,
+    npz_bytes,
+    onnx_bytes,
+    onnx_classifier_bytes,
+    spec_for,
+    upload_id,
+)
 from fastapi.testclient import TestClient
 
 from akd_core.models.names import student_params
@@ -78,7 +86,8 @@ def test_limits_come_from_settings_and_the_sample_shape_from_headers(tmp_path: P
     settings = make_settings(tmp_path, max_student_params=cap, max_epochs=3)
     app = create_app(settings, queue)
     with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
-        teacher = upload_id(client, "t.onnx", onnx_bytes())
+        # 4 features, 2 classes; the limits are checked before the teacher's declared shapes.
+        teacher = upload_id(client, "t.onnx", onnx_classifier_bytes(["N", 4], 2))
         y = np.arange(20) % 2
         four = upload_id(client, "four.npz", _npz(x=np.zeros((20, 4), np.float32), y=y))
         five = upload_id(client, "five.npz", _npz(x=np.zeros((20, 5), np.float32), y=y))
