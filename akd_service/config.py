@@ -5,10 +5,11 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from akd_core.limits import Limits
+from akd_service.threads import parse_torch_threads
 
 GIB = 1024**3
 
@@ -101,6 +102,11 @@ class Settings(BaseSettings):
         "child is pinned to that many cards of AKD_GPUS; on a CPU worker, that many gloo "
         "processes.",
     )
+    torch_threads: str = Field(
+        default="auto",
+        description="AKD_TORCH_THREADS: torch intra-op threads of each job process; 'auto' "
+        "shares the usable CPUs out among the worker's concurrent children (at least 1 each).",
+    )
     sse_poll_s: float = Field(
         default=0.5, gt=0, description="How often the event stream polls the DB."
     )
@@ -116,6 +122,11 @@ class Settings(BaseSettings):
     upload_total_timeout_s: float = Field(
         default=3600.0, gt=0, description="An upload that takes longer in all is aborted."
     )
+
+    @field_validator("torch_threads", mode="before")
+    @classmethod
+    def _check_torch_threads(cls, value: object) -> str:
+        return parse_torch_threads(value)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

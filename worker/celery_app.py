@@ -15,19 +15,25 @@ Worker process model (robustness notes):
 - One card per child: each pool child sets CUDA_VISIBLE_DEVICES to its own GPU (by its pool
   index, from AKD_GPUS or the cards the driver shows) as it starts, before any torch import,
   so `--concurrency N` on an N-GPU host runs one job per card (akd_service/gpus.py).
+- A share of the cores per child: each pool child sets its torch thread count
+  (AKD_TORCH_THREADS; 'auto' = usable CPUs // concurrency) the same way, before torch loads,
+  so N children do not each run a thread per core (akd_service/threads.py).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from billiard.process import current_process
 from celery import Celery
 from celery._state import get_current_app
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
+from akd_core.torch_threads import set_default_threads
 from akd_service.config import Settings
 from akd_service.gpus import pin_child, worker_gpus
+from akd_service.threads import threads_per_child
 from worker.tasks import register_tasks
 
 # The task is registered under akd_service.queue.TASK_NAME (worker/tasks.py), the name the API sends.
@@ -47,6 +53,16 @@ class WorkerApp(Celery):
         # data_dir); the supervisor also passes the exact URL to its children as AKD_BROKER_URL.
         super().__init__("akd", broker=settings.effective_broker_url)
         self.settings = settings
+        # Celery's WorkController, once `celery worker` built it (it knows the pool size).
+        self.controller: Any = None
+
+    def torch_threads(self) -> int | None:
+        """Intra-op torch threads of one pool child of this worker (AKD_TORCH_THREADS); None
+        outside a `celery worker` (an eager call in a test or a shell leaves torch alone)."""
+        size = getattr(self.controller, "concurrency", None)  # an int once 'auto' is resolved
+        if not isinstance(size, int):
+            return None
+        return threads_per_child(self.settings.torch_threads, size)
 
 
 def make_celery(settings: Settings) -> WorkerApp:
@@ -71,9 +87,30 @@ def make_celery(settings: Settings) -> WorkerApp:
         # A fresh child every few jobs returns memory a long training run fragmented.
         worker_max_tasks_per_child=20,
     )
+    # Before register_tasks: its child hook starts importing torch, which must see the count.
+    _share_cores_among_children(app)
     register_tasks(app)
     _pin_children_to_gpus(app)
     return app
+
+
+def _share_cores_among_children(app: WorkerApp) -> None:
+    """Connect the hooks that give each pool child of `app` its torch thread count."""
+
+    def remember_controller(sender: Any = None, **_: object) -> None:
+        # In the parent; its pool size is read in the child, after fork, once 'auto' resolved.
+        if getattr(sender, "app", None) is app:
+            app.controller = sender
+
+    def size(**_: object) -> None:
+        # Torch is not loaded yet in this child: OpenMP reads the count when it loads, and the
+        # processes a job spawns (DDP ranks) inherit it. run_job sets it again exactly.
+        n = app.torch_threads() if get_current_app() is app else None
+        if n is not None:
+            set_default_threads(n)
+
+    worker_init.connect(remember_controller, weak=False)
+    worker_process_init.connect(size, weak=False)
 
 
 def _pin_children_to_gpus(app: WorkerApp) -> None:

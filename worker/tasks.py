@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Task
 from celery.signals import worker_init, worker_process_init
 
+from akd_core.torch_threads import use_torch_threads
 from akd_service.queue import TASK_NAME
 from worker.runner import execute_job, make_worker_id
 
@@ -42,6 +43,10 @@ def _preload_core() -> None:
 
 def run_job(app: WorkerApp, job_id: str, hostname: str | None) -> str | None:
     """Claim and run one job; the outcome lives on the job row, not in a result backend."""
+    # Torch caps OMP_NUM_THREADS (set as the child started) at the core count; this is exact.
+    threads = app.torch_threads()
+    if threads is not None:
+        use_torch_threads(threads)
     if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
         log.error("dropping a message with a malformed job id: %r", job_id)
         return None
