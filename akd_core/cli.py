@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from akd_core.errors import AKDError, JobCancelled, TrainingError
 from akd_core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from akd_core.progress_bar import ProgressBar
+from akd_core.torch_threads import use_torch_threads
 
 if TYPE_CHECKING:
     from akd_core.spec import JobSpec
@@ -30,7 +31,19 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="train each arm data-parallel on N devices (DDP: N GPUs, or N gloo processes on CPU)",
     )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch intra-op threads (default: torch's own, every usable core: the CLI runs alone)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return int(text)
 
 
 def file_source_path(source: str, spec_dir: Path) -> Path:
@@ -86,6 +99,9 @@ def distill_main(args: argparse.Namespace) -> int:
         spec = with_absolute_file_sources(load_spec_file(args.spec), args.spec.parent)
         check_spec(spec)  # before torch is imported: a misspelt arch fails in under a second
         from akd_core.pipeline import run_job  # torch: seconds to import
+
+        if args.threads:
+            use_torch_threads(args.threads)
 
         out_dir = args.out or Path("runs") / args.spec.stem
         report = run_job(

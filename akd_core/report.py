@@ -34,6 +34,7 @@ from akd_core.models import count_params
 from akd_core.report_md import write_model_card
 from akd_core.size_latency import size_latency_table, teacher_latency
 from akd_core.spec import JobSpec
+from akd_core.torch_threads import runtime_facts
 from akd_core.trainer import ArmResult
 
 STUDENT_ONNX = "student.onnx"
@@ -179,6 +180,7 @@ def write_outputs(
         "history": main.history,
         "warnings": list(facts.warnings),
         "versions": library_versions(),
+        "runtime": runtime_facts(),
         "device": facts.device,
         "mixed_precision": facts.amp,
         "timings": {

@@ -309,6 +309,15 @@ class Timings(_Open):
     total_s: Seconds | None = None
 
 
+class Runtime(_Open):
+    """How the job's process ran torch: its timings are read against these."""
+
+    torch_threads: Annotated[int, Field(ge=1)] = Field(
+        description="intra-op threads (AKD_TORCH_THREADS in the service, --threads in the CLI)"
+    )
+    torch_interop_threads: Annotated[int, Field(ge=1)]
+
+
 class TextReport(_Open):
     """Text jobs: what student.onnx takes and the folders shipped beside it."""
 
@@ -361,6 +370,7 @@ class Report(_Open):
     versions: dict[str, str] = Field(
         default_factory=dict, description="library versions the job ran with (torch, onnx, ...)"
     )
+    runtime: Runtime | None = Field(None, description="thread counts (absent in older reports)")
 
 
 def report_json_schema() -> dict[str, Any]:
