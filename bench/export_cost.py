@@ -201,6 +201,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", action="store_true", help="also time whole 12-epoch jobs")
     parser.add_argument("--job-only", action="store_true", help="only the whole jobs")
+    parser.add_argument("--arch", choices=("mlp", "resnet8"), default=None,
+                        help="whole jobs of this student only: a warm-up, then three")  # fmt: skip
     args = parser.parse_args()
     args.job = args.job or args.job_only
     torch.set_num_threads(1)
@@ -225,6 +227,10 @@ def main() -> None:
             jobs = [("warm-up", False, "mlp"), ("mlp new", False, "mlp"), ("mlp old", True, "mlp"),
                     ("mlp new", False, "mlp"), ("resnet8 new", False, "resnet8"),
                     ("resnet8 new", False, "resnet8")]  # fmt: skip
+            if args.arch is not None:
+                jobs = [("warm-up", False, args.arch)] + [
+                    (f"{args.arch} new", False, args.arch)
+                ] * 3
             job_runs, reports = [], {}
             for name, old, arch in jobs:
                 outside, train, stages, report = job_outside_training(old, teacher, arch)
@@ -233,7 +239,7 @@ def main() -> None:
                 print(f"12-epoch digits job ({name}): outside training {outside:.2f} s, "
                       f"training {train:.2f} s", flush=True)  # fmt: skip
             print_job_stages(job_runs)
-            print_latency_table(reports["mlp"])
+            print_latency_table(reports[args.arch or "mlp"])
 
 
 if __name__ == "__main__":
