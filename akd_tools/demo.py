@@ -45,10 +45,11 @@ def start_server(data_dir: Path, port: int, timeout_s: float = 90.0) -> subproce
             str(port),
         ],
         start_new_session=True,  # our Ctrl-C is forwarded explicitly, in stop_server
-        # One torch thread in the worker: for students this small, a second intra-op thread
-        # only adds synchronisation, and on a busy 2-core machine it made a job 3x to 5x
-        # slower in wall time and CPU (docs/benchmarks.md, the demo section).
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # One torch thread in the worker (AKD_TORCH_THREADS; 'auto' would give its one child
+        # both cores): the demo trains the next seed's teacher on the other core meanwhile, and
+        # for students this small a second intra-op thread only adds synchronisation
+        # (docs/benchmarks.md, the demo and torch-threads sections).
+        env={**os.environ, "AKD_TORCH_THREADS": "1"},
     )
     if wait_ready(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, timeout_s):
         return proc

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from akd_core.spec import parse_spec
+from akd_service.threads import threads_per_child
 from akd_tools import demo
 from akd_tools.demo_report import describe_task
 from akd_tools.demo_task import SEEDS, job_spec
@@ -88,7 +89,9 @@ def test_the_demo_server_trains_on_one_torch_thread(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(demo, "wait_ready", lambda url, alive, timeout_s: True)
     demo.start_server(tmp_path / "data", 8123)
     # Two threads made each tiny-student job 3x to 5x slower on a busy 2-core machine.
-    assert seen["env"]["OMP_NUM_THREADS"] == "1"
+    # The product's own setting (each worker child's torch threads), not a bare OpenMP variable.
+    assert seen["env"]["AKD_TORCH_THREADS"] == "1"
+    assert threads_per_child(seen["env"]["AKD_TORCH_THREADS"], concurrency=1) == 1
     assert seen["cmd"][-4:] == ["--data-dir", str(tmp_path / "data"), "--port", "8123"]
 
 
