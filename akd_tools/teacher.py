@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from akd_core.cli import positive_int
 from akd_core.exit_codes import EXIT_OK
 from akd_core.progress_bar import ProgressBar
 
@@ -22,6 +23,9 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="cnn", help="teacher architecture (default cnn)")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="the seed of the job's splits too")
+    parser.add_argument(
+        "--threads", type=positive_int, help="torch intra-op threads (default: every core)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -35,6 +39,10 @@ def teacher_main(args: argparse.Namespace) -> int:
         raise SpecError(f"--epochs must be at least 1, got {args.epochs}", field="epochs")
     dataset = DatasetSpec(source=args.dataset)
     print(f"training a {args.arch} teacher on {args.dataset} for {args.epochs} epochs", flush=True)
+    if args.threads:
+        from akd_core.torch_threads import use_torch_threads
+
+        use_torch_threads(args.threads)
     bar = ProgressBar(enabled=not args.quiet)
 
     def on_epoch(done: int, epochs: int) -> None:
