@@ -108,3 +108,23 @@ def _digits_like_npz(classes: int) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, x=np.zeros((30, 1, 8, 8), np.float32), y=np.arange(30) % classes)
     return buf.getvalue()
+
+
+def test_reading_the_teacher_shapes_keeps_torch_out_of_the_api(tmp_path: Path):
+    import subprocess
+    import sys
+
+    teacher = tmp_path / "t.onnx"
+    teacher.write_bytes(digits_onnx_bytes())
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from app.api.checks import check_onnx_teacher_shapes\n"
+        "from akd_core.spec import parse_spec\n"
+        "spec = parse_spec({'teacher': {'source': 'upload:x', 'format': 'onnx'},\n"
+        "                   'student': {'arch': 'mlp'}, 'dataset': {'source': 'builtin:digits'}})\n"
+        f"check_onnx_teacher_shapes(spec, Path({str(teacher)!r}), None, None)\n"
+        "assert 'onnx' in sys.modules and 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
