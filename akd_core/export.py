@@ -112,6 +112,9 @@ class ExportRecord:
 
     path: Path
     attempts: tuple[ExportAttempt, ...] = field(default_factory=tuple)
+    # The CPU session the probe ran on (the written graph, default threads), for the caller
+    # to measure accuracy on instead of opening the same file again; None without a probe.
+    session: Any = field(default=None, compare=False, repr=False)
 
     @property
     def exporter(self) -> Exporter:
@@ -135,15 +138,18 @@ def _build(
     return builder(model, example, opset, name)
 
 
-def _probe_diff(proto: onnx.ModelProto, model: nn.Module, probe: np.ndarray) -> tuple[float, bool]:
-    """(max |onnx - torch| on the probe, whether it is within tolerance with equal argmax)."""
+def _probe_diff(
+    proto: onnx.ModelProto, model: nn.Module, probe: np.ndarray
+) -> tuple[float, bool, Any]:
+    """(max |onnx - torch| on the probe, whether it is within tolerance with equal argmax,
+    the session it ran on)."""
     session = make_session_from_bytes(proto.SerializeToString())
     onnx_out = run_batched(session, probe, len(probe))
     torch_out = _torch_logits(model, probe, len(probe))
     diff = float(np.max(np.abs(onnx_out - torch_out)))
     bound = PARITY_ATOL + PARITY_RTOL * float(np.max(np.abs(torch_out)))
     same_class = bool(np.all(onnx_out.argmax(1) == torch_out.argmax(1)))
-    return diff, diff <= bound and same_class
+    return diff, diff <= bound and same_class, session
 
 
 def make_session_from_bytes(model_bytes: bytes) -> Any:
@@ -191,8 +197,8 @@ def export_checked(
                 proto = _build(which, cpu_model, example, opset, input_name)
             _set_metadata(proto, metadata)
             onnx.checker.check_model(proto)
-            diff, held = (
-                (None, True)
+            diff, held, session = (
+                (None, True, None)
                 if probe is None or not len(probe)
                 else _probe_diff(proto, cpu_model, probe)
             )
@@ -207,7 +213,7 @@ def export_checked(
             continue
         attempts.append(ExportAttempt(which, seconds, None, diff))
         written = atomic_write(path, _saver(proto))
-        return ExportRecord(written, tuple(attempts))
+        return ExportRecord(written, tuple(attempts), session)
     tried = "; ".join(f"{a.exporter}: {a.rejected}" for a in attempts)
     raise TrainingError(f"no ONNX exporter reproduced the trained student ({tried})")
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from akd_core.export import _set_metadata, read_metadata
 from akd_core.fileio import atomic_write
@@ -165,10 +166,16 @@ class Measured:
 
 
 def measure_file(
-    path: Path, val: Split, test: Split, input_shape: list[int], measure: Measure
+    path: Path,
+    val: Split,
+    test: Split,
+    input_shape: list[int],
+    measure: Measure,
+    session: ort.InferenceSession | None = None,
 ) -> Measured:
-    """Predictions and accuracy on both splits, file size and latency of one ONNX file."""
-    session = make_session(path)
+    """Predictions and accuracy on both splits, file size and latency of one ONNX file;
+    `session`: one already open on this file (default threads), else one is opened."""
+    session = session if session is not None else make_session(path)
     val_pred = run_batched(session, val.x, 512).argmax(1) if len(val.y) else np.zeros(0, int)
     test_logits = run_batched(session, test.x, 512) if len(test.y) else None
     test_pred = test_logits.argmax(1) if test_logits is not None else np.zeros(0, int)

@@ -132,7 +132,8 @@ def write_outputs(
     if on_stage:
         on_stage("evaluating", 0.96)
     val, test = Split(x_val, ds.y_val), Split(x_test, ds.y_test)
-    fp32 = measure_file(onnx_path, val, test, contract.shape, measure_latency)
+    # The session the export's parity probe ran on is this file's: not opened twice.
+    fp32 = measure_file(onnx_path, val, test, contract.shape, measure_latency, record.session)
     # The test logits just measured are the ONNX side of the parity check: not run twice.
     parity = onnx_parity(onnx_path, deployed, x_test, onnx_out=fp32.test_logits)
     onnx_info = {

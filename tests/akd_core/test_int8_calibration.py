@@ -60,3 +60,31 @@ def test_the_data_input_is_named_without_the_weights_listed_as_inputs(
     old_style = tmp_path / "old.onnx"
     onnx.save(proto, str(old_style))
     assert data_input_name(exported) == data_input_name(old_style) == "input"
+
+
+def test_the_fp32_file_is_measured_on_the_session_its_export_probe_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One onnxruntime session per exported file: the parity probe's is reused for accuracy."""
+    from akd_core.export import export_checked
+    from akd_core.int8 import Split, measure_file
+    from akd_core.latency import measure_latency
+
+    torch.manual_seed(0)
+    model = build_model("resnet8", SHAPE, 4).eval()
+    x = np.random.default_rng(0).standard_normal((12, *SHAPE)).astype(np.float32)
+    record = export_checked(model, SHAPE, tmp_path / "student.onnx", {}, probe=x[:8])
+    assert record.session is not None
+    expected = model(torch.from_numpy(x)).argmax(1).numpy()
+
+    def no_second_session(path: Path) -> None:
+        raise AssertionError(f"a second accuracy session was opened on {path.name}")
+
+    monkeypatch.setattr(int8, "make_session", no_second_session)
+    split = Split(x, expected)
+    measured = measure_file(record.path, split, split, list(SHAPE), measure_latency, record.session)
+    assert measured.accuracy == measured.val_accuracy == 1.0
+    assert (
+        record.to_dict()["exporter"] == "torchscript"
+    )  # the session is not part of the record's JSON
+    assert "session" not in record.to_dict()
