@@ -8,7 +8,7 @@ parallel, one process per core; files already there are kept) and hard-links the
 images of every class into smaller folders (images-10000). `run` distils each size for one
 kd epoch (cnn-tiny teacher, cached logits; MLP student) in a fresh process, streamed from
 the data cache (--resident-bytes sets Limits.resident_data_bytes; default 0: always stream),
-and prints peak RSS (the child's ru_maxrss) and images/s as JSON lines.
+and prints peak RSS (the child's VmHWM) and images/s as JSON lines.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def generate(total: int, subsets: list[int]) -> None:
 
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from akd_core.limits import Limits
 from akd_core.pipeline import run_job
@@ -107,7 +107,8 @@ def on_event(e):
 t0 = time.perf_counter()
 report = run_job(spec, Path(out), cache_dir=Path(cache), on_event=on_event,
                  limits=Limits(resident_data_bytes=int(budget)))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, the child's own peak (ru_maxrss would fold in the parent's: see test_data_memory.py)
+peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 print(json.dumps({
     "peak_rss_mb": round(peak / 1024),
     "train_images_per_s": round(events[-1], 1),
