@@ -129,5 +129,7 @@ def test_cached_teacher_logits_are_mapped_from_the_file_not_copied(tmp_path):
     assert got is not None and not got["train"].flags.owndata  # a view of the mapping
     np.testing.assert_array_equal(got["train"], train)
     got["train"][0, 0] = 99.0  # copy-on-write: writable for torch, the file is untouched
-    np.testing.assert_array_equal(cache.get("k")["train"], train)
+    again = cache.get("k")
+    assert again is not None
+    np.testing.assert_array_equal(again["train"], train)
     assert path.stat().st_size > train.nbytes
