@@ -125,6 +125,7 @@ class StoreWriter:
         self.store, self.key = store, key
         store.root.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=store.root))
+        self.tmp.chmod(0o755)  # mkdtemp's 0700 would hide the shared entry from other jobs' users
         self._fh = (self.tmp / X_FILE).open("wb")
         self.rows = 0
         self.dtype: np.dtype | None = None
