@@ -48,25 +48,28 @@ HISTORY = [{"phase": 1, "epoch": 1, "T": 1, "phi": 1.0, "train_loss": 1.0, "val_
             "lr": 0.0, "seconds": 0.1}]  # fmt: skip
 
 
+def _timed(times: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, adding the seconds of each call to times[name]."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            times[name] += time.perf_counter() - t0
+
+    return run
+
+
 @contextmanager
 def staged(times: dict[str, float], old: bool) -> Iterator[None]:
     """Time each stage of write_outputs into `times`; `old`: the torch.export exporter first."""
     saved = {name: getattr(report_module, name) for name in STAGES}
 
-    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                times[name] += time.perf_counter() - t0
-
-        return run
-
     for name, fn in saved.items():
         if name == "export_checked" and old:
             fn = functools.partial(export_checked, exporters=("dynamo", "torchscript"))
-        setattr(report_module, name, timed(name, fn))
+        setattr(report_module, name, _timed(times, name, fn))
     try:
         yield
     finally:
@@ -118,18 +121,8 @@ def job_staged(times: dict[str, float]) -> Iterator[None]:
     saved = [(importlib.import_module(m), name) for m, name in JOB_STAGES]
     originals = [getattr(mod, name) for mod, name in saved]
 
-    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                times[name] += time.perf_counter() - t0
-
-        return run
-
     for (mod, name), fn in zip(saved, originals, strict=True):
-        setattr(mod, name, timed(name, fn))
+        setattr(mod, name, _timed(times, name, fn))
     try:
         yield
     finally:
