@@ -117,6 +117,8 @@ def run_job(
         raise SpecError("the teacher must be an upload or a file", field="teacher.source")
     # Seconds, before any data is read: the spec, the student's export, the memory estimate.
     peek = preflight.before_data(spec, data_path, str(dev), teacher_path.stat().st_size)
+    if peek.shape is not None and peek.num_classes is not None:  # the student's size, known
+        check_job_limits(spec, limits, peek.shape, peek.num_classes)  # before the teacher loads
     teacher: Teacher | None = None
     if (shape := peek.teacher_probe(spec.teacher)) is not None:  # its sizes, on zeros
         teacher = load_teacher(spec.teacher, teacher_path, dev, input_shape=shape,
@@ -129,10 +131,12 @@ def run_job(
     check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
     preflight.after_data(spec, ds, teacher_path.stat().st_size, str(dev), peek.exported)
     hooks.check_cancel()
+    checked = (shape, peek.num_classes) if teacher is not None else None
     teacher = teacher or load_teacher(
         spec.teacher, teacher_path, dev, input_shape=ds.input_shape, num_classes=ds.num_classes
     )
-    check_teacher(teacher, ds.input_shape, ds.num_classes)
+    if checked != (ds.input_shape, ds.num_classes):  # the headers told less, or otherwise
+        check_teacher(teacher, ds.input_shape, ds.num_classes)
     # A teacher that declares its input's mean/std is fed that when the spec names none.
     ds = adopt_declared(ds, spec.dataset.normalize, teacher.declared_preprocessing)
     hooks.check_cancel()
