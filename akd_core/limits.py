@@ -50,7 +50,7 @@ class Limits:
     # The registry's default students are 1.5 k (cnn-tiny) .. 1.7 M (resnet110).
     max_student_params: int = 100_000_000
     # Data whose float32 splits fit under this is held in memory whole ("resident");
-    # larger data is read from the memory-mapped data cache batch by batch ("streamed").
+    # larger data is read from the on-disk data cache batch by batch ("streamed").
     resident_data_bytes: int = 256 * MIB
 
     def for_kind(self, kind: str) -> Limits:

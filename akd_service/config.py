@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     max_epochs: int = Field(default=Limits.max_epochs, ge=1)
     max_batch_size: int = Field(default=Limits.max_batch_size, ge=1)
     max_student_params: int = Field(default=Limits.max_student_params, ge=1)
+    resident_data_bytes: int = Field(
+        default=Limits.resident_data_bytes,
+        ge=0,
+        description="A job whose float32 splits fit in this many bytes holds its data in "
+        "memory; larger data is read from the on-disk data cache batch by batch (0: always).",
+    )
     worker_memory_gb: float | None = Field(
         default=None,
         gt=0,
@@ -200,6 +206,7 @@ class Settings(BaseSettings):
             max_epochs=self.max_epochs,
             max_batch_size=self.max_batch_size,
             max_student_params=self.max_student_params,
+            resident_data_bytes=self.resident_data_bytes,
         )
 
     def archive_limits(self) -> Limits:
