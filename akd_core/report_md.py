@@ -148,7 +148,10 @@ def _int8(i: dict[str, Any] | None) -> list[str]:
 
 def _ms(latency: dict[str, Any] | None, batch: int) -> str:
     one = (latency or {}).get(f"batch{batch}")
-    return f"{one['median_ms']:.3f} / {one['p90_ms']:.3f}" if one else "n/a"
+    if not one:
+        return "n/a"
+    runs = f" ({one['runs']} runs)" if one.get("runs") else ""
+    return f"{one['median_ms']:.3f} / {one['p90_ms']:.3f}{runs}"
 
 
 def _ratio(x: float | None) -> str:

@@ -85,7 +85,7 @@ def size_latency_table(
         "threads": THREADS,
         "batch_sizes": list(BATCH_SIZES),
         "budget_s_per_model": BUDGET_S,
-        "statistic": "median and p90 of wall time per run after warm-up runs; runs per "
-        "batch size stated (fewer for slow models, which stop at the time budget)",
+        "statistic": "median and p90 of wall time per run after warm-up runs, over the runs "
+        "stated per batch size (timing stops once the median is stable, or at the time budget)",
         "rows": rows,
     }

@@ -272,14 +272,16 @@ def test_measured_size_and_latency_table_and_int8_candidates():
     )
     assert head in md
     assert (
-        "| teacher (onnx) | - | 1,234,567 | 4,000,000 | 2.000 / 2.400 | 64.000 / 76.800 | n/a | n/a |"
+        "| teacher (onnx) | - | 1,234,567 | 4,000,000 | 2.000 / 2.400 (50 runs) | 64.000 / 76.800 (50 runs) | n/a | n/a |"
         in md
     )
     assert (
-        "| student | `student.onnx` | 78,123 | 312,456 | 0.100 / 0.120 | 3.200 / 3.840 | 20.0x | 12.8x |"
+        "| student | `student.onnx` | 78,123 | 312,456 | 0.100 / 0.120 (50 runs) | 3.200 / 3.840 (50 runs) | 20.0x | 12.8x |"
         in md
     )
-    assert "| student INT8 | `student.int8.onnx` | 78,123 | 90,001 | 0.050 / 0.060 |" in md
+    assert (
+        "| student INT8 | `student.int8.onnx` | 78,123 | 90,001 | 0.050 / 0.060 (50 runs) |" in md
+    )
     assert "| 40.0x | 44.4x | static quantization |" in md
     assert "Measured with onnxruntime, CPUExecutionProvider," in md
     assert (
