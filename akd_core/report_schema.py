@@ -131,6 +131,24 @@ class BatchLatency(_Open):
     runs: Annotated[int, Field(ge=1)] = Field(description="timed runs after the warm-up")
 
 
+class LengthLatency(_Open):
+    """Wall time of one text of a given length in tokens (onnxruntime, CPU, batch 1)."""
+
+    median_ms: Seconds
+    p90_ms: Seconds = Field(description="90th percentile; at least the median")
+    runs: Annotated[int, Field(ge=1)] = Field(description="timed runs after the warm-up")
+
+
+class LatencyByLength(_Open):
+    """Text students: latency at each sequence length measured."""
+
+    threads: Annotated[int, Field(ge=1)] = Field(description="onnxruntime intra-op threads")
+    warmup_runs: Count
+    budget_s: Seconds
+    batch: Annotated[int, Field(ge=1)]
+    by_length: dict[str, LengthLatency] = Field(description="tokens per text -> its latency")
+
+
 class LatencyReport(_Open):
     """Measured latency of one ONNX file at batch 1 and batch 32."""
 
@@ -173,6 +191,7 @@ class OnnxReport(_Open):
     val_accuracy: Fraction | None = None
     latency: LatencyReport | None = Field(None, description="median and p90, batch 1 and 32")
     export: ExportInfo | None = None
+    latency_by_length: LatencyByLength | None = Field(None, description="text students only")
 
 
 class Int8Candidate(_Open):
@@ -217,6 +236,9 @@ class Int8Report(_Open):
     tolerance: Fraction | None = Field(None, description="export.int8_max_accuracy_drop")
     candidates: list[Int8Candidate] = Field(default_factory=list)
     skipped: dict[str, str] = Field(default_factory=dict, description="method: why not tried")
+    latency_sequence_length: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="text students: the speed figures are of one text this many tokens long"
+    )
 
 
 class Comparison(_Open):
@@ -318,6 +340,18 @@ class Runtime(_Open):
     torch_interop_threads: Annotated[int, Field(ge=1)]
 
 
+class TokenLengths(_Open):
+    """Tokens per text of one split, as the shipped tokenizer cut them."""
+
+    texts: Count
+    tokens: Count
+    mean: float
+    median: float
+    p95: float
+    max: Count
+    at_max_length: Count = Field(description="texts cut at dataset.max_length")
+
+
 class TextReport(_Open):
     """Text jobs: what student.onnx takes and the folders shipped beside it."""
 
@@ -329,6 +363,10 @@ class TextReport(_Open):
     label_map: dict[str, int] = Field(description="class name -> logit index")
     student_hf_dir: str = Field(description="the student as a transformers folder")
     student_hf_reload_max_abs_diff: Annotated[float, Field(ge=0.0)]
+    token_lengths: dict[str, TokenLengths] | None = Field(
+        None, description="split -> tokens per text after tokenisation"
+    )
+    example_text: str | None = Field(None, description="the first test text, for the snippet")
 
 
 class Report(_Open):
