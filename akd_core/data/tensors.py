@@ -6,11 +6,12 @@ Imports torch: the pipeline uses it; the torch-free loader and the API never imp
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from akd_core.data.views import SplitView
+from akd_core.data.views import Decoder, SplitView
 from akd_core.device import place
 
 BatchDecoder = Callable[[torch.Tensor], torch.Tensor]
@@ -23,16 +24,21 @@ def split_tensor(x: np.ndarray, dev: torch.device) -> torch.Tensor:
     return place(torch.from_numpy(x), dev)
 
 
-def batch_decoder(x: np.ndarray) -> BatchDecoder | None:
-    """For a streamed split: gathered row ids -> float32 inputs (None for a resident split)."""
-    if not isinstance(x, SplitView) or x.decode is None:
-        return None
-    read = x.decode
+@dataclass(frozen=True)
+class RowDecoder:
+    """Gathered row ids -> float32 inputs; picklable (a data-parallel rank reopens the cache)."""
 
-    def decode(ids: torch.Tensor) -> torch.Tensor:
-        out = torch.from_numpy(read(ids.cpu().numpy()))
+    read: Decoder
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        out = torch.from_numpy(self.read(ids.cpu().numpy()))
         if ids.device.type == "cpu":
             return out
         return out.pin_memory().to(ids.device, non_blocking=True)
 
-    return decode
+
+def batch_decoder(x: np.ndarray) -> BatchDecoder | None:
+    """For a streamed split: gathered row ids -> float32 inputs (None for a resident split)."""
+    if not isinstance(x, SplitView) or x.decode is None:
+        return None
+    return RowDecoder(x.decode)
