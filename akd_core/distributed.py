@@ -8,7 +8,9 @@ batch. DDP averages the gradients; each rank weights its loss by its rows' share
 global batch times `world`, so the step equals one process's step on the whole batch. Only
 rank 0 writes checkpoints and sends progress events; the launcher reads the arm's result
 from the finished checkpoint, as a resume of a finished arm does. gloo on CPU, NCCL on CUDA
-(rank r on cuda:r of the devices the process sees).
+(rank r on cuda:r of the devices the process sees). Streamed data (larger than memory) is
+sent as row ids and the data cache entry's path: each rank reopens the entry and reads only
+its own slice of each batch, so no rank holds the split.
 """
 
 from __future__ import annotations
@@ -106,7 +108,9 @@ class ParallelArm:
     arm: str
     spec: JobSpec
     model: nn.Module  # the seeded initial student, on the CPU
-    data: TrainData  # CPU tensors; each rank places them on its own device
+    # CPU tensors; each rank places them on its own device. Streamed data travels as row ids
+    # and a decoder holding the data cache's path: each rank reopens it and reads its rows.
+    data: TrainData
     device_type: str  # cpu | cuda
     out_dir: Path
     progress: Progress
@@ -117,12 +121,6 @@ class ParallelArm:
 
 def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
     """Train one arm on `world` devices in `world` processes; the arm's result."""
-    if job.data.decode is not None:  # a closure over the data cache: not sent to processes
-        raise SpecError(
-            "this dataset is streamed from the data cache (larger than memory), which "
-            "data-parallel training does not support yet; use devices 1",
-            field="devices",
-        )
     ctx = mp.get_context("spawn")
     events: Any = ctx.Queue()
     cancel = ctx.Event()
@@ -203,11 +201,13 @@ def _rank_main(
                             world_size=world)  # fmt: skip
     try:
         d, cached = job.data, job.data.teacher_train
+        # Streamed data: x holds row ids, kept on the host; each rank reads its own rows.
+        host = d.decode is not None
         data = replace(
             d,
-            x_train=place(d.x_train, device),
+            x_train=d.x_train if host else place(d.x_train, device),
             y_train=place(d.y_train, device),
-            x_val=place(d.x_val, device),
+            x_val=d.x_val if host else place(d.x_val, device),
             y_val=place(d.y_val, device),
             teacher_train=None if cached is None else place(cached, device),
         )

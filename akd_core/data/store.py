@@ -48,8 +48,16 @@ class StoredArray:
     def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
         self.dtype, self.shape = np.dtype(dtype), tuple(shape)
         self.row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+        self.path = Path(path)
         # The open file keeps the data readable even once its name is unlinked.
-        self._file = path.open("rb", buffering=0)
+        self._file = self.path.open("rb", buffering=0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled by path (a data-parallel rank reopens the entry): a file cannot travel."""
+        return {"path": self.path, "dtype": self.dtype.str, "shape": self.shape}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], np.dtype(state["dtype"]), state["shape"])  # type: ignore[misc]
 
     @property
     def ndim(self) -> int:

@@ -142,15 +142,6 @@ def test_akd_distill_passes_devices_to_the_run(monkeypatch, tmp_path):
     assert seen["devices"] == 2
 
 
-def test_streamed_data_is_refused_before_any_process_starts(tmp_path):
-    data = ts.synthetic_train_data()
-    data.decode = lambda ids: ids.float()
-    job = ParallelArm("student", _spec(), _student(), data, "cpu", tmp_path, Progress(1), None,
-                      "job", False)  # fmt: skip
-    with pytest.raises(SpecError, match="streamed"):
-        train_arm_parallel(job, 2, Hooks())
-
-
 def test_ranks_that_end_without_the_final_checkpoint_fail_the_arm(monkeypatch, tmp_path):
     """The launcher never trains the arm itself when the ranks did not finish it."""
     from akd_core import distributed
