@@ -6,13 +6,14 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from akd_core import prefetch
 from akd_core.arm_setup import PhasePlan, Progress, TrainData, plan_arm
 from akd_core.batches import EpochBatches
 from akd_core.checkpoint import checkpoint_path, restore_rng, rng_state, save_checkpoint
@@ -96,6 +97,7 @@ class ArmTrainer:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model  # see _choose_forward
         self.forward_choice: ForwardChoice | None = None
+        self._ahead: prefetch.Prefetcher[torch.Tensor] | None = None  # streamed: see _read_ahead
         kd = spec.kd
         self.losses = {
             "anneal": AnnealingLoss(),
@@ -193,19 +195,20 @@ class ArmTrainer:
         perm_host = perm.cpu() if on_host else None
         # Summed on the device: a .item() per step would stall the GPU pipeline.
         total_loss, seen = torch.zeros((), device=self.device), 0
-        for step in range(steps):
-            self.hooks.check_cancel()
-            rows = slice(step * bs, (step + 1) * bs)
-            idx = perm[rows]
-            mine = self.shard.rows(idx)
-            mine_host = None if perm_host is None else self.shard.rows(perm_host[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss = self._step(plan, mine, mine_host, phi_T, len(idx))
-            self.scaler.step(optimizer)
-            self.scaler.update()
-            scheduler.step()
-            total_loss += loss * len(idx)
-            seen += len(idx)
+        with self._read_ahead(perm if perm_host is None else perm_host, steps):
+            for step in range(steps):
+                self.hooks.check_cancel()
+                rows = slice(step * bs, (step + 1) * bs)
+                idx = perm[rows]
+                mine = self.shard.rows(idx)
+                mine_host = None if perm_host is None else self.shard.rows(perm_host[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss = self._step(plan, mine, mine_host, phi_T, len(idx))
+                self.scaler.step(optimizer)
+                self.scaler.update()
+                scheduler.step()
+                total_loss += loss * len(idx)
+                seen += len(idx)
         # Summed over the ranks; .item() also waits for the GPU: honest timing.
         mean_loss = self.shard.sum(total_loss).item() / max(seen, 1)
         seconds = time.perf_counter() - t0
@@ -282,8 +285,26 @@ class ArmTrainer:
             return self.batches.take(d.x_train, idx, idx_host), yb
         # Streamed data: x holds row ids (host); rows are read and decoded to float32 on the
         # host, then sent over through a pinned staging buffer (no sync on the device).
+        if self._ahead is not None:  # read and decoded one step ahead, in this same order
+            return self.batches.send(self._ahead.next()), yb
         ids = d.x_train[idx_host if idx_host is not None else idx.to(d.x_train.device)]
         return self.batches.send(d.decode(ids)), yb
+
+    @contextlib.contextmanager
+    def _read_ahead(self, order: torch.Tensor, steps: int) -> Iterator[None]:
+        """Streamed data: this epoch's batches read and decoded on a thread, a step ahead."""
+        d, bs, decode = self.data, self.spec.optimizer.batch_size, self.data.decode
+        if decode is None or prefetch.AHEAD == 0:  # resident data is indexed in the step
+            yield
+            return
+        order = order.cpu()  # the host copy already, where there is one
+        ids = [d.x_train[self.shard.rows(order[s * bs : (s + 1) * bs])] for s in range(steps)]
+        with prefetch.Prefetcher(lambda s: decode(ids[s]), steps, prefetch.AHEAD) as ahead:
+            self._ahead = ahead
+            try:
+                yield
+            finally:
+                self._ahead = None
 
     def _choose_forward(self) -> None:
         """Compile the training forward or not, as optimizer.compile says (once per arm)."""
