@@ -7,7 +7,8 @@
 parallel, one process per core; files already there are kept) and hard-links the first
 images of every class into smaller folders (images-10000). `run` distils each size for one
 kd epoch (cnn-tiny teacher, cached logits; MLP student) in a fresh process, streamed from
-the data cache (--resident-bytes sets Limits.resident_data_bytes; default 0: always stream),
+the data cache (--resident-bytes sets Limits.resident_data_bytes; default 0: always stream;
+--prefetch sets the batches decoded ahead on a thread, default 1, 0: none),
 and prints peak RSS (the child's VmHWM) and images/s as JSON lines.
 """
 
@@ -90,7 +91,9 @@ from pathlib import Path
 from akd_core.limits import Limits
 from akd_core.pipeline import run_job
 from akd_core.spec import parse_spec
-data, teacher, out, cache, budget = sys.argv[1:6]
+from akd_core import prefetch
+data, teacher, out, cache, budget, ahead = sys.argv[1:7]
+prefetch.AHEAD = int(ahead)  # streamed batches decoded ahead on a thread; 0: in the step
 spec = parse_spec({
     "teacher": {"source": f"file:{teacher}", "format": "safetensors", "arch": "cnn-tiny"},
     "student": {"arch": "mlp", "options": {"hidden": [64]}},
@@ -116,6 +119,7 @@ print(json.dumps({
     "teacher_cache_s": round(report["timings"]["teacher_cache_s"], 1),
     "total_s": round(time.perf_counter() - t0, 1),
     "placement": report["dataset"]["placement"],
+    "prefetch": prefetch.AHEAD,
     "sizes": report["dataset"]["sizes"],
     "student_accuracy": report["student"]["accuracy"],
 }))
@@ -134,7 +138,7 @@ def _teacher(path: Path) -> Path:
     return path
 
 
-def run(sizes: list[int], fresh_cache: bool, resident_bytes: int) -> None:
+def run(sizes: list[int], fresh_cache: bool, resident_bytes: int, ahead: int) -> None:
     """One kd epoch per size in a fresh process; one JSON line of figures per size."""
     teacher = _teacher(ROOT / "teacher.safetensors")
     for n in sizes:
@@ -145,7 +149,7 @@ def run(sizes: list[int], fresh_cache: bool, resident_bytes: int) -> None:
         subprocess.run(["rm", "-rf", str(out)], check=True)
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(folder(n)), str(teacher), str(out), str(cache),
-             str(resident_bytes)],
+             str(resident_bytes), str(ahead)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
@@ -170,11 +174,17 @@ def main() -> None:
         default=0,
         help="Limits.resident_data_bytes (0: always stream; 2**40: always resident)",
     )
+    r.add_argument(
+        "--prefetch",
+        type=int,
+        default=1,
+        help="streamed batches decoded ahead on a thread (akd_core.prefetch.AHEAD; 0: none)",
+    )
     args = p.parse_args()
     if args.cmd == "generate":
         generate(TOTAL, args.subsets)
     else:
-        run(args.sizes, args.fresh_cache, args.resident_bytes)
+        run(args.sizes, args.fresh_cache, args.resident_bytes, args.prefetch)
 
 
 if __name__ == "__main__":
