@@ -8,6 +8,7 @@ import torch
 from akd_core.distributed import ParallelArm, Shard, check_devices, train_arm_parallel
 from akd_core.errors import SpecError
 from akd_core.events import Hooks
+from akd_core.limits import Limits
 from akd_core.models import build_model
 from akd_core.pipeline import run_job
 from akd_core.trainer import ArmTrainer, Progress
@@ -98,31 +99,37 @@ def test_more_gpus_than_visible_are_refused():
 
 
 @pytest.mark.slow
-def test_a_job_on_two_devices_trains_every_arm_as_on_one(monkeypatch, tmp_path):
-    """run_job(devices=2): the same history per arm as devices=1 (mlp student, no BatchNorm)."""
+@pytest.mark.parametrize("placement", ["resident", "streamed"])
+def test_a_job_on_two_devices_trains_every_arm_as_on_one(monkeypatch, tmp_path, placement):
+    """run_job(devices=2): the same history per arm as devices=1 (mlp student, no BatchNorm),
+    with the data held in memory or streamed from the data cache (each rank reads its slice)."""
     ts.install_fixed_teacher(monkeypatch)
     outputs = ts.skip_outputs(monkeypatch)
     teacher = ts.write_teacher(tmp_path / "teacher.npy")
     data = ts.write_dataset(tmp_path / "data.npz")
     spec = ts.job_spec(teacher, data, compare=["student"],
                        annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 1})  # fmt: skip
+    limits = Limits(resident_data_bytes=0) if placement == "streamed" else None
     from akd_core import pipeline
 
-    parallel_runs: list[int] = []
+    parallel_runs: list[tuple[int, bool]] = []
 
     def spy(job, world, hooks):
-        parallel_runs.append(world)
+        parallel_runs.append((world, job.data.decode is not None))
         return train_arm_parallel(job, world, hooks)
 
     monkeypatch.setattr(pipeline, "train_arm_parallel", spy)
     histories = {}
     for devices in (1, 2):
-        run_job(spec, tmp_path / f"out{devices}", devices=devices)
+        run_job(spec, tmp_path / f"out{devices}", devices=devices, cache_dir=tmp_path / "cache",
+                limits=limits)  # fmt: skip
         histories[devices] = {arm: s.history for arm, s in outputs.arms.items()}
     for arm, one in histories[1].items():
         two = histories[2][arm]
         assert [h["train_loss"] for h in two] == pytest.approx([h["train_loss"] for h in one])
-    assert parallel_runs == [2, 2]  # both arms of the second run, none of the first
+        assert [h["val_accuracy"] for h in two] == [h["val_accuracy"] for h in one]
+    # Both arms of the second run, none of the first; streamed: the ranks got row ids.
+    assert parallel_runs == [(2, placement == "streamed")] * 2
 
 
 def test_akd_distill_passes_devices_to_the_run(monkeypatch, tmp_path):

@@ -76,35 +76,3 @@ def test_two_gloo_processes_on_streamed_data_follow_the_single_process_run(tmp_p
     assert [h.val_accuracy for h in two.history] == [h.val_accuracy for h in one.history]
     for k, v in one.best_state.items():
         assert torch.allclose(two.best_state[k], v, atol=1e-5), k
-
-
-@pytest.mark.slow
-def test_a_streamed_job_on_two_devices_trains_every_arm_as_on_one(monkeypatch, tmp_path):
-    """run_job(devices=2) on data streamed from the data cache: each arm's history as devices=1."""
-    from akd_core import pipeline
-    from akd_core.limits import Limits
-    from akd_core.pipeline import run_job
-
-    ts.install_fixed_teacher(monkeypatch)
-    outputs = ts.skip_outputs(monkeypatch)
-    teacher = ts.write_teacher(tmp_path / "teacher.npy")
-    data = ts.write_dataset(tmp_path / "data.npz")
-    spec = ts.job_spec(teacher, data, compare=["student"],
-                       annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 1})  # fmt: skip
-    streamed: list[bool] = []
-
-    def spy(job, world, hooks):
-        streamed.append(job.data.decode is not None)
-        return train_arm_parallel(job, world, hooks)
-
-    monkeypatch.setattr(pipeline, "train_arm_parallel", spy)
-    histories = {}
-    for devices in (1, 2):
-        run_job(spec, tmp_path / f"out{devices}", devices=devices, cache_dir=tmp_path / "cache",
-                limits=Limits(resident_data_bytes=0))  # fmt: skip
-        histories[devices] = {arm: s.history for arm, s in outputs.arms.items()}
-    for arm, one in histories[1].items():
-        two = histories[2][arm]
-        assert [h["train_loss"] for h in two] == pytest.approx([h["train_loss"] for h in one])
-        assert [h["val_accuracy"] for h in two] == [h["val_accuracy"] for h in one]
-    assert streamed == [True, True]  # both arms of the second run trained on streamed data
