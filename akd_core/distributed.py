@@ -216,6 +216,9 @@ def _rank_main(
         model = copy.deepcopy(job.model)
         ArmTrainer(job.arm, job.spec, model, data, device, job.out_dir, hooks, job.progress,
                    job.amp_dtype, job.run_key, shard=Shard(rank, world)).run(job.resume)  # fmt: skip
+        # Tear the group down together: a rank that leaves while rank 0 still writes the
+        # final checkpoint closes gloo's connections under its peer, which can abort it.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
