@@ -113,9 +113,12 @@ def test_a_hung_stage_with_attempts_left_is_handed_to_another_worker(settings, m
 
 
 def test_a_slow_stage_that_reports_progress_is_not_hung(settings, make_job):
-    settings = settings.model_copy(update={"stage_timeout_s": 0.5})
+    # The stage runs 2.4 s in all, past the 1.5 s timeout, but never goes 0.2 s without an
+    # event: a margin wide enough for a slow database write on a loaded CI machine (a 0.5 s
+    # timeout against 0.2 s gaps once failed there).
+    settings = settings.model_copy(update={"stage_timeout_s": 1.5})
     job_id = make_job(max_attempts=1)
-    run = FakeRun(steps=8, step_s=0.2)  # 1.6 s in all, an event every 0.2 s
+    run = FakeRun(steps=12, step_s=0.2)
     assert execute_job(job_id, "w1", settings=settings, run_job=run) == "succeeded"
 
 
