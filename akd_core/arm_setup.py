@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from akd_core.spec import JobSpec
 
 TeacherFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Augment(Protocol):
+    """A random batch augmentation (akd_core.data.augment.crop_flip): `x` holds rows `start`..
+    of a batch of `batch_rows` rows; draws are made for the whole batch, whatever the slice."""
+
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator, *, start: int, batch_rows: int
+    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class TrainData:
     y_val: torch.Tensor
     teacher_train: torch.Tensor | None = None  # (N, K) cached logits, None with random augmentation
     teacher_fn: TeacherFn | None = None  # runs the frozen teacher on an (augmented) batch
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    augment: Augment | None = None
     # Streamed data: x_* hold row ids into the data cache and decode turns a gathered batch
     # of ids into float32 inputs (on the host); None when x_* are the inputs themselves.
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None

@@ -10,7 +10,10 @@ rank 0 writes checkpoints and sends progress events; the launcher reads the arm'
 from the finished checkpoint, as a resume of a finished arm does. gloo on CPU, NCCL on CUDA
 (rank r on cuda:r of the devices the process sees). Streamed data (larger than memory) is
 sent as row ids and the data cache entry's path: each rank reopens the entry and reads only
-its own slice of each batch, so no rank holds the split.
+its own slice of each batch, so no rank holds the split. Random augmentation (crop-flip)
+is drawn for the whole global batch by every rank from the shared seeded generator, each
+applying its own rows' draws, so any world size augments a batch alike; each rank then runs
+its own teacher (loaded in its own sandbox from the job's file) on its augmented rows.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from akd_core.errors import JobCancelled, SpecError, TrainingError
 from akd_core.events import Hooks
 from akd_core.records import ArmResult, load_resume_state
 from akd_core.spec import JobSpec
+from akd_core.teacher_source import TeacherSource, loaded_teacher
 
 # How long the launcher waits between looks at its ranks, its event queue and the cancel check.
 POLL_S = 0.2
@@ -52,7 +56,13 @@ class Shard:
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         """This rank's contiguous slice of a global batch's row indices."""
-        return idx if self.world == 1 else idx.tensor_split(self.world)[self.rank]
+        return idx if self.world == 1 else idx[self.span(len(idx))]
+
+    def span(self, n: int) -> slice:
+        """This rank's rows of a batch of n: the first n % world ranks take one row more."""
+        q, r = divmod(n, self.world)
+        start = self.rank * q + min(self.rank, r)
+        return slice(start, start + q + (self.rank < r))
 
     def wrap(self, model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], Any]:
         """The forward to train with: the model, or DDP around it (gradients averaged)."""
@@ -87,12 +97,6 @@ def check_devices(devices: int, device: torch.device, spec: JobSpec) -> None:
             "use at most that many (or device cpu for gloo processes)",
             field="devices",
         )
-    if spec.dataset.augment != "none":
-        raise SpecError(
-            f"dataset.augment {spec.dataset.augment!r} runs the teacher on every batch, which "
-            "data-parallel training does not support yet; use augment 'none' or devices 1",
-            field="devices",
-        )
     if spec.optimizer.batch_size < 2 * devices:
         raise SpecError(
             f"optimizer.batch_size {spec.optimizer.batch_size} gives fewer than 2 rows per "
@@ -117,6 +121,8 @@ class ParallelArm:
     amp_dtype: torch.dtype | None
     run_key: str
     resume: bool
+    # Random augmentation: each rank loads its own teacher (own sandbox) for its augmented rows.
+    teacher: TeacherSource | None = None
 
 
 def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
@@ -197,30 +203,33 @@ def _rank_main(
         torch.cuda.set_device(device)
     else:  # the ranks share the CPU cores: one share each, not all of them each
         torch.set_num_threads(max(1, torch.get_num_threads() // world))
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=address, rank=rank,
-                            world_size=world)  # fmt: skip
-    try:
-        d, cached = job.data, job.data.teacher_train
-        # Streamed data: x holds row ids, kept on the host; each rank reads its own rows.
-        host = d.decode is not None
-        data = replace(
-            d,
-            x_train=d.x_train if host else place(d.x_train, device),
-            y_train=place(d.y_train, device),
-            x_val=d.x_val if host else place(d.x_val, device),
-            y_val=place(d.y_val, device),
-            teacher_train=None if cached is None else place(cached, device),
-        )
-        hooks = Hooks(events.put if rank == 0 else None, cancel.is_set)
-        # Our own copy: the pickled model's tensors sit in memory shared by every rank.
-        model = copy.deepcopy(job.model)
-        ArmTrainer(job.arm, job.spec, model, data, device, job.out_dir, hooks, job.progress,
-                   job.amp_dtype, job.run_key, shard=Shard(rank, world)).run(job.resume)  # fmt: skip
-        # Tear the group down together: a rank that leaves while rank 0 still writes the
-        # final checkpoint closes gloo's connections under its peer, which can abort it.
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    # Loaded before joining the group: a rank that cannot load it fails alone, with its reason.
+    with loaded_teacher(job.teacher, device) as teacher:
+        dist.init_process_group("nccl" if cuda else "gloo", init_method=address, rank=rank,
+                                world_size=world)  # fmt: skip
+        try:
+            d, cached = job.data, job.data.teacher_train
+            # Streamed data: x holds row ids, kept on the host; each rank reads its own rows.
+            host = d.decode is not None
+            data = replace(
+                d,
+                x_train=d.x_train if host else place(d.x_train, device),
+                y_train=place(d.y_train, device),
+                x_val=d.x_val if host else place(d.x_val, device),
+                y_val=place(d.y_val, device),
+                teacher_train=None if cached is None else place(cached, device),
+                teacher_fn=d.teacher_fn if teacher is None else teacher.predict,
+            )
+            hooks = Hooks(events.put if rank == 0 else None, cancel.is_set)
+            # Our own copy: the pickled model's tensors sit in memory shared by every rank.
+            model = copy.deepcopy(job.model)
+            ArmTrainer(job.arm, job.spec, model, data, device, job.out_dir, hooks, job.progress,
+                       job.amp_dtype, job.run_key, shard=Shard(rank, world)).run(job.resume)  # fmt: skip
+            # Tear the group down together: a rank that leaves while rank 0 still writes the
+            # final checkpoint closes gloo's connections under its peer, which can abort it.
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def _free_port() -> int:

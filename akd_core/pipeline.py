@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from akd_core import preflight
-from akd_core.arm_setup import TeacherFn
+from akd_core.arm_setup import Augment, TeacherFn, plan_arm
 from akd_core.cache import LogitCache, cache_key
 from akd_core.data import Dataset, load_dataset
 from akd_core.data.augment import crop_flip, is_random
@@ -37,6 +37,7 @@ from akd_core.models import build_model
 from akd_core.models.input_layer import with_input_layer
 from akd_core.report import ArmSummary, RunFacts, teacher_facts, write_outputs
 from akd_core.spec import JobSpec, TeacherSpec
+from akd_core.teacher_source import TeacherSource
 from akd_core.teachers import Teacher, check_teacher, load_teacher
 from akd_core.trainer import ArmTrainer, Progress, TrainData, accuracy
 
@@ -162,7 +163,13 @@ def run_job(
     if leak:
         log.warning("%s", leak)
     teacher_info = teacher_facts(teacher, teacher_path)
-    if not random_aug:
+    per_batch = random_aug and devices == 1  # this process runs the teacher on each batch
+    # Data-parallel with random augmentation: each rank loads its own teacher (own sandbox).
+    rank_teacher = None
+    if random_aug and devices > 1:
+        rank_teacher = TeacherSource.of(teacher, spec.teacher, teacher_path, ds.input_shape,
+                                        ds.num_classes)  # fmt: skip
+    if not per_batch:
         teacher.release()  # the cache holds all the teacher knows about this data
 
     data = train_data(
@@ -170,7 +177,7 @@ def run_job(
         logits,
         dev if devices == 1 else torch.device("cpu"),  # data-parallel: each rank places its own
         needs_train,
-        teacher_fn=(lambda xb: teacher.predict(xb).float()) if random_aug else None,
+        teacher_fn=(lambda xb: teacher.predict(xb).float()) if per_batch else None,
         augment=crop_flip if random_aug else None,
     )
     x_test, y_test = split_tensor(ds.x_test, dev), place(torch.from_numpy(ds.y_test), dev)
@@ -184,7 +191,8 @@ def run_job(
         # The student takes the teacher's input; its own standardisation is a fixed layer.
         return with_input_layer(net, ds.x_train)
 
-    run = ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume, devices)
+    run = ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume, devices,
+                 teacher=rank_teacher)  # fmt: skip
     arms, students = train_arms(run, new_student, x_test, y_test)
 
     stage("exporting", TRAIN_SPAN[1], "exporting the student to ONNX")
@@ -216,7 +224,7 @@ def train_data(
     needs_train: bool,
     *,
     teacher_fn: TeacherFn | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    augment: Augment | None = None,
 ) -> TrainData:
     """The run's train/val tensors on `dev`, with the cached train logits when an arm needs them."""
     return TrainData(
@@ -245,6 +253,7 @@ class ArmRun:
     run_key: str
     resume: bool
     devices: int = 1  # processes (one device each) that train every arm together
+    teacher: TeacherSource | None = None  # what each rank loads its teacher from (see above)
 
 
 def train_arms(
@@ -257,8 +266,11 @@ def train_arms(
         torch.manual_seed(run.spec.seed)  # every arm starts from the same initial student
         model = new_student()
         if run.devices > 1:
+            # Ranks of an arm that never runs the teacher (cross-entropy only) load none.
+            uses_teacher = any(p.loss != "ce" for p in plan_arm(arm, run.spec))
             job = ParallelArm(arm, run.spec, model, run.data, run.dev.type, run.out_dir,
-                              run.progress, run.amp_dtype, run.run_key, run.resume)  # fmt: skip
+                              run.progress, run.amp_dtype, run.run_key, run.resume,
+                              teacher=run.teacher if uses_teacher else None)  # fmt: skip
             result = train_arm_parallel(job, run.devices, run.hooks)
         else:
             result = ArmTrainer(

@@ -256,8 +256,11 @@ class ArmTrainer:
         batch by micro-batch; the detached loss, as this process's share of the batch mean.
         Nothing here waits for the device: no .item(), no host copy of a batch."""
         xb, yb = self._fetch(idx, idx_host)
-        if self.data.augment is not None:
-            xb = self.data.augment(xb, self.generator)  # on the device, drawn on the device
+        if self.data.augment is not None:  # on the device, drawn on the device
+            # Drawn for the whole batch, applied to this rank's rows: any world size
+            # augments a global batch the same way.
+            start = self.shard.span(batch_rows).start
+            xb = self.data.augment(xb, self.generator, start=start, batch_rows=batch_rows)
         total = torch.zeros((), device=self.device)
         parts = micro_slices(len(idx), self.spec.optimizer.resolved_micro_batch_size)
         for i, part in enumerate(parts):

@@ -21,11 +21,21 @@ def is_random(augment: str) -> bool:
     return AUGMENTS[augment]
 
 
-def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+def crop_flip(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    pad: int = 4,
+    *,
+    start: int = 0,
+    batch_rows: int | None = None,
+) -> torch.Tensor:
     """Random crop after zero padding by `pad` pixels, then random horizontal flip, per sample.
 
-    Draws, in order: row offsets (B,), column offsets (B,), flip coins (B,), all from
-    `generator` on its own device, so a seeded generator gives the same batch every time.
+    `x` holds rows `start`..`start + len(x)` of a batch of `batch_rows` rows (default: the
+    whole batch). Draws, in order: row offsets (N,), column offsets (N,), flip coins (N,) for
+    all N = `batch_rows` rows, from `generator` on its own device; `x` gets its own rows' draws.
+    So a seeded generator gives the same batch every time, and data-parallel ranks holding
+    slices of one batch augment it exactly as one process holding all of it.
     """
     if x.ndim != 4:
         raise SpecError(
@@ -34,10 +44,16 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torc
             field="dataset.augment",
         )
     b, _, h, w = x.shape
-    gen_device = generator.device
-    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gen_device).to(x.device)
-    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gen_device).to(x.device)
-    flip = torch.randint(0, 2, (b,), generator=generator, device=gen_device).to(x.device).bool()
+    n = b if batch_rows is None else batch_rows
+    if not 0 <= start <= n - b:
+        raise ValueError(f"rows {start}..{start + b} are not inside a batch of {n} rows")
+    mine = slice(start, start + b)  # the draws are cheap: every rank makes all N of each
+
+    def draw(high: int) -> torch.Tensor:
+        g = torch.randint(0, high, (n,), generator=generator, device=generator.device)
+        return g[mine].to(x.device)
+
+    oy, ox, flip = draw(2 * pad + 1), draw(2 * pad + 1), draw(2).bool()
     padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H + 2p, W + 2p), zeros outside
     rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H) source rows
     cols = torch.arange(w, device=x.device).expand(b, w)

@@ -83,7 +83,6 @@ def test_each_rank_takes_its_contiguous_slice_of_the_batch():
     ("devices", "over", "says"),
     [
         (0, {}, "devices must be 1 or more"),
-        (2, {"dataset": {"source": "file:x.npz", "augment": "crop-flip"}}, "augment"),
         (4, {"optimizer": {"batch_size": 6}}, "at least 8"),
     ],
 )
