@@ -6,11 +6,14 @@ import hashlib
 import json
 import mmap
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
+from akd_core.cache_lease import Lease
+from akd_core.cache_prune import prune_and_tell
 from akd_core.fileio import atomic_write
 
 CACHE_VERSION = "1"
@@ -25,37 +28,57 @@ def cache_key(teacher_fingerprint: str, dataset_fingerprint: str) -> str:
 class LogitCache:
     """Teacher logits per split, stored as safetensors (no pickle) under `root/<key>.safetensors`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int | None = None, tell: Callable[[str], None] | None = None
+    ) -> None:
         self.root = root
+        self.max_bytes, self.tell = max_bytes, tell  # the cache folder's cap, who hears evictions
 
     def path(self, key: str) -> Path:
         """Where the logits of `key` live."""
         return self.root / f"{key}.safetensors"
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
-        """The cached logits, memory-mapped, or None when absent or unreadable (recomputed)."""
+        """The cached logits, memory-mapped, or None when absent or unreadable (recomputed).
+
+        The arrays hold a lease on the entry (through their mapping): while any of them is
+        alive, the entry is not evicted.
+        """
         p = self.path(key)
+        lease = Lease.shared(p)  # before looking: an eviction in progress finishes first
         if not p.exists():
+            lease.release()
             return None
         try:
-            return _mapped(p)
+            return _mapped(p, lease)
         except Exception:  # a torn or foreign file: recompute rather than fail the job
+            lease.release()
             return None
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
         """Write atomically (temp file + rename) so concurrent jobs never read a torn file."""
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+        # Room is made first: the entry's size is known (its header is a few hundred bytes).
+        size = sum(a.nbytes for a in arrays.values())
+        prune_and_tell(self.root, self.max_bytes, self.tell, incoming=size)
         return atomic_write(self.path(key), lambda tmp: save_file(arrays, str(tmp)))
 
 
-def _mapped(path: Path) -> dict[str, np.ndarray]:
+class _LeasedMap(mmap.mmap):
+    """A mapping that keeps its entry's lease for as long as arrays over it are alive."""
+
+    lease: Lease | None = None
+
+
+def _mapped(path: Path, lease: Lease | None = None) -> dict[str, np.ndarray]:
     """The float32 tensors of a safetensors file as arrays over one copy-on-write mapping.
 
     Pages are read on demand (a million samples' logits never sit in memory at once), and
     the arrays are writable without touching the file, so torch takes them without a copy.
     """
     with path.open("rb") as fh:
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        mm = _LeasedMap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+    mm.lease = lease
     (n,) = struct.unpack("<Q", mm[:8])
     header = json.loads(mm[8 : 8 + n])
     out = {}

@@ -52,6 +52,9 @@ class Limits:
     # Data whose float32 splits fit under this is held in memory whole ("resident");
     # larger data is read from the on-disk data cache batch by batch ("streamed").
     resident_data_bytes: int = 256 * MIB
+    # The job cache folder (logits, decoded data, tokens) is pruned to this many bytes,
+    # least recently used first (akd_core.cache_prune); None: never pruned.
+    cache_max_bytes: int | None = None
 
     def for_kind(self, kind: str) -> Limits:
         """The caps for an archive sniffed as `kind` (an .npz has its own total and ratio)."""

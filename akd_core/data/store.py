@@ -7,6 +7,8 @@ stored) and `meta.json`. The key hashes the source bytes and the settings that
 change decoding (like the logit cache's), so jobs on the same data share one copy. An entry
 is built in a private temp folder and renamed into place: a reader never sees half of one,
 and of two jobs racing to build it, one rename wins and the other job reads the winner's.
+A job holds a lease on the entry (akd_core.cache_lease) from before it looks until its rows
+are no longer referenced, so the cache's pruning never removes an entry a job reads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from akd_core.cache_lease import Lease
 
 STORE_VERSION = "1"
 X_FILE, Y_FILE, META_FILE = "x.bin", "y.npz", "meta.json"
@@ -45,10 +49,13 @@ class StoredArray:
     against 1.2 ms for the mapped gather plus 1.5 ms to drop its pages).
     """
 
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, path: Path, dtype: np.dtype, shape: tuple[int, ...], lease: Lease | None = None
+    ) -> None:
         self.dtype, self.shape = np.dtype(dtype), tuple(shape)
         self.row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
         self.path = Path(path)
+        self.lease = lease  # held as long as the rows can be read
         # The open file keeps the data readable even once its name is unlinked.
         self._file = self.path.open("rb", buffering=0)
 
@@ -57,7 +64,9 @@ class StoredArray:
         return {"path": self.path, "dtype": self.dtype.str, "shape": self.shape}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], np.dtype(state["dtype"]), state["shape"])  # type: ignore[misc]
+        # A rank's own lease on the entry folder: the parent's may be let go first.
+        lease = Lease.shared(Path(state["path"]).parent)
+        self.__init__(state["path"], np.dtype(state["dtype"]), state["shape"], lease)  # type: ignore[misc]
 
     @property
     def ndim(self) -> int:
@@ -134,6 +143,8 @@ class StoreWriter:
         store.root.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=store.root))
         self.tmp.chmod(0o755)  # mkdtemp's 0700 would hide the shared entry from other jobs' users
+        # Held until the job has the committed entry open: pruning cannot take it in between.
+        self.lease = Lease.shared(store.entry(key))
         self._fh = (self.tmp / X_FILE).open("wb")
         self.rows = 0
         self.dtype: np.dtype | None = None
@@ -193,6 +204,7 @@ class StoreWriter:
                 shutil.rmtree(trash, ignore_errors=True)
             shutil.rmtree(self.tmp, ignore_errors=True)
         opened = self.store.open(self.key)
+        self.lease.release()  # `opened` holds its own
         if opened is None:
             raise OSError(f"data cache entry {final} vanished right after it was written")
         return opened
@@ -201,6 +213,7 @@ class StoreWriter:
         """Remove the temp entry (a failed or refused read leaves nothing behind)."""
         self._fh.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.lease.release()
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -221,19 +234,23 @@ class DataStore:
         return self.root / key
 
     def open(self, key: str) -> StoredData | None:
-        """The mapped entry, or None when absent or unreadable (then it is decoded again)."""
+        """The entry (leased while its rows are referenced), or None when absent or unreadable
+        (then it is decoded again)."""
         folder = self.entry(key)
+        lease = Lease.shared(folder)  # before looking: an eviction in progress finishes first
         try:
             meta = json.loads((folder / META_FILE).read_text())
             with np.load(folder / Y_FILE, allow_pickle=False) as npz:
                 y = {part: npz[part] for part in meta["parts"]}
-            x = StoredArray(folder / X_FILE, np.dtype(meta["dtype"]), tuple(meta["shape"]))
+            x = StoredArray(folder / X_FILE, np.dtype(meta["dtype"]), tuple(meta["shape"]), lease)
         except (OSError, ValueError, KeyError, TypeError):
+            lease.release()
             return None
         if (
             sum(len(v) for v in y.values()) != len(x)
             or (folder / X_FILE).stat().st_size != x.nbytes
         ):
+            lease.release()
             return None  # damaged by hand: decoding again is cheaper than a wrong answer
         return StoredData(x, y, meta, folder)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from akd_core.cache_lease import Lease
 from akd_core.data.dataset import split_sizes
 from akd_core.data.splits import cap, carve
 from akd_core.errors import DatasetError
@@ -225,12 +226,13 @@ def _cached_tokens(cache_dir: Path, key: str, rows: dict[str, TextRows], tokeniz
                    spec: DatasetSpec) -> tuple[dict[str, np.ndarray], bool]:  # fmt: skip
     """Token arrays per split from cache_dir/tokens/<key>.npz, or tokenised and stored there."""
     path = cache_dir / "tokens" / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {s: f[s] for s in ("train", "val", "test")}, True
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is rebuilt
+    with Lease.shared(path):  # read whole: no lease needed once in memory
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    return {s: f[s] for s in ("train", "val", "test")}, True
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache file is rebuilt
     tokens = {s: encode(tokenizer, r.texts, r.pairs, spec.max_length) for s, r in rows.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from akd_core.cache_lease import LEASE_DIR
 from akd_core.data import load_dataset, loader
 from akd_core.data.store import X_FILE, DataStore, StoredArray
 from akd_core.data.views import chunked_stats
@@ -24,6 +25,11 @@ def _spec(**over):
     return DatasetSpec(source="file:d.npz", **over)
 
 
+def _entries(folder):
+    """What a store folder holds besides its lease files."""
+    return sorted(p for p in folder.iterdir() if p.name != LEASE_DIR)
+
+
 def test_a_dataset_is_decoded_once_and_shared_by_later_jobs(tmp_path, monkeypatch):
     path = _npz(tmp_path / "d.npz")
     calls = []
@@ -38,11 +44,11 @@ def test_a_dataset_is_decoded_once_and_shared_by_later_jobs(tmp_path, monkeypatc
     first = load_dataset(_spec(), path, seed=0, store_root=store)
     second = load_dataset(_spec(normalize="train-mean-std"), path, seed=1, store_root=store)
     assert len(calls) == 1  # the second job (other seed and normalisation) read the cache
-    assert [p.name for p in store.iterdir()] == [first_key := next(store.iterdir()).name]
+    assert [p.name for p in _entries(store)] == [first_key := _entries(store)[0].name]
     assert len(first_key) == 32
     # Another image_size would decode differently: its own entry.
     third = load_dataset(_spec(image_size=16), path, seed=0, store_root=store)
-    assert len(calls) == 2 and len(list(store.iterdir())) == 2
+    assert len(calls) == 2 and len(_entries(store)) == 2
     assert first.input_shape == second.input_shape == third.input_shape == (3, 8, 8)
 
 
@@ -54,7 +60,7 @@ def test_racing_writers_leave_one_entry_that_both_read(tmp_path):
     b.append(rows)
     first = a.commit({"main": np.arange(4)}, {"classes": []})
     second = b.commit({"main": np.arange(4)}, {"classes": []})  # loses the rename, reads a's
-    assert [p.name for p in tmp_path.iterdir()] == ["k"]  # no temp folder left behind
+    assert [p.name for p in _entries(tmp_path)] == ["k"]  # no temp folder left behind
     np.testing.assert_array_equal(first.x[:], rows)
     np.testing.assert_array_equal(second.x[:], rows)
 
@@ -63,7 +69,7 @@ def test_a_damaged_entry_is_decoded_again(tmp_path):
     path = _npz(tmp_path / "d.npz")
     store = tmp_path / "store"
     good = load_dataset(_spec(), path, seed=0, store_root=store)
-    entry = next(store.iterdir())
+    (entry,) = _entries(store)
     (entry / X_FILE).write_bytes((entry / X_FILE).read_bytes()[:100])  # torn by hand
     again = load_dataset(_spec(), path, seed=0, store_root=store)
     np.testing.assert_array_equal(again.x_train, good.x_train)
@@ -116,7 +122,7 @@ def test_non_finite_inputs_are_counted_across_chunks(tmp_path, monkeypatch):
     np.savez(tmp_path / "d.npz", x=x, y=np.arange(40) % 2)
     with pytest.raises(DatasetError, match=r"x holds NaN or infinite values in 3 sample\(s\)"):
         load_dataset(_spec(), tmp_path / "d.npz", seed=0, store_root=tmp_path / "s")
-    assert not list((tmp_path / "s").iterdir())  # nothing half-written is kept
+    assert not _entries(tmp_path / "s")  # nothing half-written is kept
 
 
 def test_cached_teacher_logits_are_mapped_from_the_file_not_copied(tmp_path):
