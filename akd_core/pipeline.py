@@ -154,6 +154,7 @@ def run_job(
         needs_train,
         inference_batch_size(dev),
         hooks,
+        max_bytes=limits.cache_max_bytes,
     )
     cache_seconds = time.perf_counter() - t0
     teacher_val = _np_accuracy(logits["val"], ds.y_val)
@@ -328,9 +329,17 @@ def _teacher_logits(
     needs_train: bool,
     batch_size: int,
     hooks: Hooks,
+    max_bytes: int | None = None,
 ) -> tuple[dict[str, np.ndarray], bool]:
-    """Teacher logits per split from the cache, or computed once (eval, no_grad, batched)."""
-    cache = LogitCache(cache_root)
+    """Teacher logits per split from the cache, or computed once (eval, no_grad, batched).
+
+    `max_bytes` caps the cache folder: room is made for the new entry before it is written.
+    """
+
+    def tell(line: str) -> None:  # an eviction is reported, never silent
+        hooks.emit(ProgressEvent(kind="log", stage="caching_teacher", message=line, progress=0.03))
+
+    cache = LogitCache(cache_root, max_bytes, tell)
     # The same bytes read as another arch or with other options would give other logits.
     how = teacher_spec.model_dump_json(include={"format", "arch", "arch_options"})
     key = cache_key(f"{teacher.fingerprint}|{how}", ds.fingerprint)

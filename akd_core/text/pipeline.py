@@ -167,7 +167,8 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
         needs_train = any(a != "student" for a in spec.arms)
         t0 = time.perf_counter()
         logits, cache_hit = core._teacher_logits(teacher, spec.teacher, ds, cache_root,  # type: ignore[arg-type]
-                                                 needs_train, inference_batch_size(dev), hooks)  # fmt: skip
+                                                 needs_train, inference_batch_size(dev), hooks,
+                                                 max_bytes=limits.cache_max_bytes)  # fmt: skip
         cache_seconds = time.perf_counter() - t0
         teacher_val = core._np_accuracy(logits["val"], ds.y_val)
         teacher_test = core._np_accuracy(logits["test"], ds.y_test)
