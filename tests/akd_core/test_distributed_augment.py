@@ -13,11 +13,12 @@ from torch import nn
 
 from akd_core.data.augment import crop_flip
 from akd_core.distributed import ParallelArm, Shard, check_devices, train_arm_parallel
-from akd_core.errors import TeacherLoadError
+from akd_core.errors import JobCancelled, TeacherLoadError
 from akd_core.events import Hooks
 from akd_core.export import export_onnx
 from akd_core.fileio import sha256_of
 from akd_core.pipeline import run_job
+from akd_core.records import ArmResult
 from akd_core.spec import TeacherSpec
 from akd_core.teacher_source import TeacherSource, loaded_teacher
 from akd_core.trainer import ArmTrainer, Progress, TrainData
@@ -132,6 +133,36 @@ def test_two_gloo_ranks_with_crop_flip_follow_the_single_process_loss_curve(
     assert [h.val_accuracy for h in two.history] == [h.val_accuracy for h in one.history]
     for k, v in one.best_state.items():
         assert torch.allclose(two.best_state[k], v, atol=1e-5), k
+
+
+@pytest.mark.slow
+def test_a_crop_flip_checkpoint_of_one_process_resumes_exactly_on_two(
+    conv_teacher: Path, tmp_path: Path
+) -> None:
+    """Stopped after epoch 1 of 2, the arm finishes on 2 ranks as if never interrupted: the
+    ranks restore the generator and draw the rest of the crops as one process would."""
+    spec = _spec()
+    with loaded_teacher(_source(conv_teacher), CPU) as teacher:
+        assert teacher is not None
+        data = _data()
+        data.teacher_fn = teacher.predict
+
+        def single(out: Path, hooks: Hooks) -> ArmResult:
+            return ArmTrainer("kd", spec, _student(), data, CPU, out, hooks, Progress(3),
+                              run_key="job").run(resume=False)  # fmt: skip
+
+        whole = single(tmp_path / "whole", Hooks())
+        with pytest.raises(JobCancelled):  # the first step of epoch 2 (6 steps an epoch)
+            single(tmp_path / "split", Hooks(should_cancel=ts.StopAfter(ROWS // 32 + 1)))
+    job = ParallelArm("kd", spec, _student(), _data(), "cpu", tmp_path / "split", Progress(3),
+                      None, "job", True, teacher=_source(conv_teacher))  # fmt: skip
+    resumed = train_arm_parallel(job, 2, Hooks())
+    assert len(whole.history) == 3
+    assert [h.train_loss for h in resumed.history] == pytest.approx(
+        [h.train_loss for h in whole.history], rel=1e-5
+    )
+    for k, v in whole.best_state.items():
+        assert torch.allclose(resumed.best_state[k], v, atol=1e-5), k
 
 
 def _linear_onnx_teacher(path: Path) -> Path:
