@@ -128,7 +128,7 @@ def test_a_running_job_resumes_after_serve_restarts(serve, tmp_path, digits_teac
 
     second = serve(data, port)
     with AKDClient(second.url, api_key="") as client:
-        final = client.wait(job_id, timeout_s=180)
+        final = client.wait(job_id, timeout_s=300)
     assert final["state"] == "succeeded", final.get("failure_reason")
     assert final["attempt"] == 2
     assert second.stop() == 0
