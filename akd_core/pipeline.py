@@ -96,12 +96,10 @@ def run_job(
     limits = limits or archive_limits or Limits()
     from akd_core.text.pipeline import is_text_job, run_text_job  # imports this module
 
-    if devices > 1 and is_text_job(spec):
-        raise SpecError("text jobs train on one device; use devices 1", field="devices")
     if is_text_job(spec):  # a transformers teacher on text data
         return run_text_job(spec, out_dir, resolve=resolve, on_event=on_event,
                             should_cancel=should_cancel, resume=resume, cache_dir=cache_dir,
-                            device=device, limits=limits)  # fmt: skip
+                            device=device, devices=devices, limits=limits)  # fmt: skip
     # The spec may have been queued under other settings: check again before any work.
     check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)

@@ -7,13 +7,16 @@ from typing import Any
 from akd_core.errors import SpecError
 
 TEXT_ARCH_OPTIONS: dict[str, tuple[str, ...]] = {
-    "bert": ("layers", "hidden", "heads", "intermediate"),
+    "bert": ("layers", "hidden", "heads", "intermediate", "dropout"),
     "shrink-teacher": ("layers",),
 }
 TEXT_MODEL_NAMES: tuple[str, ...] = tuple(TEXT_ARCH_OPTIONS)
 # BERT-Small of the paper's GLUE runs (4 layers, hidden 256).
 BERT_DEFAULTS: dict[str, int] = {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024}
 BERT_MAXIMA: dict[str, int] = {"layers": 48, "hidden": 4096, "heads": 64, "intermediate": 16384}
+# BERT's hidden and attention dropout. 0 makes training deterministic across device counts:
+# dropout masks are drawn per process, so N data-parallel ranks draw other masks than one.
+BERT_DROPOUT = 0.1
 SHRINK_DEFAULT_LAYERS = 2  # of the teacher's; at most the teacher's own count
 
 
@@ -63,12 +66,25 @@ def bert_options(options: dict[str, Any]) -> dict[str, int]:
                 field="student.options",
             )
     out = {k: _int_option(options, k, BERT_DEFAULTS[k], BERT_MAXIMA[k]) for k in BERT_DEFAULTS}
+    bert_dropout(options)  # checked with the others, before any model is built
     if out["hidden"] % out["heads"]:
         raise SpecError(
             f"option 'hidden' ({out['hidden']}) must be a multiple of 'heads' ({out['heads']})",
             field="student.options.hidden",
         )
     return out
+
+
+def bert_dropout(options: dict[str, Any]) -> float:
+    """The `bert` student's dropout probability (hidden and attention), checked: 0 <= p < 1."""
+    value = options.get("dropout", BERT_DROPOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise SpecError(
+            f"option 'dropout': got {value!r}; expected a number from 0 (no dropout) up to "
+            f"but not including 1 (default {BERT_DROPOUT})",
+            field="student.options.dropout",
+        )
+    return float(value)
 
 
 def encoder_params(vocab: int, positions: int, types: int, hidden: int, layers: int,

@@ -17,6 +17,7 @@ import torch
 
 from akd_core import pipeline as core
 from akd_core.device import inference_batch_size
+from akd_core.distributed import check_devices
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.events import CancelCheck, EventSink, Hooks, ProgressEvent
 from akd_core.limits import Limits, check_job_limits
@@ -113,8 +114,12 @@ def _check_student_size(spec: JobSpec, folder: HfFolder, ds: TextDataset, limits
 def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None = None,
                  on_event: EventSink | None = None, should_cancel: CancelCheck | None = None,
                  resume: bool = False, cache_dir: Path | None = None, device: str | None = None,
-                 limits: Limits | None = None) -> dict[str, Any]:  # fmt: skip
-    """Run a whole text job: load, cache teacher logits, train every arm, export, report."""
+                 devices: int = 1, limits: Limits | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run a whole text job: load, cache teacher logits, train every arm, export, report.
+
+    `devices` > 1 trains each arm data-parallel (akd_core.distributed): the teacher's logits
+    are cached once here and every rank takes its slice of each global batch.
+    """
     limits = limits or Limits()
     if not is_text_arch(spec.student.arch):
         raise SpecError(f"a transformers teacher distils into a text student; set student.arch "
@@ -125,6 +130,7 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
     check_job_limits(spec, limits)
     hooks = Hooks(on_event, should_cancel)
     out_dir, started, dev, amp_dtype = core.start_run(spec, out_dir, device)
+    check_devices(devices, dev, spec)  # after the text defaults: they set the batch size
     stage = core._stage_emitter(hooks)
     cache_root = cache_dir or out_dir / ".cache"
 
@@ -178,12 +184,15 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
                         "input": None, "model_type": folder.model_type}  # fmt: skip
         teacher.release()  # the cache holds all the teacher knows about this data
 
-        data = core.train_data(ds, logits, dev, needs_train)
+        # Data-parallel: the splits stay on the CPU and each rank places its own copy.
+        data = core.train_data(ds, logits, dev if devices == 1 else torch.device("cpu"),
+                               needs_train)  # fmt: skip
         x_test, y_test = torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test)
         progress = Progress(total_epochs=spec.epoch_budget * len(spec.arms),
                             start=core.TRAIN_SPAN[0], end=core.TRAIN_SPAN[1])  # fmt: skip
         run_key = core._run_key(spec, ds, teacher_info)  # type: ignore[arg-type]
-        run = core.ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume)
+        run = core.ArmRun(spec, data, dev, out_dir, hooks, progress, amp_dtype, run_key, resume,
+                          devices)  # fmt: skip
         arms, students = core.train_arms(run, new_student, x_test, y_test)
 
         stage("exporting", core.TRAIN_SPAN[1], "exporting the student to ONNX")

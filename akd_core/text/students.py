@@ -13,7 +13,7 @@ from torch import nn
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.text.batches import split_batch
 from akd_core.text.hf_folder import SUPPORTED_FAMILIES, HfFolder
-from akd_core.text.names import SHRINK_DEFAULT_LAYERS, bert_options
+from akd_core.text.names import SHRINK_DEFAULT_LAYERS, bert_dropout, bert_options
 
 # Families whose layers are `<prefix>.encoder.layer.<n>.` and config says num_hidden_layers.
 SHRINKABLE = SUPPORTED_FAMILIES
@@ -51,13 +51,15 @@ def _bert(teacher: HfFolder, options: dict[str, Any], classes: list[str], pad_id
           uses_types: bool, max_length: int) -> nn.Module:  # fmt: skip
     from transformers import BertConfig, BertForSequenceClassification
 
-    o = bert_options(options)
+    o, p = bert_options(options), bert_dropout(options)
     config = BertConfig(
         vocab_size=int(teacher.config["vocab_size"]),
         hidden_size=o["hidden"],
         num_hidden_layers=o["layers"],
         num_attention_heads=o["heads"],
         intermediate_size=o["intermediate"],
+        hidden_dropout_prob=p,
+        attention_probs_dropout_prob=p,
         # The teacher's positions: the student takes whatever length the teacher takes.
         max_position_embeddings=max(
             int(teacher.config.get("max_position_embeddings", 0)), max_length
