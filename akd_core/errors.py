@@ -45,3 +45,9 @@ class JobCancelled(AKDError):
     """The caller's cancellation check asked the run to stop."""
 
     title = "Job cancelled"
+
+
+def short_message(exc: BaseException, limit: int = 300) -> str:
+    """The exception's text on one line, at most `limit` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -6,17 +6,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from akd_core.errors import TeacherLoadError
+from akd_core.errors import TeacherLoadError, short_message
 from akd_core.onnx_shapes import declared_fits
 
 if TYPE_CHECKING:
     from akd_core.teachers import Teacher
-
-
-def short_message(exc: BaseException, limit: int = 300) -> str:
-    """The exception's text on one line, at most `limit` characters."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_teacher(teacher: Teacher, input_shape: tuple[int, ...], num_classes: int | None) -> None:

@@ -15,24 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from akd_core.archives import ArchiveLimits, check_archive
-from akd_core.data.teacher_normalize import declared_mean_std
 from akd_core.errors import AKDError, TeacherLoadError
 from akd_core.fileio import sha256_of
 from akd_core.formats import infer_teacher_format
-from akd_core.models.onnx_runner import (
-    OnnxInput,
-    make_session,
-    numpy_dtype,
-    run_batched,
-    single_input,
-)
-from akd_core.models.onnx_runner import execution_provider as provider_of
+from akd_core.models.onnx_runner import OnnxInput
 from akd_core.models.registry import count_params
+from akd_core.onnx_classifier import (  # ONNX_TEXT, read_onnx_graph: also imported from here
+    ONNX_FORMATS,
+    ONNX_TEXT,
+    OnnxModel,
+    open_onnx_model,
+    read_onnx_graph,
+)
 from akd_core.spec import TeacherSpec
 from akd_core.teacher_check import check_teacher, short_message
 from akd_core.teacher_weights import registry_model_with_weights
@@ -41,7 +39,15 @@ from akd_core.torchscript_check import check_scripted_module, refuse_load_time_c
 if TYPE_CHECKING:
     from akd_core.sandbox.proxy import SandboxPolicy
 
-__all__ = ["Teacher", "check_teacher", "load_teacher", "load_teacher_in_process", "open_teacher"]
+__all__ = [
+    "ONNX_TEXT",
+    "Teacher",
+    "check_teacher",
+    "load_teacher",
+    "load_teacher_in_process",
+    "open_teacher",
+    "read_onnx_graph",
+]
 
 
 class Teacher:
@@ -127,86 +133,29 @@ def _logits_tensor(out: object) -> torch.Tensor:
 
 
 class OnnxTeacher(Teacher):
-    """An ONNX file run by onnxruntime (CPU, or CUDA when the device is cuda and available)."""
+    """An ONNX model (akd_core.onnx_classifier, run by onnxruntime) as a Teacher of tensors."""
 
-    def __init__(self, fingerprint: str, path: Path, device: torch.device, params: int) -> None:
-        super().__init__("onnx", fingerprint, device)
-        self.param_count = params
-        # device.index: the job's card (cuda:N); a pinned worker's one card is cuda / index 0.
-        self._session = make_session(
-            path, use_cuda=device.type == "cuda", device_id=device.index or 0
-        )
-        self.declared_input = single_input(self._session)
-        self.execution_provider = provider_of(self._session)
+    def __init__(self, fingerprint: str, model: OnnxModel, device: torch.device) -> None:
+        super().__init__(model.format, fingerprint, device)
+        self.model = model
+        self.param_count, self.declared_input = model.param_count, model.declared_input
+        self.declared_preprocessing = model.declared_preprocessing
+        self.execution_provider = model.execution_provider
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) -> (B, K) float32 logits on x's device."""
-        arr = x.detach().to("cpu", torch.float32).numpy()
-        return torch.from_numpy(self.logits_for(arr, max(1, len(arr)))).to(x.device)
+        arr = x.detach().cpu()  # floats as float32 (bf16 has no numpy); text tokens as they are
+        arr = arr.float() if arr.is_floating_point() else arr
+        return torch.from_numpy(self.logits_for(arr.numpy(), max(1, len(arr)))).to(x.device)
 
     def logits_for(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(N, K) float32 logits for a whole array, computed `batch_size` rows at a time."""
-        if self._session is None:
-            raise RuntimeError("the teacher was released")
-        return run_batched(self._session, x, batch_size)
+        return self.model.logits_for(x, batch_size)
 
     def release(self) -> None:
         """Free the model's memory; the teacher cannot predict afterwards."""
-        self._session = None
+        self.model.release()
         super().release()
-
-
-def read_onnx_graph(path: Path) -> tuple[list[str], int, dict[str, str]]:
-    """An ONNX teacher's graph inputs, parameter count and metadata; refuses external data."""
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises several unrelated types on corrupt bytes
-        raise TeacherLoadError(
-            f"{path.name!r} cannot be parsed as ONNX: {short_message(exc)}", field="teacher.source"
-        ) from exc
-    # External data would make onnxruntime read other files by a path the upload chose.
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
-        raise TeacherLoadError(
-            f"{path.name!r} keeps its weights in external .data files; export it as one "
-            "self-contained file (torch.onnx.export(..., external_data=False))",
-            field="teacher.source",
-        )
-    init_names = {t.name for t in proto.graph.initializer}
-    inputs = [i.name for i in proto.graph.input if i.name not in init_names]
-    params = int(sum(np.prod(t.dims) for t in proto.graph.initializer))
-    return inputs, params, {p.key: p.value for p in proto.metadata_props}
-
-
-def _load_onnx(path: Path, fingerprint: str, device: torch.device) -> Teacher:
-    inputs, params, metadata = read_onnx_graph(path)
-    declared = declared_mean_std(metadata)
-    if len(inputs) != 1:
-        raise TeacherLoadError(
-            f"the ONNX teacher has {len(inputs)} inputs ({', '.join(inputs) or 'none'}); "
-            "exactly one input (the batch of samples) is supported"
-            + (
-                "; an ONNX text teacher (input_ids, attention_mask) distils into a text "
-                "student: set student.arch to 'bert'"
-                if "input_ids" in inputs
-                else ""
-            ),
-            field="teacher.source",
-        )
-    try:
-        teacher = OnnxTeacher(fingerprint, path, device, params)
-    except Exception as exc:  # onnxruntime's errors have no common public base class
-        raise TeacherLoadError(
-            f"onnxruntime cannot load {path.name!r}: {short_message(exc)}", field="teacher.source"
-        ) from exc
-    teacher.declared_preprocessing = declared
-    inp = teacher.declared_input
-    if inp is not None and numpy_dtype(inp) is None:
-        raise TeacherLoadError(
-            f"the ONNX teacher's input {inp.name!r} is {inp.onnx_type}; only float inputs "
-            "(images, features, signals) are supported",
-            field="teacher.source",
-        )
-    return teacher
 
 
 def _precheck_torchscript(path: Path, check_code: bool) -> None:
@@ -236,10 +185,6 @@ def _load_torchscript(
     if check_code:
         check_scripted_module(module)
     return TorchTeacher("torchscript", fingerprint, module, device)
-
-
-# The sandbox's name for an ONNX text teacher: a checked folder (one .onnx file + tokenizer).
-ONNX_TEXT = "onnx-text"
 
 
 def _identify(spec: TeacherSpec, path: Path, check_code: bool) -> tuple[str, str]:
@@ -279,8 +224,8 @@ def open_teacher(
     check_torchscript: bool = True,
 ) -> Teacher:
     """Load a teacher of a known format in this process (the sandbox's child runs this)."""
-    if fmt == "onnx":
-        return _load_onnx(path, fingerprint, device)
+    if fmt in ONNX_FORMATS:  # the image/feature classifier, or an ONNX text folder
+        return OnnxTeacher(fingerprint, open_onnx_model(fmt, path, str(device)), device)
     if fmt == "torchscript":
         return _load_torchscript(path, fingerprint, device, check_torchscript)
     if fmt == "safetensors":
@@ -290,10 +235,6 @@ def open_teacher(
         from akd_core.text.hf_teacher import HfTeacher  # imports transformers
 
         return HfTeacher(fingerprint, path, device)
-    if fmt == ONNX_TEXT:
-        from akd_core.text.onnx_teacher import OnnxTextTeacher  # preloaded by the sandbox
-
-        return OnnxTextTeacher(fingerprint, next(path.glob("*.onnx")), device)
     raise TeacherLoadError(f"unsupported teacher format {fmt!r}", field="teacher.format")
 
 

@@ -4,6 +4,10 @@ Started by `akd_core.sandbox.proxy` with a minimal environment in a fresh workin
 directory that holds a copy of the teacher file. fd 0 and the original fd 1 carry the
 protocol; fd 1 itself is pointed at stderr so that anything the model prints cannot
 corrupt the answers. Imports (trusted code) happen before the rights are reduced.
+
+An ONNX teacher's process never imports torch (numpy, onnx and onnxruntime serve it): a
+child started for the "onnx" runtime imports only those while it waits, one started for
+"torch" also imports torch, and either imports what its load request's format needs.
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from akd_core.errors import AKDError
+from akd_core.latency import measure_latency
+from akd_core.onnx_classifier import ONNX_FORMATS, ONNX_TEXT, OnnxModel, open_onnx_model
 from akd_core.sandbox import protocol
 from akd_core.sandbox.rights import Early, Limits, reduce_rights
-from akd_core.spec import TeacherSpec
-from akd_core.teachers import ONNX_TEXT, Teacher, open_teacher
+
+if TYPE_CHECKING:
+    from akd_core.teachers import Teacher
 
 
 def _describe(exc: BaseException) -> dict[str, Any]:
@@ -35,7 +41,21 @@ def _describe(exc: BaseException) -> dict[str, Any]:
     return {"ok": False, "kind": "model", "message": f"{type(exc).__name__}: {text}"}
 
 
-def _load(cfg: dict[str, Any]) -> Teacher:
+def _import_torch() -> None:
+    """Import torch and its teachers' loaders (hf's own come with `preload`), rights still whole."""
+    import torch  # noqa: F401
+
+    import akd_core.teachers  # noqa: F401
+
+
+def _load(cfg: dict[str, Any]) -> Teacher | OnnxModel:
+    if cfg["format"] in ONNX_FORMATS:
+        return open_onnx_model(cfg["format"], Path(cfg["file"]), cfg["device"])
+    import torch
+
+    from akd_core.spec import TeacherSpec
+    from akd_core.teachers import open_teacher
+
     shape = cfg["input_shape"]
     return open_teacher(
         cfg["format"],
@@ -53,8 +73,6 @@ def _latency(cfg: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """An ONNX teacher's onnxruntime latency, measured as akd_core.latency times the student."""
     if cfg["format"] != "onnx":  # torch teachers: no figure comparable with onnxruntime's
         return {"ok": True, "latency": None}
-    from akd_core.latency import measure_latency
-
     try:
         shape = [int(d) for d in request["shape"]]
         return {"ok": True, "latency": measure_latency(Path(cfg["file"]), shape).to_dict()}
@@ -62,7 +80,7 @@ def _latency(cfg: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
         return _describe(exc)
 
 
-def _hello(teacher: Teacher, layers: dict[str, str]) -> dict[str, Any]:
+def _hello(teacher: Teacher | OnnxModel, layers: dict[str, str]) -> dict[str, Any]:
     inp = teacher.declared_input
     return {
         "ok": True,
@@ -80,7 +98,11 @@ def serve(fd_in: int, fd_out: int, early: Early) -> None:
     cfg, _ = protocol.receive(fd_in)
     if cfg.get("op") == "bye":
         return  # a spare that was never used
-    torch.set_num_threads(int(cfg["threads"]))
+    if cfg.get("format") not in ONNX_FORMATS:  # imported here if this child was not started so
+        _import_torch()
+        import torch
+
+        torch.set_num_threads(int(cfg["threads"]))
     if cfg.get("format") == "hf":  # trusted imports while the rights are still whole
         from akd_core.text.hf_teacher import preload
 
@@ -112,8 +134,10 @@ def serve(fd_in: int, fd_out: int, early: Early) -> None:
         protocol.send(fd_out, {"ok": True}, (out,))
 
 
-def main(early: Early) -> None:
+def main(early: Early, runtime: str = "onnx") -> None:
     """Entry point of the child process, after `isolate_early` (see sandbox.process.BOOT)."""
+    if runtime == "torch":  # while it waits as a spare: a torch teacher's load then starts at once
+        _import_torch()
     fd_out = os.dup(1)
     os.dup2(2, 1)  # print() and C-level writes to stdout now land in the stderr log
     sys.stdout = sys.stderr

@@ -1,9 +1,11 @@
 """Starting, stopping and reusing teacher processes (the parent side, before any protocol).
 
-A child spends most of its start importing torch. One warm spare per parent process is
-started ahead: the next teacher takes it, so only the first teacher of a process waits
-for the imports. A spare has not reduced its rights yet but has read nothing untrusted;
-it does so when it receives its load request.
+A child is started for a runtime: "onnx" (numpy, onnx, onnxruntime: about 0.5 s and
+80 MB) for ONNX teachers, "torch" (also torch: seconds and 330 MB) for the others. Per
+parent process one warm spare of each runtime it has used is started ahead: the next
+teacher of that runtime takes it, so only the first teacher of a runtime waits for the
+imports. A spare has not reduced its rights yet but has read nothing untrusted; it does
+so when it receives its load request.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
+from akd_core.onnx_classifier import ONNX_FORMATS
 from akd_core.sandbox import protocol
 
 ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds akd_core
@@ -30,9 +33,10 @@ ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds akd_cor
 # The network namespace comes first, while the interpreter has one thread (torch starts more).
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from akd_core.sandbox.rights import isolate_early; early = isolate_early(); "
-    "from akd_core.sandbox.child import main; main(early)"
+    "from akd_core.sandbox.rights import isolate_early; early = isolate_early(int(sys.argv[3])); "
+    "from akd_core.sandbox.child import main; main(early, sys.argv[2])"
 )
+Runtime = Literal["onnx", "torch"]
 # Passed through because GPUs and their libraries need them; nothing else is inherited.
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
 WORKDIR_PREFIX = "akd-teacher-"
@@ -40,6 +44,11 @@ WORKDIR_PREFIX = "akd-teacher-"
 _OWNED = re.compile(re.escape(WORKDIR_PREFIX) + r"(?P<host>[\w.]*)-(?P<pid>\d+)-\w+$")
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
+
+
+def runtime_of(fmt: str) -> Runtime:
+    """The runtime a teacher format needs: ONNX files and folders never need torch."""
+    return "onnx" if fmt in ONNX_FORMATS else "torch"
 
 
 def _child_env(workdir: Path) -> dict[str, str]:
@@ -153,8 +162,8 @@ def sweep_orphans(workdir_root: Path | None) -> list[Path]:
 _swept: set[tuple[int, Path | None]] = set()
 
 
-def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
-    """Start a child interpreter in a fresh working directory; it waits for its load request."""
+def spawn(workdir_root: Path | None, uid: int, gid: int, runtime: Runtime = "onnx") -> Child:
+    """Start a child interpreter for `runtime` in a fresh working directory; it awaits a request."""
     if (os.getpid(), workdir_root) not in _swept:  # once per process and folder
         _swept.add((os.getpid(), workdir_root))
         sweep_orphans(workdir_root)
@@ -164,7 +173,7 @@ def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
         os.chown(workdir, uid, gid)
     errlog = tempfile.TemporaryFile()  # noqa: SIM115 (Child.stop closes it); unlinked, fd only
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-c", BOOT, ROOT],
+        [sys.executable, "-I", "-c", BOOT, ROOT, runtime, str(os.getpid())],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errlog,
@@ -173,7 +182,7 @@ def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
         close_fds=True,
         start_new_session=True,
     )
-    child = Child(proc, workdir, errlog, (BOOT, workdir_root, uid, gid))
+    child = Child(proc, workdir, errlog, (BOOT, workdir_root, uid, gid, runtime))
     for fd in (child.fd_in, child.fd_out):
         with contextlib.suppress(OSError):  # fewer wake-ups per batch; Linux only
             fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
@@ -182,35 +191,41 @@ def spawn(workdir_root: Path | None, uid: int, gid: int) -> Child:
 
 
 class _Spare:
-    """At most one idle child per parent process, of the key it was started with."""
+    """At most one idle child per runtime and parent process, of the key it was started with."""
 
-    child: Child | None = None
-    pid: int = 0  # the process that started it (a forked parent must not share it)
+    children: dict[Runtime, Child] = {}  # runtime -> its spare
+    pid: int = 0  # the process that started them (a forked parent must not share them)
 
     @classmethod
-    def take(cls, workdir_root: Path | None, uid: int, gid: int, keep_warm: bool) -> Child:
-        spare, cls.child = cls.child, None
-        key = (BOOT, workdir_root, uid, gid)
-        if spare is not None and (spare.key != key or cls.pid != os.getpid()
+    def _pop(cls, runtime: Runtime) -> Child | None:
+        if cls.pid != os.getpid():  # inherited through fork: another process's children
+            cls.children, cls.pid = {}, os.getpid()
+        return cls.children.pop(runtime, None)
+
+    @classmethod
+    def take(cls, workdir_root: Path | None, uid: int, gid: int, keep_warm: bool,
+             runtime: Runtime) -> Child:  # fmt: skip
+        spare = cls._pop(runtime)
+        if spare is not None and (spare.key != (BOOT, workdir_root, uid, gid, runtime)
                                   or spare.proc.poll() is not None):  # fmt: skip
-            if cls.pid == os.getpid():
-                spare.stop()
+            spare.stop()
             spare = None
-        child = spare or spawn(workdir_root, uid, gid)
+        child = spare or spawn(workdir_root, uid, gid, runtime)
         if keep_warm:
-            cls.child, cls.pid = spawn(workdir_root, uid, gid), os.getpid()
+            cls.children[runtime] = spawn(workdir_root, uid, gid, runtime)
         return child
 
     @classmethod
-    def prestart(cls, workdir_root: Path | None, uid: int, gid: int) -> None:
-        if cls.child is None or cls.pid != os.getpid():
-            cls.child, cls.pid = spawn(workdir_root, uid, gid), os.getpid()
+    def prestart(cls, workdir_root: Path | None, uid: int, gid: int, runtime: Runtime) -> None:
+        spare = cls._pop(runtime)
+        cls.children[runtime] = spare or spawn(workdir_root, uid, gid, runtime)
 
     @classmethod
     def stop(cls) -> None:
-        spare, cls.child = cls.child, None
-        if spare is not None and cls.pid == os.getpid():
+        spares = cls.children.values() if cls.pid == os.getpid() else ()
+        for spare in list(spares):
             spare.stop()
+        cls.children = {}
 
 
 take_child = _Spare.take

@@ -21,7 +21,7 @@ from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.latency import latency_from_dict
 from akd_core.models.onnx_runner import OnnxInput
 from akd_core.sandbox import protocol
-from akd_core.sandbox.process import Child, prestart_child, take_child
+from akd_core.sandbox.process import Child, Runtime, prestart_child, runtime_of, take_child
 from akd_core.sandbox.rights import Limits
 from akd_core.spec import TeacherSpec
 from akd_core.teachers import Teacher
@@ -188,10 +188,10 @@ def _text(value: object, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def prestart(policy: SandboxPolicy | None = None) -> None:
-    """Start the first teacher process ahead (e.g. when a worker process starts)."""
+def prestart(policy: SandboxPolicy | None = None, runtime: Runtime = "torch") -> None:
+    """Start the first teacher process of `runtime` ahead (e.g. when a worker process starts)."""
     policy = policy or SandboxPolicy()
-    prestart_child(policy.workdir_root, policy.uid, policy.gid)
+    prestart_child(policy.workdir_root, policy.uid, policy.gid, runtime)
 
 
 def start_teacher(
@@ -205,7 +205,9 @@ def start_teacher(
     policy: SandboxPolicy,
 ) -> SandboxedTeacher:
     """Start a confined process that loads `path` and serve it as a Teacher."""
-    child = take_child(policy.workdir_root, policy.uid, policy.gid, policy.keep_warm)
+    child = take_child(
+        policy.workdir_root, policy.uid, policy.gid, policy.keep_warm, runtime_of(fmt)
+    )
     try:
         name = child.install(path, policy.uid, policy.gid)
     except OSError as exc:

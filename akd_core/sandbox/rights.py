@@ -63,8 +63,12 @@ class Early:
     network: str  # how the network was isolated, or why it was not
 
 
-def isolate_early() -> Early:
-    """Take the network namespace at once: unshare(CLONE_NEWUSER) needs a single thread."""
+def isolate_early(parent_pid: int | None = None) -> Early:
+    """Die with the parent, then take the network namespace (unshare needs a single thread)."""
+    if parent_pid is not None:
+        # At once, not only after loading: a spare whose parent died while it imported would
+        # otherwise live on, and onnxruntime's import writes into its (swept) working folder.
+        die_with_parent(parent_pid)
     started_as = os.geteuid()
     return Early(started_as, isolate_network())
 
@@ -106,15 +110,21 @@ def drop_user(uid: int, gid: int, started_as: int) -> str:
     return f"uid {uid} gid {gid}"
 
 
-def bind_to_parent(parent_pid: int) -> None:
-    """No new privileges (setuid binaries), and die when the parent dies."""
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL when the parent dies; exit now if it already has."""
     prctl = getattr(_libc(), "prctl", None)
     if prctl is not None:  # Linux; elsewhere the closed stdin pipe still ends the child
-        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        # Changing uid clears the parent-death signal, so this comes after drop_user.
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(1)
+
+
+def bind_to_parent(parent_pid: int) -> None:
+    """No new privileges (setuid binaries), and die when the parent dies."""
+    prctl = getattr(_libc(), "prctl", None)
+    if prctl is not None:
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    die_with_parent(parent_pid)  # again: changing uid (drop_user, before this) clears it
 
 
 def reduce_rights(

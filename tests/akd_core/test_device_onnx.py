@@ -8,10 +8,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from akd_core import teachers
+from akd_core import onnx_classifier, teachers
 from akd_core.export import export_onnx
 from akd_core.models import build_model
 from akd_core.models.onnx_runner import execution_provider, make_session, session_providers
+from akd_core.spec import TeacherSpec
 
 SHAPE = (4,)
 
@@ -47,10 +48,11 @@ def test_an_onnx_teacher_on_cuda_1_asks_for_device_id_1(onnx_file, monkeypatch):
         asked.append((use_cuda, device_id))
         return make_session(path)  # this host has no GPU: run it on the CPU
 
-    monkeypatch.setattr(teachers, "make_session", recording)
-    teachers.OnnxTeacher("f", onnx_file, torch.device("cuda", 1), 0)
-    teachers.OnnxTeacher("f", onnx_file, torch.device("cuda"), 0)  # a pinned worker's card
-    teachers.OnnxTeacher("f", onnx_file, torch.device("cpu"), 0)
+    monkeypatch.setattr(onnx_classifier, "make_session", recording)
+    spec = TeacherSpec(source="file:t.onnx")
+    # cuda:1, then "cuda" (a pinned worker's one card), then the CPU
+    for device in (torch.device("cuda", 1), torch.device("cuda"), torch.device("cpu")):
+        teachers.open_teacher("onnx", onnx_file, "f", device, spec, None, None)
     assert asked == [(True, 1), (True, 0), (False, 0)]
 
 

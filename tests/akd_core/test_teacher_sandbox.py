@@ -215,8 +215,7 @@ c.main(early)
 
 def _hostile(monkeypatch: pytest.MonkeyPatch, private: Path, port: int) -> None:
     params = f"PRIVATE = {str(private)!r}; SECRET = {str(private.parent / 'secret.txt')!r}; PORT = {port}"
-    boot = process.BOOT.split(";")[:2]  # keep the sys.path line
-    boot = ";".join(boot)
+    boot = ";".join(process.BOOT.split(";")[:2])  # keep the sys.path line
     monkeypatch.setattr(process, "BOOT", boot + "\n" + params + "\n" + HOSTILE)
 
 
@@ -341,11 +340,11 @@ def test_what_a_teacher_prints_cannot_corrupt_the_answers(tmp_path: Path) -> Non
 
 
 def test_the_next_teacher_takes_the_process_started_ahead(files: dict[str, Path]) -> None:
-    proxy.prestart()  # what a worker process can do when it starts
-    ahead = process._Spare.child
+    proxy.prestart()  # what a worker process can do when it starts (a torch spare by default)
+    ahead = process._Spare.children.get("torch")
     first = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
     assert ahead is not None and _pid(first) == ahead.proc.pid  # type: ignore[arg-type]
-    spare = process._Spare.child
+    spare = process._Spare.children.get("torch")
     assert spare is not None and spare.proc.poll() is None  # importing torch meanwhile
     second = load_teacher(_spec("torchscript"), files["torchscript"], CPU)
     try:
@@ -358,7 +357,7 @@ def test_the_next_teacher_takes_the_process_started_ahead(files: dict[str, Path]
         second.release()
     unused = SandboxPolicy(keep_warm=False)
     load_teacher(_spec("torchscript"), files["torchscript"], CPU, sandbox=unused).release()
-    assert process._Spare.child is None  # keep_warm=False leaves no idle process behind
+    assert "torch" not in process._Spare.children  # keep_warm=False leaves no idle process
 
 
 def test_an_unprivileged_worker_gets_a_user_and_network_namespace(
