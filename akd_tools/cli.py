@@ -213,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `akd` argument parser with every subcommand."""
     from akd_core.cli import add_distill_arguments
+    from akd_tools.cache_cmd import add_cache_commands
     from akd_tools.serve import add_serve_arguments
     from akd_tools.teacher import add_teacher_arguments
 
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys_sub.add_parser("revoke", help="revoke a key by id")
     p.add_argument("id", help="the key id (from akd keys list)")
     p.set_defaults(func=cmd_keys_revoke)
+    add_cache_commands(sub)
     return parser
 
 

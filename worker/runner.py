@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from akd_core.cache_prune import prune_after_job
 from akd_core.errors import AKDError, JobCancelled, SpecError
 from akd_core.events import ProgressEvent
 from akd_core.report_schema import Report
@@ -184,12 +185,16 @@ def execute_job(
         reason = scrub_paths(f"internal error: {type(exc).__name__}: {exc}", settings)
     finally:
         lease.stop()
+    # The cache folder back under AKD_CACHE_MAX_GB, least recently used entries first.
+    evicted = prune_after_job(settings.cache, settings.cache_max_bytes, None)
 
     if lease.lost:
         # Another worker owns the job now (or will): it records the outcome, not us.
         log.warning("job %s: attempt %d stopped after losing its lease", job_id, attempt)
         return None
     with session_scope(settings) as session:
+        for line in evicted:  # visible in the job's events, not only the worker's log
+            jobs_db.add_event(session, job_id, "log", {"message": line, "attempt": attempt})
         recorded = jobs_db.finish_job(
             session, job_id, worker_id, state, reason, metrics=metrics, artifacts=artifacts
         )
