@@ -10,10 +10,13 @@ file or a mapping do not update it anyway).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 LEASE_DIR = ".leases"
 
 
@@ -26,7 +29,7 @@ def _lock(path: Path, flags: int) -> int | None:
     """An open descriptor of `path` holding flock `flags`, or None when it would block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
         try:
             fcntl.flock(fd, flags)
         except BlockingIOError:
@@ -47,17 +50,24 @@ def _lock(path: Path, flags: int) -> int | None:
 class Lease:
     """A held flock on one entry's lock file; released by release(), `with`, or garbage collection."""
 
-    def __init__(self, fd: int, entry: Path) -> None:
+    def __init__(self, fd: int | None, entry: Path) -> None:
         self._fd: int | None = fd
         self.entry = entry
 
     @classmethod
     def shared(cls, entry: Path) -> Lease:
         """Wait for a shared lease on `entry` (only an eviction in progress holds it off) and
-        record the use."""
-        fd = _lock(lease_path(entry), fcntl.LOCK_SH)
+        record the use. A cache folder where no lock file can be made (read-only) gives a
+        lease that holds nothing: bookkeeping never fails a job."""
+        try:
+            fd = _lock(lease_path(entry), fcntl.LOCK_SH)
+        except OSError as exc:
+            log.warning("cache: no lease on %s (%s); it may be evicted while in use", entry, exc)
+            return cls(None, entry)
         assert fd is not None  # a blocking lock either succeeds or raises
-        os.utime(fd)  # "last used": now
+        # Another user's lock file cannot be touched: the use goes unrecorded, the lease holds.
+        with contextlib.suppress(OSError):
+            os.utime(fd)  # "last used": now
         return cls(fd, entry)
 
     @classmethod

@@ -222,3 +222,30 @@ def test_no_cap_never_prunes(tmp_path):
 @pytest.mark.parametrize("cap", [0, 10**12])
 def test_pruning_a_missing_folder_is_a_no_op(tmp_path, cap):
     assert prune_after_job(tmp_path / "nope", cap, None) == []
+
+
+def test_a_data_parallel_rank_holds_the_entry_on_its_own(tmp_path):
+    import pickle
+
+    _data(tmp_path, "k")
+    stored = DataStore(tmp_path / "data").open("k")
+    assert stored is not None
+    rank_copy = pickle.loads(pickle.dumps(stored.x))  # what a rank receives and reopens
+    del stored
+    gc.collect()  # the parent let go first
+    assert prune(tmp_path, 0).evicted == []
+    assert rank_copy[0:2].shape == (2, KIB)
+    del rank_copy
+    gc.collect()
+    assert [e.key for e in prune(tmp_path, 0).evicted] == ["k"]
+
+
+def test_a_read_only_cache_folder_still_serves_its_entries(tmp_path, monkeypatch):
+    _logits(tmp_path, "k")
+
+    def refused(*_args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("akd_core.cache_lease._lock", refused)
+    arrays = LogitCache(tmp_path).get("k")  # no lease can be taken: read anyway
+    assert arrays is not None and arrays["val"].shape == (KIB, 1)
