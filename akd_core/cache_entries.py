@@ -24,6 +24,12 @@ KINDS: dict[str, tuple[str, str | None]] = {
 }
 
 
+def cache_root_of_store(store_root: Path) -> Path | None:
+    """The cache folder that holds the data store `store_root`, or None when it is not one's
+    `data/` sub-folder (a private or hand-made store is no cache folder's to prune)."""
+    return store_root.parent if store_root.name == KINDS["data"][0] else None
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """One committed entry: what it is, where, how big, and when a job last used it."""

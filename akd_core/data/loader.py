@@ -6,12 +6,15 @@ import contextlib
 import hashlib
 import json
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
+from akd_core.cache_entries import cache_root_of_store
+from akd_core.cache_prune import prune_and_tell
 from akd_core.data import normalize
 from akd_core.data.builtin import load_builtin
 from akd_core.data.checks import check_classes, check_inputs, fail
@@ -88,6 +91,28 @@ def _decode(
     return sink.store.put(sink.key, parts, raw_meta(raw))
 
 
+def entry_bytes_hint(fmt: str, path: Path | None) -> int:
+    """Bytes a new data cache entry will take, where headers tell before decoding (0: unknown).
+
+    An .npz stores its arrays as they are: the entry's rows are its x arrays' .npy bytes.
+    """
+    if fmt != "npz" or path is None:
+        return 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return sum(i.file_size for i in zf.infolist() if i.filename.startswith("x"))
+    except (zipfile.BadZipFile, OSError):
+        return 0  # the reader reports what is wrong with the file
+
+
+def _make_room(store_root: Path | None, limits: Limits, fmt: str, path: Path | None) -> None:
+    """Before decoding into a shared cache folder: evict what the new entry would push over
+    the cap (logged; the job's own events report the pass after it ends)."""
+    cache_root = cache_root_of_store(store_root) if store_root is not None else None
+    if cache_root is not None and limits.cache_max_bytes is not None:
+        prune_and_tell(cache_root, limits.cache_max_bytes, None, entry_bytes_hint(fmt, path))
+
+
 def _fingerprint(source_digest: str, fmt: str, spec: DatasetSpec, seed: int) -> str:
     settings = spec.model_dump(mode="json", exclude={"source", "format", "augment"})
     record = {
@@ -158,6 +183,7 @@ def load_dataset(
         store = DataStore(root)
         stored = store.open(key)
         if stored is None:
+            _make_room(store_root, limits, fmt, path)
             if work_dir is not None:
                 Path(work_dir).mkdir(parents=True, exist_ok=True)
             # Extracted files are decoded into the cache, so a scratch folder can go after.

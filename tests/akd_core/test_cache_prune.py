@@ -249,3 +249,16 @@ def test_a_read_only_cache_folder_still_serves_its_entries(tmp_path, monkeypatch
     monkeypatch.setattr("akd_core.cache_lease._lock", refused)
     arrays = LogitCache(tmp_path).get("k")  # no lease can be taken: read anyway
     assert arrays is not None and arrays["val"].shape == (KIB, 1)
+
+
+def test_room_is_made_before_an_npz_is_decoded_into_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    _used_at(_logits(cache, "old", kib=32), 100)
+    x = np.zeros((48, 1024), np.uint8)  # 48 KiB of rows, known from the .npy header
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(48) % 2)
+    cap = 64 * KIB  # the old entry fits alone, not with the new one
+    limits = Limits(cache_max_bytes=cap)
+    spec = DatasetSpec(source="file:d.npz")
+    load_dataset(spec, tmp_path / "d.npz", 0, limits=limits, store_root=cache / "data")
+    assert [e.kind for e in list_entries(cache)] == ["data"]  # the old logits made room
+    assert sum(e.size for e in list_entries(cache)) <= cap
