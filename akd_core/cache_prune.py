@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from akd_core.cache_entries import CacheEntry, list_entries
+from akd_core.cache_entries import KINDS, CacheEntry, list_entries
 from akd_core.cache_lease import Lease, lease_path
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
 UNLIMITED = "unlimited"
+EVICTING = ".evict."  # prefix of an evicted entry's folder until its bytes are deleted
 
 
 def parse_max_gb(value: object, name: str) -> float | None:
@@ -103,12 +104,12 @@ def evict(entry: CacheEntry) -> bool:
             return False  # another pruner was first
         # Renamed under the lock (readers then find no entry and rebuild it); the bytes are
         # deleted after the lock is let go, so a waiting job is not held up by a large delete.
-        gone = Path(tempfile.mkdtemp(prefix=f".evict.{entry.path.name}.", dir=entry.path.parent))
         try:
+            gone = Path(tempfile.mkdtemp(prefix=f"{EVICTING}{entry.path.name}.",
+                                         dir=entry.path.parent))  # fmt: skip
             os.rename(entry.path, gone / "entry")
         except OSError as exc:  # e.g. another user's entry: keep it, say so, prune the rest
             log.warning("cache: could not evict %s: %s", entry.path, exc)
-            gone.rmdir()
             return False
         lease_path(entry.path).unlink(missing_ok=True)
     finally:
@@ -119,6 +120,7 @@ def evict(entry: CacheEntry) -> bool:
 
 def prune(root: Path, max_bytes: int, incoming: int = 0) -> Pruned:
     """Evict least recently used entries until they and `incoming` new bytes fit `max_bytes`."""
+    _remove_leftovers(root)
     entries = list_entries(root)  # least recently used first
     result = Pruned(max_bytes, sum(e.size for e in entries))
     total = result.total_before
@@ -128,9 +130,19 @@ def prune(root: Path, max_bytes: int, incoming: int = 0) -> Pruned:
         if evict(entry):
             result.evicted.append(entry)
             total -= entry.size
-        else:
+        elif entry.path.exists():
             result.in_use.append(entry)
+        else:  # another pruner removed it meanwhile
+            total -= entry.size
     return result
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Delete what an evictor killed between its rename and its delete left behind (nothing
+    reads those folders, and two deleting one at once is harmless)."""
+    for folder in {root / sub for sub, _ in KINDS.values()}:
+        for path in folder.glob(f"{EVICTING}*"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def prune_and_tell(

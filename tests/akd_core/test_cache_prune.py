@@ -262,3 +262,12 @@ def test_room_is_made_before_an_npz_is_decoded_into_the_cache(tmp_path):
     load_dataset(spec, tmp_path / "d.npz", 0, limits=limits, store_root=cache / "data")
     assert [e.kind for e in list_entries(cache)] == ["data"]  # the old logits made room
     assert sum(e.size for e in list_entries(cache)) <= cap
+
+
+def test_what_a_killed_evictor_left_behind_is_deleted_by_the_next_pass(tmp_path):
+    _logits(tmp_path, "k")
+    left = tmp_path / "data" / ".evict.abc.x1" / "entry"  # renamed, then the process died
+    left.mkdir(parents=True)
+    (left / "x.bin").write_bytes(b"\0" * KIB)
+    assert prune(tmp_path, 10**9).evicted == []  # under the cap: still cleaned
+    assert not left.parent.exists() and _keys(tmp_path) == ["k"]
