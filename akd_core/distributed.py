@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import queue
 import socket
 from collections.abc import Callable, Iterator
@@ -53,6 +54,11 @@ class Shard:
 
     rank: int = 0
     world: int = 1
+
+    def epoch_seed(self, seed: int, arm: str, phase: int, epoch: int) -> int:
+        """This rank's seed of the global RNG (dropout) for one epoch: fixed, distinct per rank."""
+        key = f"{seed}|{arm}|{phase}|{epoch}|{self.rank}".encode()
+        return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         """This rank's contiguous slice of a global batch's row indices."""

@@ -188,6 +188,11 @@ class ArmTrainer:
             T = temperature_at(epoch, plan.epochs, tau_max)
             phi_T = phi(T, tau_max)
         self.model.train()
+        if self.shard.world > 1:
+            # Dropout draws from this process's global RNG, and only rank 0's is checkpointed:
+            # each rank reseeds it per epoch (distinct per rank, fixed by the job), so ranks
+            # never share masks and a resumed epoch draws as it would have uninterrupted.
+            torch.manual_seed(self.shard.epoch_seed(self.spec.seed, self.arm, plan.number, epoch))
         t0 = time.perf_counter()
         perm = self.batches.order(len(d.x_train), self.generator)  # (N,) on the device
         # Splits kept in host memory are gathered there: one copy of the order per epoch.

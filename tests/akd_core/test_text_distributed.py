@@ -8,15 +8,18 @@ import functools
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
-from akd_core.distributed import ParallelArm, train_arm_parallel
-from akd_core.errors import SpecError
+from akd_core.checkpoint import checkpoint_path
+from akd_core.distributed import ParallelArm, Shard, train_arm_parallel
+from akd_core.errors import SpecError, TrainingError
 from akd_core.events import Hooks
 from akd_core.pipeline import run_job
+from akd_core.records import load_resume_state
 from akd_core.spec import parse_spec
 from akd_core.text.batches import split_batch
 from akd_core.text.hf_folder import HfFolder
@@ -99,6 +102,50 @@ def test_two_gloo_ranks_train_a_bert_student_as_one_process(tmp_path):
     assert [h.val_accuracy for h in two.history] == [h.val_accuracy for h in one.history]
     for k, v in one.best_state.items():
         assert torch.allclose(two.best_state[k], v, atol=1e-5), k
+
+
+@dataclass
+class CrashAt(Progress):
+    """A rank's progress that raises when its `at`-th epoch ends: after the previous epoch's
+    checkpoint, before this one's (a crash at a known point, in every rank alike)."""
+
+    at: int = 2
+
+    def advance(self, epoch_seconds: float) -> None:
+        super().advance(epoch_seconds)
+        if self.done_epochs == self.at:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.mark.slow
+def test_two_ranks_with_dropout_resume_exactly_after_a_crash(monkeypatch, tmp_path):
+    """Dropout on: each rank draws its own masks from its own stream, reseeded every epoch
+    (only rank 0's RNG is in the checkpoint), so a resumed arm follows the uninterrupted one."""
+    # The spawned ranks unpickle CrashAt from this module; they start with this sys.path.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    dropout = {**TINY_BERT, "dropout": 0.1}
+
+    def arm(out: Path, progress: Progress, resume: bool) -> ParallelArm:
+        return ParallelArm("annealing", _spec(), _student(dropout), _data(), "cpu", out, progress,
+                           None, "job", resume)  # fmt: skip
+
+    whole = train_arm_parallel(arm(tmp_path / "whole", Progress(3), False), 2, Hooks())
+    with pytest.raises(TrainingError, match="data-parallel training failed"):
+        train_arm_parallel(arm(tmp_path / "split", CrashAt(3), False), 2, Hooks())
+    saved = load_resume_state(checkpoint_path(tmp_path / "split", "annealing"))
+    assert saved is not None and len(saved.loop.history) == 1 and not saved.done
+    resumed = train_arm_parallel(arm(tmp_path / "split", Progress(3), True), 2, Hooks())
+    assert [h.train_loss for h in resumed.history] == pytest.approx(
+        [h.train_loss for h in whole.history], rel=1e-6
+    )
+    for k, v in whole.best_state.items():
+        assert torch.allclose(resumed.best_state[k], v, atol=1e-6), k
+
+
+def test_each_rank_reseeds_its_dropout_stream_per_epoch_apart_from_the_others():
+    seeds = {Shard(r, 2).epoch_seed(0, "annealing", 1, e) for r in range(2) for e in range(3)}
+    assert len(seeds) == 6 and all(0 <= s < 2**63 for s in seeds)
+    assert Shard(1, 2).epoch_seed(0, "kd", 1, 0) == Shard(1, 4).epoch_seed(0, "kd", 1, 0)
 
 
 def test_the_bert_dropout_option_is_checked_and_reaches_the_model():
