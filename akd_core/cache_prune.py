@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from akd_core.cache_entries import KINDS, CacheEntry, list_entries
-from akd_core.cache_lease import Lease, lease_path
+from akd_core.cache_lease import LEASE_DIR, Lease, lease_path
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -138,11 +138,30 @@ def prune(root: Path, max_bytes: int, incoming: int = 0) -> Pruned:
 
 
 def _remove_leftovers(root: Path) -> None:
-    """Delete what an evictor killed between its rename and its delete left behind (nothing
-    reads those folders, and two deleting one at once is harmless)."""
+    """Delete what killed processes left behind: an evictor's renamed entry (nothing reads
+    those folders, and two deleting one at once is harmless), a data writer's temp folder."""
     for folder in {root / sub for sub, _ in KINDS.values()}:
         for path in folder.glob(f"{EVICTING}*"):
             shutil.rmtree(path, ignore_errors=True)
+    data = root / KINDS["data"][0]
+    for path in data.glob(".*"):
+        if path.name != LEASE_DIR and not path.name.startswith(EVICTING) and path.is_dir():
+            _remove_orphan(path, data / path.name[1:].split(".")[0])
+
+
+def _remove_orphan(tmp: Path, entry: Path) -> None:
+    """Delete the temp folder `tmp` (`.<key>.<random>`) when no live writer of `entry` holds
+    its lease: a writer takes it before making the folder and keeps it until it is gone."""
+    lease = Lease.exclusive(entry)
+    if lease is None:
+        return  # a writer (or a reader) of that key is alive
+    try:
+        log.info("cache: removing %s, left by a job that ended while writing it", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not entry.exists():
+            lease_path(entry).unlink(missing_ok=True)  # no stray lock file for a missing entry
+    finally:
+        lease.release()
 
 
 def prune_and_tell(

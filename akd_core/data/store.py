@@ -141,10 +141,11 @@ class StoreWriter:
     def __init__(self, store: DataStore, key: str) -> None:
         self.store, self.key = store, key
         store.root.mkdir(parents=True, exist_ok=True)
+        # Held from before the temp folder exists until the job has the committed entry open:
+        # pruning takes neither the entry nor, while this writer lives, its temp folder.
+        self.lease = Lease.shared(store.entry(key))
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=store.root))
         self.tmp.chmod(0o755)  # mkdtemp's 0700 would hide the shared entry from other jobs' users
-        # Held until the job has the committed entry open: pruning cannot take it in between.
-        self.lease = Lease.shared(store.entry(key))
         self._fh = (self.tmp / X_FILE).open("wb")
         self.rows = 0
         self.dtype: np.dtype | None = None

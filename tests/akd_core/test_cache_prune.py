@@ -271,3 +271,16 @@ def test_what_a_killed_evictor_left_behind_is_deleted_by_the_next_pass(tmp_path)
     (left / "x.bin").write_bytes(b"\0" * KIB)
     assert prune(tmp_path, 10**9).evicted == []  # under the cap: still cleaned
     assert not left.parent.exists() and _keys(tmp_path) == ["k"]
+
+
+def test_a_temp_entry_whose_writer_died_is_deleted_and_a_live_ones_kept(tmp_path):
+    store = DataStore(tmp_path / "data")
+    live, dead = store.writer("live"), store.writer("dead")
+    for w in (live, dead):
+        w.append(np.ones((4, 8), np.uint8))
+    dead._fh.close()
+    dead.lease.release()  # what the kernel does when the writing process is killed
+    prune(tmp_path, 0)
+    assert live.tmp.is_dir() and not dead.tmp.exists()
+    assert not lease_path(store.entry("dead")).exists()
+    assert live.commit({"main": np.zeros(4)}, {"classes": []}).x[:].sum() == 4 * 8
