@@ -1,7 +1,7 @@
 """Starting, stopping and reusing teacher processes (the parent side, before any protocol).
 
-A child is started for a runtime: "onnx" (numpy, onnx, onnxruntime: about 0.5 s and
-80 MB) for ONNX teachers, "torch" (also torch: seconds and 330 MB) for the others. Per
+A child is started for a runtime: "onnx" (numpy, onnx, onnxruntime: 0.3 to 1.3 s, 100 MB)
+for ONNX teachers, "torch" (also torch: 1.4 to 11 s, 340 MB) for the others. Per
 parent process one warm spare of each runtime it has used is started ahead: the next
 teacher of that runtime takes it, so only the first teacher of a runtime waits for the
 imports. A spare has not reduced its rights yet but has read nothing untrusted; it does
