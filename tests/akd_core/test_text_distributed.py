@@ -224,8 +224,7 @@ def test_a_text_job_on_two_devices_writes_a_student_onnx_that_passes_parity():
 
 
 def test_a_text_job_refuses_more_devices_than_its_batch_can_feed(tmp_path):
-    shutil.copytree(trained_teacher(), tmp_path / "teacher")
-    write_jsonl(tmp_path / "train.jsonl", text_rows(40))
+    """Refused before anything is read (the teacher and data named here do not exist)."""
     spec = _job_spec(tmp_path)
     spec["optimizer"]["batch_size"] = 6
     with pytest.raises(SpecError) as err:
