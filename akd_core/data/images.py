@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from akd_core.archives import safe_extract
 from akd_core.data.checks import fail
+from akd_core.data.room import image_bytes
 from akd_core.data.sink import StoreSink
 from akd_core.data.store import StoredData
 from akd_core.errors import DatasetError
@@ -146,6 +147,8 @@ def stream_imagefolder(
             if bad and not spec.skip_bad_files:
                 continue  # keep reading: the refusal lists every unreadable file
             if rows:
+                if not writer.rows and first is not None:  # the size is known, none written yet
+                    sink.reserve(image_bytes(len(files), *first[1]))
                 writer.append(np.ascontiguousarray(np.stack(rows).transpose(0, 3, 1, 2)))
             if sink.on_progress is not None:
                 sink.on_progress(min(start + DECODE_CHUNK, len(files)), len(files))

@@ -6,15 +6,12 @@ import contextlib
 import hashlib
 import json
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
-from akd_core.cache_entries import cache_root_of_store
-from akd_core.cache_prune import prune_and_tell
 from akd_core.data import normalize
 from akd_core.data.builtin import load_builtin
 from akd_core.data.checks import check_classes, check_inputs, fail
@@ -24,6 +21,7 @@ from akd_core.data.heap import return_large_buffers
 from akd_core.data.images import stream_imagefolder
 from akd_core.data.labels import encode_labels
 from akd_core.data.npz import stream_npz
+from akd_core.data.room import npz_bytes, parts_bytes, room_maker
 from akd_core.data.sink import OnProgress, StoreSink, decode_settings, indexed_raw, raw_meta
 from akd_core.data.splits import cap, carve
 from akd_core.data.store import DataStore, StoredData, store_key
@@ -88,29 +86,8 @@ def _decode(
     for name, (x_given, y_given) in raw.given.items():
         check_inputs(x_given, y_given, raw.source, f"x_{name}")
     parts = {"main": (raw.x, raw.y), **raw.given}
+    sink.reserve(parts_bytes(parts))  # exact: the rows are in memory, not yet in the cache
     return sink.store.put(sink.key, parts, raw_meta(raw))
-
-
-def entry_bytes_hint(fmt: str, path: Path | None) -> int:
-    """Bytes a new data cache entry will take, where headers tell before decoding (0: unknown).
-
-    An .npz stores its arrays as they are: the entry's rows are its x arrays' .npy bytes.
-    """
-    if fmt != "npz" or path is None:
-        return 0
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return sum(i.file_size for i in zf.infolist() if i.filename.startswith("x"))
-    except (zipfile.BadZipFile, OSError):
-        return 0  # the reader reports what is wrong with the file
-
-
-def _make_room(store_root: Path | None, limits: Limits, fmt: str, path: Path | None) -> None:
-    """Before decoding into a shared cache folder: evict what the new entry would push over
-    the cap (logged; the job's own events report the pass after it ends)."""
-    cache_root = cache_root_of_store(store_root) if store_root is not None else None
-    if cache_root is not None and limits.cache_max_bytes is not None:
-        prune_and_tell(cache_root, limits.cache_max_bytes, None, entry_bytes_hint(fmt, path))
 
 
 def _fingerprint(source_digest: str, fmt: str, spec: DatasetSpec, seed: int) -> str:
@@ -163,6 +140,7 @@ def load_dataset(
     *,
     store_root: Path | None = None,
     on_progress: OnProgress | None = None,
+    on_evict: Callable[[str], None] | None = None,
 ) -> Dataset:
     """Load the dataset a spec names: validated, split, normalised, fingerprinted.
 
@@ -171,7 +149,8 @@ def load_dataset(
     are row ids into that one copy: read into memory whole when their float32 form fits
     `limits.resident_data_bytes`, else read batch by batch (`Dataset.placement`).
     `limits` are the caps archives, tables and label sets must pass (the service passes
-    its configured ones; the defaults otherwise). `on_progress(done, total)` follows decoding.
+    its configured ones; the defaults otherwise). `on_progress(done, total)` follows decoding;
+    `on_evict(line)` hears each cache entry evicted to make room for the decoded data.
     """
     limits = limits or Limits()
     fmt, digest = identify(spec, path)
@@ -183,13 +162,16 @@ def load_dataset(
         store = DataStore(root)
         stored = store.open(key)
         if stored is None:
-            _make_room(store_root, limits, fmt, path)
+            make_room = room_maker(store_root, limits.cache_max_bytes, on_evict)
+            if make_room is not None:  # an .npz's size is in its headers; others tell later
+                make_room(npz_bytes(path) if fmt == "npz" else 0)
             if work_dir is not None:
                 Path(work_dir).mkdir(parents=True, exist_ok=True)
             # Extracted files are decoded into the cache, so a scratch folder can go after.
             scratch = Path(work_dir) if work_dir else Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="akd-data-")))  # fmt: skip
-            stored = _decode(spec, path, fmt, StoreSink(store, key, scratch, on_progress), limits)
+            sink = StoreSink(store, key, scratch, on_progress, make_room)
+            stored = _decode(spec, path, fmt, sink, limits)
     # (A private store's files are unlinked now; the mapping keeps the rows readable.)
     return _build(spec, seed, fmt, digest, stored, limits)
 

@@ -12,18 +12,26 @@ from akd_core.data.store import DataStore, StoredData
 from akd_core.spec import DatasetSpec
 
 OnProgress = Callable[[int, int], None]  # (items decoded, items in all)
+MakeRoom = Callable[[int], None]  # (bytes of the new entry) -> evict what it would push over
 # The spec fields that change what is decoded (the rest act on the decoded rows).
 DECODE_FIELDS = {"image_size", "label_column", "skip_bad_files"}
 
 
 @dataclass(frozen=True)
 class StoreSink:
-    """Where a reader puts what it decodes: the store, the entry's key, a scratch folder."""
+    """Where a reader puts what it decodes: the store, the entry's key, a scratch folder, and
+    who makes room under the cache cap once the entry's size is known (akd_core.data.room)."""
 
     store: DataStore
     key: str
     work_dir: Path
     on_progress: OnProgress | None = None
+    make_room: MakeRoom | None = None
+
+    def reserve(self, nbytes: int) -> None:
+        """Evict what a new entry of `nbytes` would push over the cache cap (before writing it)."""
+        if self.make_room is not None:
+            self.make_room(nbytes)
 
 
 def decode_settings(spec: DatasetSpec) -> dict[str, Any]:
