@@ -126,7 +126,8 @@ def run_job(
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=out_dir) as work:
         ds = load_dataset(spec.dataset, data_path, spec.seed, Path(work), limits,
                           store_root=(cache_dir or out_dir / ".cache") / "data",
-                          on_progress=_decode_progress(hooks))  # fmt: skip
+                          on_progress=_decode_progress(hooks),
+                          on_evict=_eviction_teller(hooks, "loading", 0.0))  # fmt: skip
     check_job_limits(spec, limits, ds.input_shape, ds.num_classes)  # the student's real size
     preflight.after_data(spec, ds, teacher_path.stat().st_size, str(dev), peek.exported)
     hooks.check_cancel()
@@ -307,6 +308,15 @@ def _decode_progress(hooks: Hooks) -> Callable[[int, int], None]:
     return emit
 
 
+def _eviction_teller(hooks: Hooks, stage: Stage, progress: float) -> Callable[[str], None]:
+    """A cache eviction's line as a 'log' event of `stage`: an eviction is never silent."""
+
+    def tell(line: str) -> None:
+        hooks.emit(ProgressEvent(kind="log", stage=stage, message=line, progress=progress))
+
+    return tell
+
+
 def _stage_emitter(hooks: Hooks) -> Callable[[Stage, float, str], None]:
     def stage(name: Stage, progress: float, message: str) -> None:
         hooks.emit(ProgressEvent(kind="phase", stage=name, message=message, progress=progress))
@@ -333,11 +343,7 @@ def _teacher_logits(
 
     `max_bytes` caps the cache folder: room is made for the new entry before it is written.
     """
-
-    def tell(line: str) -> None:  # an eviction is reported, never silent
-        hooks.emit(ProgressEvent(kind="log", stage="caching_teacher", message=line, progress=0.03))
-
-    cache = LogitCache(cache_root, max_bytes, tell)
+    cache = LogitCache(cache_root, max_bytes, _eviction_teller(hooks, "caching_teacher", 0.03))
     # The same bytes read as another arch or with other options would give other logits.
     how = teacher_spec.model_dump_json(include={"format", "arch", "arch_options"})
     key = cache_key(f"{teacher.fingerprint}|{how}", ds.fingerprint)

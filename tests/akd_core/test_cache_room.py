@@ -84,3 +84,26 @@ def test_the_older_entry_is_evicted_before_any_row_is_written(tmp_path, fmt):
     assert line.startswith("evicted logits old (") and "least recently used" in line
     assert rows_then == 0  # evicted before the first row was written
     assert not old.exists() and not lease_path(old).exists()
+
+
+def test_a_job_reports_the_evictions_its_data_caused_as_log_events(digits_teacher, tmp_path):
+    from akd_core.errors import JobCancelled
+    from akd_core.events import ProgressEvent
+    from akd_core.pipeline import run_job
+    from akd_core.spec import parse_spec
+
+    spec = parse_spec({
+        "teacher": {"source": f"file:{digits_teacher}", "format": "onnx"},
+        "student": {"arch": "mlp"},
+        "dataset": {"source": "builtin:digits"},
+    })  # fmt: skip
+    cache, events = tmp_path / "cache", list[ProgressEvent]()
+    old = LogitCache(cache).put("old", {"val": np.zeros((100 * KIB, 1), np.float32)})  # 400 KiB
+    # 1,797 digits of 8x8 float32 (~460 KiB) and the old entry do not fit 600 KiB together.
+    limits = Limits(cache_max_bytes=600 * KIB)
+    with pytest.raises(JobCancelled):  # stopped once the data is loaded: no training needed
+        run_job(spec, tmp_path / "out", cache_dir=cache, limits=limits,
+                on_event=events.append, should_cancel=lambda: True)  # fmt: skip
+    said = [(e.stage, e.message) for e in events if e.kind == "log" and "evicted" in e.message]
+    assert said == [("loading", "evicted logits old (400.1 KiB, least recently used)")]
+    assert not old.exists() and [e.kind for e in list_entries(cache)] == ["data"]
