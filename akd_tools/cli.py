@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -36,6 +37,11 @@ def _job_exit(job: dict[str, Any]) -> int:
     reason = job.get("failure_reason")
     print(f"job {job.get('id')} {state}" + (f": {reason}" if reason else ""), file=sys.stderr)
     return EXIT_FAILED
+
+
+_UNREACHABLE_HINT = (
+    "start one here with `akd serve` (http://127.0.0.1:8000), or name yours with --url or AKD_URL"
+)
 
 
 # -- subcommands ----------------------------------------------------------------------------
@@ -95,13 +101,30 @@ def cmd_download(args: argparse.Namespace) -> int:
         if args.name:
             # --out names a folder, existing or not: created first, so that the client puts
             # the artifact inside it (a missing path would be taken for the file's own name).
+            created = _missing_folders(out)
             out.mkdir(parents=True, exist_ok=True)
-            paths = [client.download(args.id, args.name, out)]
+            try:
+                paths = [client.download(args.id, args.name, out)]
+            except BaseException:
+                # An unknown job or artifact leaves no empty folders behind.
+                for folder in created:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+                raise
         else:
             paths = client.download_all(args.id, out)
     for p in paths:
         print(p)
     return EXIT_OK
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -270,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except AKDUnreachable as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
+        print(f"is the server running? {_UNREACHABLE_HINT}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except AKDClientError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)

@@ -52,6 +52,14 @@ def test_download_never_replaces_a_folder_with_an_artifact(monkeypatch, tmp_path
     assert (out / "report.md" / "mine.txt").read_text() == "keep me"
 
 
+def test_a_failed_download_leaves_no_empty_folder_behind(monkeypatch, tmp_path, capsys):
+    out = tmp_path / "new" / "folder"
+    code = _run(monkeypatch, FakeServer(), "download", "nosuchjob", "report.md", "--out", str(out))
+    assert code == cli.EXIT_USAGE
+    assert "no job at /jobs/nosuchjob/artifacts/report.md" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # neither the folder nor its new parent
+
+
 def _spec_file(folder: Path, **changes: object) -> Path:
     spec = {"teacher": {"source": "file:teacher.onnx"}, "student": {"arch": "mlp"},
             "dataset": {"source": "file:data.npz"}} | changes  # fmt: skip

@@ -152,7 +152,9 @@ def test_cli_exit_codes_a_script_can_trust(monkeypatch, files, capsys):
 
 def test_cli_reports_an_unreachable_server_with_exit_3(capsys):
     assert cli.main(["status", JOB_ID, "--url", "http://127.0.0.1:9", "--key", ""]) == 3
-    assert "unreachable" in capsys.readouterr().err.lower()
+    err = capsys.readouterr().err
+    assert "unreachable" in err.lower()
+    assert "start one here with `akd serve`" in err and "--url or AKD_URL" in err
 
 
 @pytest.fixture
