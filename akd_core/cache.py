@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from akd_core.cache_lease import Lease
+from akd_core.cache_lease import Lease, write_leased
 from akd_core.cache_prune import prune_and_tell
-from akd_core.fileio import atomic_write
 
 CACHE_VERSION = "1"
 
@@ -61,7 +60,7 @@ class LogitCache:
         # Room is made first: the entry's size is known (its header is a few hundred bytes).
         size = sum(a.nbytes for a in arrays.values())
         prune_and_tell(self.root, self.max_bytes, self.tell, incoming=size)
-        return atomic_write(self.path(key), lambda tmp: save_file(arrays, str(tmp)))
+        return write_leased(self.path(key), lambda tmp: save_file(arrays, str(tmp)))
 
 
 class _LeasedMap(mmap.mmap):

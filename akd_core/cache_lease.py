@@ -14,7 +14,10 @@ import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+from akd_core.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 LEASE_DIR = ".leases"
@@ -117,3 +120,11 @@ def last_used(entry: Path) -> float:
         except FileNotFoundError:
             continue
     return max(times)
+
+
+def write_leased(entry: Path, write: Callable[[Path], object]) -> Path:
+    """Write the file entry `entry` atomically while holding its lease: from before its temp
+    file exists until it is renamed or removed, so pruning can tell a live writer's temp file
+    (lease held) from one a killed writer left (the kernel drops a dead process's flock)."""
+    with Lease.shared(entry):
+        return atomic_write(entry, write)

@@ -3,7 +3,8 @@
 Pruning runs after each job (the worker, `akd distill --cache-max-gb`), before a new logit
 entry is written, and on demand (`akd cache prune`). An entry that a job holds (its
 shared lease, akd_core.cache_lease) is skipped, so the cache may stay over the cap while
-jobs run; temporaries being written are not entries and are never touched.
+jobs run; temporaries being written are not entries and are never touched while their
+writer lives (it holds the entry's lease); a dead writer's are deleted.
 """
 
 from __future__ import annotations
@@ -139,25 +140,48 @@ def prune(root: Path, max_bytes: int, incoming: int = 0) -> Pruned:
 
 def _remove_leftovers(root: Path) -> None:
     """Delete what killed processes left behind: an evictor's renamed entry (nothing reads
-    those folders, and two deleting one at once is harmless), a data writer's temp folder."""
+    those folders, and two deleting one at once is harmless), a data writer's temp folder,
+    a logit or token writer's temp file."""
     for folder in {root / sub for sub, _ in KINDS.values()}:
         for path in folder.glob(f"{EVICTING}*"):
             shutil.rmtree(path, ignore_errors=True)
-    data = root / KINDS["data"][0]
-    for path in data.glob(".*"):
-        if path.name != LEASE_DIR and not path.name.startswith(EVICTING) and path.is_dir():
-            _remove_orphan(path, data / path.name[1:].split(".")[0])
+    for sub, suffix in KINDS.values():
+        folder = root / sub if sub else root
+        for path in folder.glob(".*"):
+            entry = _written_entry(path, suffix)
+            if entry is not None:
+                _remove_orphan(path, entry)
+
+
+def _written_entry(tmp: Path, suffix: str | None) -> Path | None:
+    """The entry that the dot-named `tmp` is being written as, or None when it is no temp
+    of a writer: a data folder `.<key>.<random>/` (StoreWriter, or its `.<key>.old.*` trash)
+    or a file `.<key><suffix>.<random>` (write_leased: an atomic write's mkstemp name)."""
+    name = tmp.name
+    if name == LEASE_DIR or name.startswith(EVICTING):
+        return None
+    if suffix is None:  # data entries are folders
+        return tmp.parent / name[1:].split(".")[0] if tmp.is_dir() else None
+    target = name[1:].rpartition(".")[0]
+    if not tmp.is_file() or not target.endswith(suffix) or target == suffix:
+        return None
+    return tmp.parent / target
 
 
 def _remove_orphan(tmp: Path, entry: Path) -> None:
-    """Delete the temp folder `tmp` (`.<key>.<random>`) when no live writer of `entry` holds
-    its lease: a writer takes it before making the folder and keeps it until it is gone."""
+    """Delete `tmp` when no live writer of `entry` holds its lease: a writer takes it before
+    making the temp (folder or file) and keeps it until the temp is renamed or gone. The
+    lease, not the temp's age, decides: a dead process's flock is gone at once, and a slow
+    live write (tens of GB on a busy disk) is never mistaken for an abandoned one."""
     lease = Lease.exclusive(entry)
     if lease is None:
         return  # a writer (or a reader) of that key is alive
     try:
         log.info("cache: removing %s, left by a job that ended while writing it", tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         if not entry.exists():
             lease_path(entry).unlink(missing_ok=True)  # no stray lock file for a missing entry
     finally:

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from akd_core.cache_lease import Lease
+from akd_core.cache_lease import Lease, write_leased
 from akd_core.data.dataset import split_sizes
 from akd_core.data.splits import cap, carve
 from akd_core.errors import DatasetError
-from akd_core.fileio import atomic_write, sha256_of
+from akd_core.fileio import sha256_of
 from akd_core.formats import infer_dataset_format
 from akd_core.limits import Limits
 from akd_core.spec import DatasetSpec
@@ -242,5 +242,5 @@ def _cached_tokens(cache_dir: Path, key: str, rows: dict[str, TextRows], tokeniz
             fh.flush()
             os.fsync(fh.fileno())
 
-    atomic_write(path, write)
+    write_leased(path, write)  # leased: a killed write's temp file is pruned
     return tokens, False

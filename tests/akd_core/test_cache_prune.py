@@ -167,12 +167,14 @@ def test_an_entry_being_written_is_neither_listed_nor_evicted_nor_read(tmp_path)
     store = DataStore(tmp_path / "data")
     writer = store.writer("k")
     writer.append(np.ones((4, 8), np.uint8))
-    half_logits = tmp_path / ".x.safetensors.tmp1"  # an atomic write in progress
+    writing = Lease.shared(tmp_path / "x.safetensors")  # a logit writer holds its entry's lease
+    half_logits = tmp_path / ".x.safetensors.tmp1"  # while its atomic write is in progress
     half_logits.write_bytes(b"\0" * 64)
     assert list_entries(tmp_path) == []
     assert store.open("k") is None  # a reader decodes it itself rather than read half of one
     assert prune(tmp_path, 0).evicted == []
     assert writer.tmp.is_dir() and half_logits.exists()
+    writing.release()
     stored = writer.commit({"main": np.zeros(4)}, {"classes": []})
     del stored
     gc.collect()
