@@ -1,68 +1,41 @@
-"""The training loop of one arm (annealing, kd or student), resumable epoch by epoch."""
+"""The training loop of one arm (annealing, kd or student), resumable epoch by epoch.
+
+Its parts: arm_feed (the batches' rows and teacher logits), step_loss (the loss of each
+phase, micro-batches), arm_resume (the checkpoint), evaluation (validation accuracy).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from akd_core import prefetch
+from akd_core.arm_feed import ArmFeed
+from akd_core.arm_resume import ArmCheckpoint, cpu_state
 from akd_core.arm_setup import PhasePlan, Progress, TrainData, plan_arm
 from akd_core.batches import EpochBatches
-from akd_core.checkpoint import checkpoint_path, restore_rng, rng_state, save_checkpoint
+from akd_core.checkpoint import checkpoint_path
 from akd_core.compile_forward import ForwardChoice, choose_forward
-from akd_core.device import channels_last_for, restore_scaler
+from akd_core.device import channels_last_for
 from akd_core.distributed import Shard
-from akd_core.errors import SpecError, TrainingError
+from akd_core.errors import TrainingError
+from akd_core.evaluation import accuracy
 from akd_core.events import Hooks, ProgressEvent
-from akd_core.losses import AnnealingLoss, CrossEntropyLoss, HintonKDLoss
 from akd_core.optim import build_optimizer, build_scheduler
-from akd_core.records import (
-    ArmResult,
-    BestEpoch,
-    EpochRecord,
-    LoopState,
-    ResumeState,
-    load_resume_state,
-)
+from akd_core.records import ArmResult, BestEpoch, EpochRecord, LoopState
 from akd_core.schedule import phi, temperature_at
 from akd_core.spec import JobSpec
+from akd_core.step_loss import PhaseLosses, micro_slices
 
-AmpContext = Callable[[], contextlib.AbstractContextManager[Any]]
-
-
-@torch.no_grad()
-def accuracy(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch_size: int,
-    amp: AmpContext = contextlib.nullcontext,
-    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> float:
-    """Top-1 accuracy of `model` in eval mode, batched (x may live on another device).
-
-    With `decode`, x holds row ids of streamed data and each batch is decoded first.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    correct = torch.zeros((), dtype=torch.int64, device=device)  # summed there: no sync per batch
-    for i in range(0, len(x), batch_size):
-        # Splits too large for the GPU stay in pinned host memory: move each batch over.
-        xb = x[i : i + batch_size]
-        xb = (decode(xb) if decode is not None else xb).to(device, non_blocking=True)
-        yb = y[i : i + batch_size].to(device, non_blocking=True)
-        with amp():
-            pred = model(xb).argmax(dim=-1)
-        correct += (pred == yb).sum()
-    return int(correct) / max(len(x), 1)
+# Imported from here by the pipeline, the tests and the benchmarks.
+__all__ = ["ArmResult", "ArmTrainer", "PhasePlan", "Progress", "TrainData", "accuracy"]
+__all__ += ["micro_slices", "plan_arm"]
 
 
 class ArmTrainer:
@@ -97,13 +70,11 @@ class ArmTrainer:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model  # see _choose_forward
         self.forward_choice: ForwardChoice | None = None
-        self._ahead: prefetch.Prefetcher[torch.Tensor] | None = None  # streamed: see _read_ahead
-        kd = spec.kd
-        self.losses = {
-            "anneal": AnnealingLoss(),
-            "kd": HintonKDLoss(kd.temperature, kd.alpha),
-            "ce": CrossEntropyLoss(),
-        }
+        self.feed = ArmFeed(data, self.batches, self.shard, spec.optimizer.batch_size)
+        self.losses = PhaseLosses(spec.kd)
+        parts = (self.model, self.scaler, self.generator, device)
+        # One writer: every rank of a data-parallel job holds the same weights.
+        self.checkpoint = ArmCheckpoint(self.ckpt, arm, run_key, *parts, self.shard.rank == 0)
 
     def amp(self) -> contextlib.AbstractContextManager[Any]:
         """Autocast to the mixed-precision dtype asked for, or nothing."""
@@ -114,22 +85,14 @@ class ArmTrainer:
     # -- the loop, top to bottom -------------------------------------------------------
     def run(self, resume: bool) -> ArmResult:
         """Train every phase (resuming from the checkpoint when asked) and return the result."""
-        saved = load_resume_state(self.ckpt) if resume else None
-        if saved is not None and saved.run_key != self.run_key:
-            raise SpecError(
-                f"{self.ckpt} was written by a run with another spec, dataset or teacher; "
-                "resume only the same job (or start it in a new output folder)",
-                field="resume",
-            )
+        saved = self.checkpoint.load() if resume else None
         if saved is not None and saved.done:  # its epochs count for the run's progress
             self.progress.done_epochs += sum(p.epochs for p in self.phases)
             return self._result(saved.loop)
         loop = LoopState()
         if saved is not None:
             loop = saved.loop
-            restore_scaler(self.scaler, saved.scaler, self.arm)
-            self.model.load_state_dict(saved.model)
-            restore_rng(saved.rng, self.generator, self.device)
+            self.checkpoint.restore(saved)
         self._choose_forward()
         done_before = sum(p.epochs for p in self.phases[: loop.phase_idx]) + loop.epoch
         self.progress.done_epochs += done_before
@@ -157,18 +120,18 @@ class ArmTrainer:
                         val_accuracy=record.val_accuracy,
                         epoch=record.epoch,
                         phase=plan.number,
-                        state=_cpu_state(self.model),
+                        state=cpu_state(self.model),
                     )
                 loop.epoch += 1
                 loop.train_seconds = seconds_before + time.perf_counter() - started
-                self._save(loop, optimizer, scheduler)
+                self.checkpoint.save(loop, optimizer, scheduler)
             # Phase 2 starts from the best Phase-1 student, with a fresh optimizer and schedule.
             loop.phase_idx, loop.epoch = loop.phase_idx + 1, 0
             if loop.phase_idx < len(self.phases):
                 assert loop.best is not None  # every phase trains at least one epoch
                 self.model.load_state_dict(loop.best.state)
                 loop.best = None
-        self._save(loop, done=True)
+        self.checkpoint.save(loop, done=True)
         return self._result(loop)
 
     def _train_epoch(
@@ -200,7 +163,7 @@ class ArmTrainer:
         perm_host = perm.cpu() if on_host else None
         # Summed on the device: a .item() per step would stall the GPU pipeline.
         total_loss, seen = torch.zeros((), device=self.device), 0
-        with self._read_ahead(perm if perm_host is None else perm_host, steps):
+        with self.feed.read_ahead(perm if perm_host is None else perm_host, steps):
             for step in range(steps):
                 self.hooks.check_cancel()
                 rows = slice(step * bs, (step + 1) * bs)
@@ -260,7 +223,7 @@ class ArmTrainer:
         """Forward and backward of this process's rows `idx` of a batch of `batch_rows`, micro-
         batch by micro-batch; the detached loss, as this process's share of the batch mean.
         Nothing here waits for the device: no .item(), no host copy of a batch."""
-        xb, yb = self._fetch(idx, idx_host)
+        xb, yb = self.feed.fetch(idx, idx_host)
         if self.data.augment is not None:  # on the device, drawn on the device
             # Drawn for the whole batch, applied to this rank's rows: any world size
             # augments a global batch the same way.
@@ -273,8 +236,8 @@ class ArmTrainer:
             with self.shard.accumulating(self.forward, last=i == len(parts) - 1):
                 with self.amp():
                     out = self.forward(xb[part]).float()  # (b, K) student logits
-                tb = self._teacher(plan, xb[part], idx[part], part_host)
-                loss = self._loss(plan, out, xb[part], yb[part], tb, phi_T)
+                tb = self.feed.teacher(plan.loss, xb[part], idx[part], part_host)
+                loss = self.losses(plan.loss, out, yb[part], tb, phi_T)
                 # The batch loss is the mean over its rows: each micro-batch's mean weighted
                 # by its share of rows, so the accumulated gradient equals the whole batch's
                 # (x world: DDP averages the ranks' gradients, where the batch mean sums them).
@@ -282,37 +245,6 @@ class ArmTrainer:
                 self.scaler.scale(loss * (share * self.shard.world)).backward()
             total += loss.detach() * share
         return total
-
-    def _fetch(
-        self, idx: torch.Tensor, idx_host: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and labels of rows `idx` on the training device, as stored."""
-        d = self.data
-        yb = self.batches.take(d.y_train, idx, idx_host)
-        if d.decode is None:
-            return self.batches.take(d.x_train, idx, idx_host), yb
-        # Streamed data: x holds row ids (host); rows are read and decoded to float32 on the
-        # host, then sent over through a pinned staging buffer (no sync on the device).
-        if self._ahead is not None:  # read and decoded one step ahead, in this same order
-            return self.batches.send(self._ahead.next()), yb
-        ids = d.x_train[idx_host if idx_host is not None else idx.to(d.x_train.device)]
-        return self.batches.send(d.decode(ids)), yb
-
-    @contextlib.contextmanager
-    def _read_ahead(self, order: torch.Tensor, steps: int) -> Iterator[None]:
-        """Streamed data: this epoch's batches read and decoded on a thread, a step ahead."""
-        d, bs, decode = self.data, self.spec.optimizer.batch_size, self.data.decode
-        if decode is None or prefetch.AHEAD == 0:  # resident data is indexed in the step
-            yield
-            return
-        order = order.cpu()  # the host copy already, where there is one
-        ids = [d.x_train[self.shard.rows(order[s * bs : (s + 1) * bs])] for s in range(steps)]
-        with prefetch.Prefetcher(lambda s: decode(ids[s]), steps, prefetch.AHEAD) as ahead:
-            self._ahead = ahead
-            try:
-                yield
-            finally:
-                self._ahead = None
 
     def _choose_forward(self) -> None:
         """Compile the training forward or not, as optimizer.compile says (once per arm)."""
@@ -328,38 +260,9 @@ class ArmTrainer:
             self.model,
             self.spec.optimizer.compile,
             self.device,
-            lambda: self._fetch(first, first.cpu())[0],
+            lambda: self.feed.fetch(first, first.cpu())[0],
             self.amp,
         )
-
-    def _teacher(
-        self, plan: PhasePlan, xb: torch.Tensor, idx: torch.Tensor, idx_host: torch.Tensor | None
-    ) -> torch.Tensor | None:
-        """(B, K) teacher logits of the batch: cached rows, or the frozen teacher run on the
-        same (augmented) batch; None for the cross-entropy phase, which needs none."""
-        d = self.data
-        if plan.loss == "ce":
-            return None
-        if d.teacher_train is not None:
-            return self.batches.take(d.teacher_train, idx, idx_host)
-        assert d.teacher_fn is not None
-        return d.teacher_fn(xb)
-
-    def _loss(
-        self,
-        plan: PhasePlan,
-        out: torch.Tensor,
-        xb: torch.Tensor,
-        yb: torch.Tensor,
-        tb: torch.Tensor | None,
-        phi_T: float | None,
-    ) -> torch.Tensor:
-        if plan.loss == "ce":
-            return self.losses["ce"](out, yb)
-        assert tb is not None
-        if plan.loss == "anneal":
-            return self.losses["anneal"](out, tb, phi_T)
-        return self.losses["kd"](out, tb, yb)
 
     def _steps_per_epoch(self) -> int:
         n, bs = len(self.data.x_train), self.spec.optimizer.batch_size
@@ -380,28 +283,6 @@ class ArmTrainer:
             **metrics,  # an epoch's figures: epoch, T, phi, train_loss, ... samples_per_s
         )
 
-    def _save(
-        self,
-        loop: LoopState,
-        optimizer: torch.optim.Optimizer | None = None,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        done: bool = False,
-    ) -> None:
-        if self.shard.rank != 0:  # one writer; every rank holds the same weights
-            return
-        state = ResumeState(
-            loop=loop,
-            arm=self.arm,
-            done=done,
-            run_key=self.run_key,
-            model=_cpu_state(self.model),
-            optimizer=optimizer.state_dict() if optimizer else {},
-            scheduler=scheduler.state_dict() if scheduler else {},
-            rng=rng_state(self.generator, self.device),
-            scaler=self.scaler.state_dict(),
-        )
-        save_checkpoint(self.ckpt, state.to_dict())
-
     def _result(self, loop: LoopState) -> ArmResult:
         best = loop.best
         if best is None or not math.isfinite(best.val_accuracy):
@@ -416,16 +297,3 @@ class ArmTrainer:
             train_seconds=float(loop.train_seconds),
             forward=self.forward_choice,
         )
-
-
-def micro_slices(n: int, micro: int) -> list[slice]:
-    """Row ranges of a batch of n rows in micro-batches of `micro`; a trailing micro-batch of
-    one row joins the one before it (BatchNorm cannot train on a single sample)."""
-    starts = list(range(0, n, micro))
-    if len(starts) > 1 and n - starts[-1] == 1:
-        starts.pop()
-    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n], strict=True)]
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in copy.copy(model.state_dict()).items()}

@@ -73,11 +73,11 @@ def test_resume_check_is_exact_on_cpu(capsys):
 
 
 def test_resume_check_reports_a_run_that_does_not_resume_exactly(monkeypatch, capsys):
-    from akd_core import trainer
+    from akd_core import arm_resume
 
     paths = _bench("gpu_paths")
     # A resume that forgets the RNG state shuffles the rest of the epoch differently.
-    monkeypatch.setattr(trainer, "restore_rng", lambda *args: None)
+    monkeypatch.setattr(arm_resume, "restore_rng", lambda *args: None)
     code = paths.main(["resume", "--device", "cpu", "--arch", "mlp", "--samples", "96",
                        "--batch-size", "32", "--precisions", "fp32"])  # fmt: skip
     assert code == 1 and "DIFFERS" in capsys.readouterr().out

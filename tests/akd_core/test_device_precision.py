@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from akd_core import trainer
+from akd_core import arm_resume
 from akd_core.device import amp_dtype_for, set_deterministic
 from akd_core.errors import JobCancelled
 from akd_core.events import Hooks
@@ -79,10 +79,10 @@ def test_an_fp16_checkpoint_resumes_without_loss_scaling(tmp_path, monkeypatch):
 
 def test_the_trainer_saves_and_restores_the_rng_of_its_own_device(tmp_path, monkeypatch):
     seen: list[object] = []
-    real_state, real_restore = trainer.rng_state, trainer.restore_rng
-    monkeypatch.setattr(trainer, "rng_state", lambda g, d: seen.append(d) or real_state(g, d))
+    real_state, real_restore = arm_resume.rng_state, arm_resume.restore_rng
+    monkeypatch.setattr(arm_resume, "rng_state", lambda g, d: seen.append(d) or real_state(g, d))
     monkeypatch.setattr(
-        trainer, "restore_rng", lambda s, g, d: seen.append(d) or real_restore(s, g, d)
+        arm_resume, "restore_rng", lambda s, g, d: seen.append(d) or real_restore(s, g, d)
     )
     with pytest.raises(JobCancelled):
         _trainer(tmp_path, Hooks(should_cancel=ts.StopAfter(3)), None).run(resume=False)

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from akd_core import trainer
+from akd_core import step_loss
 from akd_core.checkpoint import checkpoint_path, load_checkpoint
 from akd_core.errors import JobCancelled, SpecError, TrainingError
 from akd_core.events import Hooks
@@ -39,7 +39,7 @@ def test_eta_is_a_smoothed_epoch_time_times_the_epochs_left():
     assert p.seconds_per_epoch == pytest.approx(13.0) and p.eta_s() == pytest.approx(39.0)
 
 
-class _CELog(trainer.CrossEntropyLoss):
+class _CELog(step_loss.CrossEntropyLoss):
     """Cross-entropy that records each step's value and batch size."""
 
     steps: list[tuple[float, int]] = []
@@ -52,7 +52,7 @@ class _CELog(trainer.CrossEntropyLoss):
 
 def test_train_loss_is_the_sample_weighted_mean_of_the_steps(monkeypatch, tmp_path):
     _CELog.steps = []
-    monkeypatch.setattr(trainer, "CrossEntropyLoss", _CELog)
+    monkeypatch.setattr(step_loss, "CrossEntropyLoss", _CELog)
     data = ts.synthetic_train_data(n=40)  # batch 16: steps of 16, 16 and 8 samples
     spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
     _, result = ts.train_arm("student", spec, data, tmp_path)
@@ -97,7 +97,7 @@ def test_the_forward_pass_runs_in_the_precision_asked_for(tmp_path, amp_dtype):
 
 def test_a_single_sample_epoch_reports_that_samples_loss(monkeypatch, tmp_path):
     _CELog.steps = []
-    monkeypatch.setattr(trainer, "CrossEntropyLoss", _CELog)
+    monkeypatch.setattr(step_loss, "CrossEntropyLoss", _CELog)
     data = ts.synthetic_train_data(n=1)
     spec = ts.arm_spec(annealing={"tau_max": 1, "phase1_epochs": 1, "phase2_epochs": 0})
     _, result = ts.train_arm("student", spec, data, tmp_path)

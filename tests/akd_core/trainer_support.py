@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from akd_core import pipeline, trainer
+from akd_core import pipeline, step_loss, trainer
 from akd_core.events import Hooks
 from akd_core.fileio import sha256_of
 from akd_core.models import build_model
@@ -155,7 +155,7 @@ def spy_training(monkeypatch: pytest.MonkeyPatch) -> tuple[LossLog, OptimizerLog
         if opts.optimizers:
             log.lr.append(opts.optimizers[-1].param_groups[0]["lr"])
 
-    class AnnealingSpy(trainer.AnnealingLoss):
+    class AnnealingSpy(step_loss.AnnealingLoss):
         def forward(self, student_logits, teacher_logits, phi):
             log.phi.append(phi)
             log.anneal_teacher.append(teacher_logits.detach().clone())
@@ -164,7 +164,7 @@ def spy_training(monkeypatch: pytest.MonkeyPatch) -> tuple[LossLog, OptimizerLog
             current_lr()
             return super().forward(student_logits, teacher_logits, phi)
 
-    class KDSpy(trainer.HintonKDLoss):
+    class KDSpy(step_loss.HintonKDLoss):
         def forward(self, student_logits, teacher_logits, labels):
             log.kd_teacher.append(teacher_logits.detach().clone())
             log.kd_student.append(student_logits.detach().clone())
@@ -176,7 +176,7 @@ def spy_training(monkeypatch: pytest.MonkeyPatch) -> tuple[LossLog, OptimizerLog
             current_lr()
             return value
 
-    class CESpy(trainer.CrossEntropyLoss):
+    class CESpy(step_loss.CrossEntropyLoss):
         def forward(self, student_logits, labels):
             log.ce_calls += 1
             current_lr()
@@ -189,9 +189,9 @@ def spy_training(monkeypatch: pytest.MonkeyPatch) -> tuple[LossLog, OptimizerLog
         opts.optimizers.append(real_build(model, spec, **kwargs))
         return opts.optimizers[-1]
 
-    monkeypatch.setattr(trainer, "AnnealingLoss", AnnealingSpy)
-    monkeypatch.setattr(trainer, "HintonKDLoss", KDSpy)
-    monkeypatch.setattr(trainer, "CrossEntropyLoss", CESpy)
+    monkeypatch.setattr(step_loss, "AnnealingLoss", AnnealingSpy)
+    monkeypatch.setattr(step_loss, "HintonKDLoss", KDSpy)
+    monkeypatch.setattr(step_loss, "CrossEntropyLoss", CESpy)
     monkeypatch.setattr(trainer, "build_optimizer", build)
     return log, opts
 
