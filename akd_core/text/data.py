@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from akd_core.cache_lease import Lease, write_leased
+from akd_core.cache_prune import prune_and_tell
 from akd_core.data.dataset import split_sizes
 from akd_core.data.splits import cap, carve
 from akd_core.errors import DatasetError
@@ -177,8 +179,12 @@ def load_text_dataset(
     seed: int,
     cache_dir: Path,
     limits: Limits | None = None,
+    on_evict: Callable[[str], None] | None = None,
 ) -> TextDataset:
-    """Read `paths` ("train" and optionally "val"/"test" files), split, label and tokenise."""
+    """Read `paths` ("train" and optionally "val"/"test" files), split, label and tokenise.
+
+    New tokens are written to `cache_dir/tokens/` after room is made under
+    `limits.cache_max_bytes`; `on_evict(line)` hears each entry evicted for them."""
     limits = limits or Limits()
     fmts = {s: text_format(p, spec.format) for s, p in paths.items()}
     digests = {s: sha256_of(p) for s, p in paths.items()}
@@ -212,7 +218,8 @@ def load_text_dataset(
         if len(y) == 0:
             raise DatasetError(f"dataset {paths['train'].name!r}: too few rows, the {name} split "
                                "would be empty", field="dataset.source")  # fmt: skip
-    tokens, hit = _cached_tokens(cache_dir, key, rows, tokenizer, spec)
+    tokens, hit = _cached_tokens(cache_dir, key, rows, tokenizer, spec, limits.cache_max_bytes,
+                                 on_evict)  # fmt: skip
     return TextDataset(
         x_train=tokens["train"], y_train=ys["train"], x_val=tokens["val"], y_val=ys["val"],
         x_test=tokens["test"], y_test=ys["test"], classes=classes, inputs=channels(tokenizer),
@@ -223,7 +230,9 @@ def load_text_dataset(
 
 
 def _cached_tokens(cache_dir: Path, key: str, rows: dict[str, TextRows], tokenizer: Any,
-                   spec: DatasetSpec) -> tuple[dict[str, np.ndarray], bool]:  # fmt: skip
+                   spec: DatasetSpec, max_bytes: int | None = None,
+                   on_evict: Callable[[str], None] | None = None,
+                   ) -> tuple[dict[str, np.ndarray], bool]:  # fmt: skip
     """Token arrays per split from cache_dir/tokens/<key>.npz, or tokenised and stored there."""
     path = cache_dir / "tokens" / f"{key}.npz"
     with Lease.shared(path):  # read whole: no lease needed once in memory
@@ -235,6 +244,8 @@ def _cached_tokens(cache_dir: Path, key: str, rows: dict[str, TextRows], tokeniz
                 pass  # a damaged cache file is rebuilt
     tokens = {s: encode(tokenizer, r.texts, r.pairs, spec.max_length) for s, r in rows.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Room first (the arrays' bytes are the entry's, give or take the .npz headers).
+    prune_and_tell(cache_dir, max_bytes, on_evict, sum(a.nbytes for a in tokens.values()))
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:

@@ -149,7 +149,8 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
         teacher_labels = [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
         ds = load_text_dataset(spec.dataset, _data_paths(spec, resolve), tokenizer,
                                tokenizer_sha(folder.root), teacher_labels, spec.seed,
-                               cache_root, limits)  # fmt: skip
+                               cache_root, limits,
+                               on_evict=core._eviction_teller(hooks, "loading", 0.0))  # fmt: skip
         check_vocabulary(folder, tokenizer, ds)
         uses_types = "token_type_ids" in ds.inputs
 

@@ -107,3 +107,47 @@ def test_a_job_reports_the_evictions_its_data_caused_as_log_events(digits_teache
     said = [(e.stage, e.message) for e in events if e.kind == "log" and "evicted" in e.message]
     assert said == [("loading", "evicted logits old (400.1 KiB, least recently used)")]
     assert not old.exists() and [e.kind for e in list_entries(cache)] == ["data"]
+
+
+def test_room_is_made_before_new_tokens_are_written_and_the_job_hears_it(tmp_path):
+    from akd_core.text.data import load_text_dataset
+    from tests.akd_core.text_support import make_tokenizer, sentences, text_rows, write_jsonl
+
+    tok = make_tokenizer([t for t, _ in sentences(200)])
+    path = write_jsonl(tmp_path / "train.jsonl", text_rows(100))
+    spec = DatasetSpec(source="file:train.jsonl", max_length=16)
+    probe = load_text_dataset(spec, {"train": path}, tok, "tok", [], 0, tmp_path / "probe")
+    tokens = sum(x.nbytes for x in (probe.x_train, probe.x_val, probe.x_test))
+    cache = tmp_path / "cache"
+    old = LogitCache(cache).put("old", {"val": np.zeros((tokens // 4, 1), np.float32)})
+    heard: list[str] = []
+    load_text_dataset(spec, {"train": path}, tok, "tok", [], 0, cache,
+                      Limits(cache_max_bytes=tokens * 3 // 2), on_evict=heard.append)  # fmt: skip
+    assert len(heard) == 2 and heard[0].startswith("evicted logits old (")
+    assert not old.exists() and [e.kind for e in list_entries(cache)] == ["tokens"]
+
+
+@pytest.mark.slow  # transformers and a (cancelled) text job: ~15 s on the loaded machine
+def test_a_text_job_reports_the_evictions_its_tokens_caused(tmp_path):
+    from akd_core.errors import JobCancelled
+    from akd_core.events import ProgressEvent
+    from akd_core.pipeline import run_job
+    from akd_core.spec import parse_spec
+    from tests.akd_core.text_support import make_text_teacher, text_rows, write_jsonl
+
+    make_text_teacher(tmp_path / "teacher", layers=1, rows=32, epochs=0)  # never run: cancelled
+    write_jsonl(tmp_path / "train.jsonl", text_rows(100))
+    spec = parse_spec({
+        "teacher": {"source": f"file:{tmp_path / 'teacher'}"},
+        "student": {"arch": "shrink-teacher", "options": {"layers": 1}},
+        "dataset": {"source": f"file:{tmp_path / 'train.jsonl'}", "max_length": 16},
+        "device": "cpu",
+    })  # fmt: skip
+    cache, events = tmp_path / "cache", list[ProgressEvent]()
+    old = LogitCache(cache).put("old", {"val": np.zeros((KIB, 1), np.float32)})  # 4 KiB
+    with pytest.raises(JobCancelled):  # stopped before the teacher runs
+        run_job(spec, tmp_path / "out", cache_dir=cache, limits=Limits(cache_max_bytes=KIB),
+                on_event=events.append, should_cancel=lambda: True)  # fmt: skip
+    said = [(e.stage, e.message) for e in events if e.kind == "log" and "evicted" in e.message]
+    assert said == [("loading", "evicted logits old (4.1 KiB, least recently used)")]
+    assert not old.exists()
