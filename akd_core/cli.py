@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from akd_core.cache_prune import gib_to_bytes, parse_max_gb, prune_after_job
-from akd_core.errors import AKDError, JobCancelled, TrainingError
+from akd_core.errors import AKDError, JobCancelled, SpecError, TrainingError
 from akd_core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from akd_core.limits import Limits
 from akd_core.progress_bar import ProgressBar
@@ -70,19 +70,42 @@ def file_source_path(source: str, spec_dir: Path) -> Path:
     return path if path.is_absolute() else (spec_dir / path).absolute()
 
 
+def _file_sources(spec: JobSpec, section: str) -> dict[str, str]:
+    """The `file:` sources of one spec section: {field name: source}."""
+    part = getattr(spec, section)
+    return {
+        name: value
+        for name in ("source", "val_source", "test_source")
+        if isinstance(value := getattr(part, name, None), str) and value.startswith("file:")
+    }
+
+
 def with_absolute_file_sources(spec: JobSpec, spec_dir: Path) -> JobSpec:
     """`spec` with every `file:` source made absolute (relative to the spec file, as `akd submit`)."""
     updates: dict[str, Any] = {}
     for section in ("teacher", "dataset"):
-        part = getattr(spec, section)
         fields = {
             name: f"file:{file_source_path(value, spec_dir)}"
-            for name in ("source", "val_source", "test_source")
-            if isinstance(value := getattr(part, name, None), str) and value.startswith("file:")
+            for name, value in _file_sources(spec, section).items()
         }
         if fields:
-            updates[section] = part.model_copy(update=fields)
+            updates[section] = getattr(spec, section).model_copy(update=fields)
     return spec.model_copy(update=updates)
+
+
+def check_file_sources_exist(spec: JobSpec) -> None:
+    """SpecError naming the first `file:` source (absolute by now) that does not exist."""
+    # Checked before torch is imported and any data is read: a mistyped teacher path would
+    # otherwise surface only after the dataset has loaded, or not at all behind a data error.
+    for section in ("teacher", "dataset"):
+        for name, value in _file_sources(spec, section).items():
+            path = Path(value.removeprefix("file:"))
+            if not path.exists():
+                raise SpecError(
+                    f"file {path} does not exist (a file, or a folder for an image folder "
+                    "or a transformers model)",
+                    field=f"{section}.{name}",
+                )
 
 
 def summary_text(report: dict[str, Any], out_dir: Path) -> str:
@@ -119,6 +142,7 @@ def distill_main(args: argparse.Namespace) -> int:
     try:
         spec = with_absolute_file_sources(load_spec_file(args.spec), args.spec.parent)
         check_spec(spec)  # before torch is imported: a misspelt arch fails in under a second
+        check_file_sources_exist(spec)
         from akd_core.pipeline import run_job  # torch: seconds to import
 
         if args.threads:

@@ -104,6 +104,23 @@ def test_distill_resolves_file_sources_relative_to_the_spec_like_submit(
     assert spec.exists()
 
 
+def test_distill_names_a_missing_teacher_file_before_any_data_is_read(
+    monkeypatch, tmp_path, capsys
+):
+    import akd_core.pipeline
+
+    def run_job(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run started although teacher.source does not exist")
+
+    monkeypatch.setattr(akd_core.pipeline, "run_job", run_job)
+    folder = tmp_path / "project"
+    _spec_file(folder, dataset={"source": "file:data.npz"})  # neither file exists
+    argv = ["distill", str(folder / "spec.json"), "--quiet", "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"teacher.source: file {folder / 'teacher.onnx'} does not exist" in err
+
+
 def test_jobs_prints_a_table_with_state_accuracy_and_age(monkeypatch, capsys):
     now = datetime.now(UTC)
     items = [
