@@ -1,7 +1,7 @@
 """Keep a job cache folder under its size cap: least recently used entries go first.
 
-Pruning runs after each job (the worker, `akd distill --cache-max-gb`), before a new logit
-entry is written, and on demand (`akd cache prune`). An entry that a job holds (its
+Pruning runs after each job (the worker, `akd distill --cache-max-gb`), before any new entry
+is written (logits, tokens, decoded data: akd_core.data.room), and on demand (`akd cache prune`). An entry that a job holds (its
 shared lease, akd_core.cache_lease) is skipped, so the cache may stay over the cap while
 jobs run; temporaries being written are not entries and are never touched while their
 writer lives (it holds the entry's lease); a dead writer's are deleted.
