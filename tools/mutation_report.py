@@ -19,9 +19,16 @@ TARGET_SCORE = 0.85
 PARTS: dict[str, list[str]] = {
     "schedule": ["akd_core.schedule.*"],
     "losses": ["akd_core.losses.*"],
-    "trainer": ["akd_core.trainer.*", "akd_core.arm_setup.*"],  # arm_setup: plan and progress
+    # arm_setup: plan and progress; step_loss and arm_feed: the step's loss and rows (split out)
+    "trainer": [
+        "akd_core.trainer.*",
+        "akd_core.arm_setup.*",
+        "akd_core.step_loss.*",
+        "akd_core.arm_feed.*",
+    ],
     "cache": ["akd_core.cache.*"],
-    "checkpoint": ["akd_core.checkpoint.*", "akd_core.records.*"],  # records: resume state
+    # records: the resume state; arm_resume: an arm's save and restore (split out of trainer)
+    "checkpoint": ["akd_core.checkpoint.*", "akd_core.records.*", "akd_core.arm_resume.*"],
     "owner checks": [
         "akd_service.db.jobs.x_get_job_for_owner__*",
         "akd_service.db.listing.x_list_jobs__*",
