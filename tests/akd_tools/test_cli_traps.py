@@ -4,7 +4,10 @@ an unreadable job list, 0600 outputs."""
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,3 +146,31 @@ def test_jobs_prints_a_table_with_state_accuracy_and_age(monkeypatch, capsys):
 def test_outputs_written_atomically_are_readable_like_downloads(tmp_path):
     path = atomic_write_text(tmp_path / "report.md", "# card\n")
     assert _mode(path) == 0o644
+
+
+@pytest.mark.parametrize("lines", [1, 200_000])  # held in the buffer until exit; past it
+def test_output_cut_short_by_the_reader_ends_quietly(lines):
+    # `akd status ID | head`: the pipe closes while the CLI still writes, or before it flushes.
+    script = (
+        "import sys\n"
+        "from akd_tools import cli\n"
+        "def loud(args):\n"
+        f"    for _ in range({lines}):\n"
+        "        print('x' * 99)\n"
+        "    return 0\n"
+        "cli.cmd_status = loud\n"
+        "sys.exit(cli.main(['status', 'some-id']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as in a shell
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the CLI has written anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == cli.EXIT_OK
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
