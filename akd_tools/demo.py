@@ -20,6 +20,7 @@ from akd_tools.demo_report import (
     describe_task,
     next_steps,
     prepare_out_dir,
+    seal_out_dir,
     summary_lines,
     write_summary,
 )
@@ -160,20 +161,23 @@ def main(argv: list[str] | None = None) -> int:
     except DemoOutputError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="akd-demo-") as tmp:
-        port = free_port()
-        print(f"starting akd serve on http://127.0.0.1:{port} (its state in a temp folder)")
-        server = start_server(Path(tmp) / "data", port)
-        try:
-            with AKDClient(f"http://127.0.0.1:{port}") as client:
-                reports = run_seeds(client, out)
-        except RuntimeError as exc:
-            print(f"demo failed: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            print("stopping the server")
-            stop_server(server)
-    write_summary(out, reports)
+    try:
+        with tempfile.TemporaryDirectory(prefix="akd-demo-") as tmp:
+            port = free_port()
+            print(f"starting akd serve on http://127.0.0.1:{port} (its state in a temp folder)")
+            server = start_server(Path(tmp) / "data", port)
+            try:
+                with AKDClient(f"http://127.0.0.1:{port}") as client:
+                    reports = run_seeds(client, out)
+            except RuntimeError as exc:
+                print(f"demo failed: {exc}", file=sys.stderr)
+                return 1
+            finally:
+                print("stopping the server")
+                stop_server(server)
+        write_summary(out, reports)
+    finally:
+        seal_out_dir(out)  # what the demo wrote: a rerun replaces these and spares the rest
     print()
     print("\n".join(summary_lines(reports)))
     print(f"\ndemo took {time.perf_counter() - started:.0f} s; outputs kept in {out}/")

@@ -19,20 +19,54 @@ class DemoOutputError(Exception):
     """The output folder holds files the demo did not write; nothing was deleted."""
 
 
+_MARKER_TEXT = "written by `make demo`; the next demo run replaces this folder\n"
+_FILES_HEADER = "files:\n"
+
+
 def prepare_out_dir(out: Path) -> Path:
     """Empty `out` for a new demo run if the demo made it (or it is empty); never touch other files."""
     if out.exists():
         if not out.is_dir():
             raise DemoOutputError(f"{out.absolute()} is a file; pass --out a folder")
-        if any(out.iterdir()) and not (out / MARKER).is_file():
-            raise DemoOutputError(
-                f"{out.absolute()} holds files the demo did not write; move them or pass "
-                "--out an empty or new folder"
-            )
+        if any(out.iterdir()):
+            foreign = _foreign_files(out)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise DemoOutputError(
+                    f"{out.absolute()} holds files the demo did not write ({shown}); move them "
+                    "or pass --out an empty or new folder"
+                )
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / MARKER).write_text("written by `make demo`; the next demo run replaces this folder\n")
+    (out / MARKER).write_text(_MARKER_TEXT)
     return out
+
+
+def seal_out_dir(out: Path) -> None:
+    """Record in the marker every file the demo wrote, so that a rerun spares any other."""
+    (out / MARKER).write_text(_MARKER_TEXT + _FILES_HEADER + "".join(f"{f}\n" for f in _files(out)))
+
+
+def _files(out: Path) -> list[str]:
+    """Every file (or link) under `out` but the marker, as POSIX paths relative to it."""
+    return sorted(
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p != out / MARKER
+    )
+
+
+def _foreign_files(out: Path) -> list[str]:
+    """The files under a non-empty `out` that the demo did not write (all, without a marker)."""
+    marker = out / MARKER
+    if not marker.is_file():
+        return _files(out) or ["(empty folders)"]
+    text = marker.read_text()
+    if _FILES_HEADER not in text:
+        # A run that did not finish (or an older demo) listed nothing: its folder as a whole.
+        return []
+    written = set(text.split(_FILES_HEADER, 1)[1].splitlines())
+    return [f for f in _files(out) if f not in written]
 
 
 def next_steps(out: Path) -> list[str]:

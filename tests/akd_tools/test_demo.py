@@ -57,6 +57,11 @@ def test_demo_states_its_duration_keeps_outputs_and_prints_next_commands(
     )
     assert f"open {out}/report.md" in stdout and "akd teacher --out teacher.onnx" in stdout
     assert (out / "report.md").is_file() and (out / "seed2" / "report.md").is_file()
+    # A file of the user's in the kept folder survives the next run, which refuses to start.
+    (out / "seed0" / "notes.txt").write_text("mine")
+    assert demo.main(["--out", str(out)]) == 2
+    assert "seed0/notes.txt" in capsys.readouterr().err
+    assert (out / "seed0" / "notes.txt").read_text() == "mine"
 
 
 def test_the_demo_spec_is_a_valid_job_and_the_task_line_describes_it() -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from akd_tools import demo_report
-from akd_tools.demo_report import DemoOutputError, prepare_out_dir, summary_lines, write_summary
+from akd_tools.demo_report import (
+    DemoOutputError,
+    prepare_out_dir,
+    seal_out_dir,
+    summary_lines,
+    write_summary,
+)
 from akd_tools.demo_results import collect, mean_std, pm
 
 
@@ -102,3 +108,17 @@ def test_a_second_run_replaces_the_demo_folder_but_never_foreign_files(tmp_path:
     with pytest.raises(DemoOutputError, match="holds files the demo did not write"):
         prepare_out_dir(mine)
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_rerun_spares_files_added_to_a_finished_demo_folder(tmp_path: Path) -> None:
+    out = prepare_out_dir(tmp_path / "demo")
+    (out / "seed0").mkdir()
+    (out / "seed0" / "report.md").write_text("the demo's model card")
+    seal_out_dir(out)  # the demo finished
+    (out / "seed0" / "my-notes.txt").write_text("keep me")
+    with pytest.raises(DemoOutputError, match=r"did not write \(seed0/my-notes.txt\)"):
+        prepare_out_dir(out)
+    assert (out / "seed0" / "my-notes.txt").read_text() == "keep me"
+    (out / "seed0" / "my-notes.txt").unlink()
+    prepare_out_dir(out)  # only the demo's own files: replaced
+    assert sorted(p.name for p in out.iterdir()) == [demo_report.MARKER]
