@@ -36,15 +36,18 @@ class ProgressBar:
     """A tqdm bar over a run's progress fraction (0..1), labelled with the latest stage and epoch."""
 
     def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __call__(self, event: ProgressEvent | Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            # Drawn at the first event, not before: a run refused up front (a misspelt field,
+            # a missing file) prints its error alone, without an empty 0% bar above it.
             from tqdm import tqdm  # only a terminal run needs it
 
             self.bar = tqdm(total=1000, unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-
-    def __call__(self, event: ProgressEvent | Mapping[str, Any]) -> None:
-        if self.bar is None:
-            return
         data = event.to_dict() if isinstance(event, ProgressEvent) else event
         if "progress" in data:
             self.bar.n = int(float(data["progress"]) * 1000)

@@ -25,8 +25,8 @@ def test_states_stages_and_log_lines():
 
 def test_the_bar_follows_progress_and_keeps_its_label_over_log_lines(capsys):
     bar = ProgressBar(enabled=True)
-    assert bar.bar is not None
     bar(EPOCH)
+    assert bar.bar is not None
     assert bar.bar.n == 500
     bar({"kind": "log", "message": "x", "progress": 0.75})
     assert bar.bar.n == 750
@@ -38,5 +38,11 @@ def test_the_bar_follows_progress_and_keeps_its_label_over_log_lines(capsys):
 def test_a_quiet_bar_prints_nothing(capsys):
     bar = ProgressBar(enabled=False)
     bar(EPOCH)
+    bar.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_a_run_refused_before_its_first_event_prints_no_bar(capsys):
+    bar = ProgressBar(enabled=True)  # `akd distill` makes it before checking the spec
     bar.close()
     assert capsys.readouterr().err == ""
