@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,19 +103,24 @@ class AKDClient:
         """Validate the spec and its `file:` sources, then upload each and use `upload:` ids.
 
         Nothing is uploaded until the whole spec passes the job-spec model (the one the
-        server validates with) and every local file exists.
+        server validates with) and every local file exists. A folder (a transformers model,
+        an image folder) is uploaded as a zip of its files; text data's `val_source` and
+        `test_source` files are uploaded too.
         """
-        from akd_tools.spec_files import local_files
+        from akd_tools.spec_files import local_files, zip_folder
 
         local = local_files(spec, base_dir or Path.cwd())
         out = copy.deepcopy(spec)
-        for section, path in local.items():
-            part = out[section]
-            # The upload id hides the extension, so pin the format it implies now.
-            fmt = _FILE_SOURCES[section].get(_suffix(path))
-            if part.get("format") is None and fmt is not None:
-                part["format"] = fmt
-            part["source"] = f"upload:{self.upload(path)['id']}"
+        with tempfile.TemporaryDirectory(prefix="akd-submit-") as tmp:
+            for (section, field), path in local.items():
+                part = out[section]
+                # The upload id hides the extension, so pin the format it implies now.
+                fmt = _FILE_SOURCES[section].get(_suffix(path))
+                if field == "source" and part.get("format") is None and fmt is not None:
+                    part["format"] = fmt
+                # A folder (transformers model, image folder) travels as a zip.
+                sent = zip_folder(path, Path(tmp) / f"{path.name}.zip") if path.is_dir() else path
+                part[field] = f"upload:{self.upload(sent)['id']}"
         return out
 
     def submit(self, spec: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any]:

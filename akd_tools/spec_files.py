@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
-# Spec sections whose `source` may name a local file to upload.
-FILE_SECTIONS = ("teacher", "dataset")
+# The spec fields whose `file:` source `akd submit` uploads, as (section, field).
+FILE_FIELDS = (
+    ("teacher", "source"),
+    ("dataset", "source"),
+    ("dataset", "val_source"),  # text data's separate split files
+    ("dataset", "test_source"),
+)
+# A fixed timestamp: the same folder zips to the same bytes, so the server's per-owner
+# deduplication by sha256 finds the earlier upload.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def local_files(spec: dict[str, Any], base_dir: Path) -> dict[str, Path]:
-    """Validate `spec` (SpecError naming the field) and map each `file:` section to its file.
+def local_files(spec: dict[str, Any], base_dir: Path) -> dict[tuple[str, str], Path]:
+    """Validate `spec` (SpecError naming the field) and map each `file:` field to its path.
 
     Relative paths are relative to `base_dir` (the spec file's folder), as in `akd distill`;
-    a missing file is named by the absolute path tried.
+    a missing file is named by the absolute path tried. A path may be a folder (a
+    transformers model, an image folder): `zip_folder` packs it for the upload.
     """
     from akd_core.cli import file_source_path
     from akd_core.errors import SpecError
@@ -24,14 +34,28 @@ def local_files(spec: dict[str, Any], base_dir: Path) -> dict[str, Path]:
     # The server's own architecture checks (torch-free), so a wrong arch uploads nothing.
     check_arch_name(parsed.student.arch, "student.arch")
     check_arch_options(parsed.student.arch, parsed.student.options, "student.options")
-    found: dict[str, Path] = {}
-    for section in FILE_SECTIONS:
-        source = spec[section]["source"]
-        if source.startswith("file:"):
+    found: dict[tuple[str, str], Path] = {}
+    for section, field in FILE_FIELDS:
+        source = spec[section].get(field)
+        if isinstance(source, str) and source.startswith("file:"):
             path = file_source_path(source, base_dir)
-            if not path.is_file():
+            if not path.exists():
                 raise SpecError(
-                    f"file {path} does not exist or is not a file", field=f"{section}.source"
+                    f"file {path} does not exist (a file, or a folder for an image folder or a "
+                    "transformers model)",
+                    field=f"{section}.{field}",
                 )
-            found[section] = path
+            found[(section, field)] = path
     return found
+
+
+def zip_folder(folder: Path, dest: Path) -> Path:
+    """`folder`'s files, at the zip's top level, in an uncompressed zip at `dest`."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            with path.open("rb") as src, zf.open(info, "w") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+    return dest

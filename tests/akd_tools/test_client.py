@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,43 @@ def test_submit_uploads_local_files_and_pins_their_formats(files):
     assert server.submitted["teacher"] == {"source": "upload:up1", "format": "onnx"}
     assert server.submitted["dataset"] == {"source": "upload:up2", "format": "npz"}
     assert spec["teacher"]["source"] == "file:teacher.onnx"  # the caller's dict is untouched
+
+
+def test_submit_zips_folder_sources_and_uploads_text_split_files(monkeypatch, tmp_path):
+    # The README's text spec: an hf model folder, train and test files beside the spec.
+    model = tmp_path / "my-bert"
+    (model / "sub").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "sub/vocab.txt"):
+        (model / name).write_text(name)
+    for name in ("train.jsonl", "test.jsonl"):
+        (tmp_path / name).write_text('{"text": "a", "label": 0}\n')
+    spec = {"teacher": {"source": "file:my-bert/", "format": "hf"},
+            "student": {"arch": "shrink-teacher"},
+            "dataset": {"source": "file:train.jsonl", "test_source": "file:test.jsonl"}}  # fmt: skip
+    sent: dict[str, Any] = {}
+
+    def upload(self: AKDClient, path: Path) -> dict[str, Any]:
+        sent[path.name] = zipfile.ZipFile(path).namelist() if path.suffix == ".zip" else path
+        return {"id": f"id-{path.name}"}
+
+    monkeypatch.setattr(AKDClient, "upload", upload)
+    with AKDClient("http://akd", transport=httpx.MockTransport(FakeServer())) as client:
+        body = client.prepare_spec(spec, base_dir=tmp_path)
+    assert body["teacher"] == {"source": "upload:id-my-bert.zip", "format": "hf"}
+    assert body["dataset"] == {"source": "upload:id-train.jsonl", "format": "jsonl",
+                               "test_source": "upload:id-test.jsonl"}  # fmt: skip
+    assert sent["my-bert.zip"] == ["config.json", "model.safetensors", "sub/vocab.txt",
+                                   "tokenizer.json"]  # fmt: skip
+
+
+def test_a_folder_zips_to_the_same_bytes_every_time_so_uploads_deduplicate(tmp_path):
+    from akd_tools.spec_files import zip_folder
+
+    (tmp_path / "pics" / "cat").mkdir(parents=True)
+    (tmp_path / "pics" / "cat" / "1.png").write_bytes(b"png")
+    first = zip_folder(tmp_path / "pics", tmp_path / "a.zip").read_bytes()
+    os.utime(tmp_path / "pics" / "cat" / "1.png", (1e9, 1e9))  # touched, not changed
+    assert zip_folder(tmp_path / "pics", tmp_path / "b.zip").read_bytes() == first
 
 
 def test_wait_streams_events_then_returns_the_final_status():
