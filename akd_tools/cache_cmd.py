@@ -69,7 +69,8 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
             )
         )
     print_table(rows)
-    print(f"{len(entries)} entries, {human_bytes(sum(e.size for e in entries))} in {root}")
+    noun = "entry" if len(entries) == 1 else "entries"
+    print(f"{len(entries)} {noun}, {human_bytes(sum(e.size for e in entries))} in {root}")
     return EXIT_OK
 
 

@@ -45,6 +45,12 @@ def test_ls_lists_kind_key_size_last_use_and_whether_a_job_holds_it(tmp_path, ca
     assert out[3].startswith("2 entries, ") and str(tmp_path) in out[3]
 
 
+def test_ls_of_one_entry_says_entry(tmp_path, capsys):
+    LogitCache(tmp_path).put(LOGIT_KEY, {"val": np.zeros((1024, 1), np.float32)})
+    assert main(["cache", "ls", "--cache-dir", str(tmp_path)]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[-1].startswith("1 entry, ")
+
+
 def test_ls_of_an_empty_cache_says_so(tmp_path, capsys):
     assert main(["cache", "ls", "--cache-dir", str(tmp_path)]) == EXIT_OK
     assert capsys.readouterr().out.strip() == f"the cache {tmp_path} is empty"
