@@ -21,6 +21,7 @@ from akd_core.fileio import atomic_write
 from akd_core.latency import BUDGET_S, THREADS, WARMUP_RUNS, time_feed, timing_session
 from akd_core.models.onnx_runner import make_session
 from akd_core.text.batches import split_batch
+from akd_core.text.hf_quiet import transformers_quiet
 from akd_core.text.students import TokenClassifier
 
 TOKENIZER_DIR = "tokenizer"
@@ -145,7 +146,7 @@ def zip_dir(src: Path, dest: Path) -> Path:
 def write_hf_folders(out_dir: Path, student: TokenClassifier, tokenizer: Any,
                      x_check: np.ndarray) -> dict[str, Any]:  # fmt: skip
     """tokenizer/ and student_hf/ (model + tokenizer); student_hf reloaded and compared."""
-    from transformers import AutoModelForSequenceClassification
+    auto_model = transformers_quiet().AutoModelForSequenceClassification
 
     for name in (TOKENIZER_DIR, STUDENT_HF_DIR):
         shutil.rmtree(out_dir / name, ignore_errors=True)
@@ -153,7 +154,7 @@ def write_hf_folders(out_dir: Path, student: TokenClassifier, tokenizer: Any,
     hf: Any = copy.deepcopy(student.hf).cpu().eval()
     hf.save_pretrained(str(out_dir / STUDENT_HF_DIR), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir / STUDENT_HF_DIR))
-    reloaded = AutoModelForSequenceClassification.from_pretrained(
+    reloaded = auto_model.from_pretrained(
         str(out_dir / STUDENT_HF_DIR), local_files_only=True, trust_remote_code=False,
         use_safetensors=True,
     ).eval()  # fmt: skip

@@ -17,6 +17,7 @@ from akd_core.teacher_check import short_message
 from akd_core.teachers import Teacher
 from akd_core.text.batches import split_batch
 from akd_core.text.hf_folder import SUPPORTED_FAMILIES
+from akd_core.text.hf_quiet import transformers_quiet
 
 FIELD = "teacher.source"
 
@@ -30,11 +31,11 @@ _TINY = {"vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1, "num_attent
 
 def preload(scratch: Path) -> None:
     """Import and exercise the loading path of every sandbox family (trusted, tiny models)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    hf = transformers_quiet()
 
     for family in SANDBOX_FAMILIES:
-        model = AutoModelForSequenceClassification.from_config(
-            AutoConfig.for_model(family, **_TINY)
+        model = hf.AutoModelForSequenceClassification.from_config(
+            hf.AutoConfig.for_model(family, **_TINY)
         )
         if family == SANDBOX_FAMILIES[0]:  # save and load once: from_pretrained's own imports
             model.save_pretrained(str(scratch / "warmup"), safe_serialization=True)
@@ -46,10 +47,10 @@ def preload(scratch: Path) -> None:
 
 def load_hf_classifier(folder: Path, device: torch.device) -> torch.nn.Module:
     """AutoModelForSequenceClassification from a local folder, offline, no remote code."""
-    from transformers import AutoModelForSequenceClassification
+    auto_model = transformers_quiet().AutoModelForSequenceClassification
 
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = auto_model.from_pretrained(
             str(folder), trust_remote_code=False, use_safetensors=True, local_files_only=True
         )
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...

@@ -13,6 +13,7 @@ from torch import nn
 from akd_core.errors import SpecError, TeacherLoadError
 from akd_core.text.batches import split_batch
 from akd_core.text.hf_folder import SUPPORTED_FAMILIES, HfFolder
+from akd_core.text.hf_quiet import transformers_quiet
 from akd_core.text.names import SHRINK_DEFAULT_LAYERS, bert_dropout, bert_options
 
 # Families whose layers are `<prefix>.encoder.layer.<n>.` and config says num_hidden_layers.
@@ -87,7 +88,7 @@ def _teacher_state(root: Path) -> dict[str, torch.Tensor]:
 
 
 def _shrink(teacher: HfFolder, options: dict[str, Any], classes: list[str]) -> nn.Module:
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    hf = transformers_quiet()
 
     for key in options:
         if key != "layers":
@@ -106,8 +107,8 @@ def _shrink(teacher: HfFolder, options: dict[str, Any], classes: list[str]) -> n
                         f"teacher's {n_t} layers", field="student.options.layers")  # fmt: skip
     cfg = {k: v for k, v in teacher.config.items() if k not in ("model_type", "architectures")}
     cfg.update(num_hidden_layers=layers, **_labels(classes))
-    config = AutoConfig.for_model(teacher.model_type, **cfg)
-    student = AutoModelForSequenceClassification.from_config(config)
+    config = hf.AutoConfig.for_model(teacher.model_type, **cfg)
+    student = hf.AutoModelForSequenceClassification.from_config(config)
     picked = shrink_layers(n_t, layers)
     source = {j: i for i, j in enumerate(picked)}
     mapped: dict[str, torch.Tensor] = {}

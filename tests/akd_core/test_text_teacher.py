@@ -151,3 +151,17 @@ def test_archives_are_checked_member_by_member_without_extracting(tmp_path):
         check_hf_archive(zip_folder(folder, tmp_path / "remote.zip"), Limits())
     with pytest.raises(TeacherLoadError, match="past the limit|members|was refused"):
         check_hf_archive(good, Limits(max_members=2))
+
+
+def test_loading_and_writing_hf_folders_print_no_transformers_bars(tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from akd_core.text.hf_teacher import load_hf_classifier
+
+    folder = trained_teacher()  # built (and saved, bars and all) by the test's own support
+    capfd.readouterr()
+    hf_logging.enable_progress_bar()  # as in a fresh process, whatever ran before
+    model = load_hf_classifier(folder, CPU)
+    model.save_pretrained(str(tmp_path / "saved"), safe_serialization=True)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err
