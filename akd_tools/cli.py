@@ -74,10 +74,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
             out = args.out or Path("runs") / job["id"]
             paths = client.download_all(job["id"], out)
             print(f"job {job['id']} succeeded; {len(paths)} artifact(s) in {out}")
-            metrics = job.get("metrics") or {}
-            if metrics:
-                _print_json(metrics)
+            _print_outcome(job, out)
         return code
+
+
+def _print_outcome(job: dict[str, Any], out: Path) -> None:
+    """The summary `akd distill` prints (results, verdict, resolution) from the downloaded
+    report.json; the job's metrics as JSON where that report cannot be read."""
+    from akd_core.cli import summary_text
+
+    try:
+        print(summary_text(json.loads((out / "report.json").read_text()), out))
+        return
+    except (OSError, ValueError, KeyError, TypeError):  # not downloaded, or another layout
+        pass
+    metrics = job.get("metrics") or {}
+    if metrics:
+        _print_json(metrics)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -82,6 +82,9 @@ def test_every_akd_subcommand_against_a_real_server(server, digits_teacher, tmp_
     assert run.returncode == 0, run.stderr + server.log.read_text()[-3000:]
     job_id = JOB_ID.search(run.stdout).group(0)  # type: ignore[union-attr]
     assert f"job {job_id} succeeded" in run.stdout
+    # The summary `akd distill` prints, from the downloaded report: results, verdict, resolution.
+    assert "\nstudent   0." in run.stdout and "(same budget, baseline)" in run.stdout
+    assert "Resolution: the test split has" in run.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert_report_follows_contract(report)
     _check_report_values(report)
