@@ -142,6 +142,9 @@ def test_akd_distill_passes_devices_to_the_run(monkeypatch, tmp_path):
 
     monkeypatch.setattr(pipeline, "run_job", fake_run_job)
     spec = tmp_path / "spec.json"
+    (tmp_path / "t.onnx").write_bytes(
+        b"never read: the run is replaced"
+    )  # the CLI checks it exists
     spec.write_text('{"teacher": {"source": "file:t.onnx"}, "student": {"arch": "mlp"}, '
                     '"dataset": {"source": "builtin:digits"}}')  # fmt: skip
     assert cli.main([str(spec), "--devices", "2", "--quiet"]) != 0
