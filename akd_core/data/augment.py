@@ -61,9 +61,4 @@ def crop_flip(
     batch = torch.arange(b, device=x.device)[:, None, None]
     # Advanced indexing on (B, H', W', C) gathers every sample's window in one op: (B, H, W, C).
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    # Copied into NCHW strides, as the batch came. `.contiguous()` would keep a one-channel
-    # batch as it is, (B, 1, H, W) with channels-last strides (size-1 axes do not count), and
-    # convolutions then run the whole student channels-last: every conv weight gradient is
-    # copied back to the weight's layout, and DDP warns "Grad strides do not match bucket
-    # view strides" about the gradients that slip through (1x1 and one-input-channel convs).
-    return out.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
+    return out.permute(0, 3, 1, 2).contiguous()
