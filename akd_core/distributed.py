@@ -78,10 +78,10 @@ class Shard:
         if self.world == 1:
             return model
         ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
-        # Harmless here, and only noise to a user: a one-channel image batch (B, 1, H, W) is
-        # also channels-last, so convolutions on the CPU run the student channels-last
-        # (measured faster than NCHW: resnet8 on 1x32x32, 1 thread, a step 108 ms against
-        # 145 ms). Autograd keeps a gradient as the kernel made it only where it differs from
+        # Harmless here, and only noise to a user: crop-flip's one-channel batch (B, 1, H, W)
+        # keeps channels-last strides (`.contiguous()` ignores size-1 axes), so convolutions on
+        # the CPU run the student channels-last (measured faster than NCHW: resnet8 on
+        # 1x32x32, 1 thread, a step 108 ms against 145 ms). Autograd keeps a gradient as the kernel made it only where it differs from
         # its parameter in the strides of size-1 axes (1x1 and one-input-channel convs, whose
         # memory order is the same), and copies every other one to its parameter's layout;
         # DDP copies gradients into its buckets whatever their strides. A rank process runs
