@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -306,3 +307,28 @@ def test_a_read_error_fails_the_arm_with_its_message_and_leaves_no_thread(tmp_pa
     assert len(reads.ahead()) == 3
     assert not _readers()
     assert threading.active_count() == threads
+
+
+@pytest.mark.parametrize("ahead, resident", [(0, False), (1, False), (1, True)])
+def test_splits_kept_on_the_host_are_gathered_with_the_host_copy_of_the_order(
+    tmp_path, monkeypatch, ahead, resident
+):
+    """A training device other than the host (here 'meta', which holds no values): labels,
+    cached logits and row ids stay in host memory and are gathered with the order's host copy,
+    as on a GPU; the device copy of the order is never read on the host."""
+    monkeypatch.setattr(prefetch, "AHEAD", ahead)
+    streamed, _ = _streamed(tmp_path, 53)
+    data = streamed
+    if resident:  # the decoded inputs themselves in host memory, no decoder
+        assert streamed.decode is not None
+        data = replace(streamed, x_train=streamed.decode(streamed.x_train), decode=None)
+    order = torch.randperm(53, generator=torch.Generator().manual_seed(3))
+    feed = ArmFeed(data, EpochBatches(torch.device("meta"), BS), Shard(), BS)
+    seen = []
+    with feed.read_ahead(order, 4):
+        for s in range(4):
+            idx_host = order[s * BS : (s + 1) * BS]
+            idx = idx_host.to("meta")  # (B,) the order on the training device
+            xb, yb = feed.fetch(idx, idx_host)
+            seen.append(_got(xb, yb, feed.teacher("kd", xb, idx, idx_host)))
+    assert seen == [_expected(streamed, order, s, Shard()) for s in range(4)]
