@@ -70,7 +70,7 @@ def file_source_path(source: str, spec_dir: Path) -> Path:
     return path if path.is_absolute() else (spec_dir / path).absolute()
 
 
-def _file_sources(spec: JobSpec, section: str) -> dict[str, str]:
+def file_sources(spec: JobSpec, section: str) -> dict[str, str]:
     """The `file:` sources of one spec section: {field name: source}."""
     part = getattr(spec, section)
     return {
@@ -86,7 +86,7 @@ def with_absolute_file_sources(spec: JobSpec, spec_dir: Path) -> JobSpec:
     for section in ("teacher", "dataset"):
         fields = {
             name: f"file:{file_source_path(value, spec_dir)}"
-            for name, value in _file_sources(spec, section).items()
+            for name, value in file_sources(spec, section).items()
         }
         if fields:
             updates[section] = getattr(spec, section).model_copy(update=fields)
@@ -98,7 +98,7 @@ def check_file_sources_exist(spec: JobSpec) -> None:
     # Checked before torch is imported and any data is read: a mistyped teacher path would
     # otherwise surface only after the dataset has loaded, or not at all behind a data error.
     for section in ("teacher", "dataset"):
-        for name, value in _file_sources(spec, section).items():
+        for name, value in file_sources(spec, section).items():
             path = Path(value.removeprefix("file:"))
             if not path.exists():
                 raise SpecError(

@@ -6,13 +6,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-# The spec fields whose `file:` source `akd submit` uploads, as (section, field).
-FILE_FIELDS = (
-    ("teacher", "source"),
-    ("dataset", "source"),
-    ("dataset", "val_source"),  # text data's separate split files
-    ("dataset", "test_source"),
-)
 # A fixed timestamp: the same folder zips to the same bytes, so the server's per-owner
 # deduplication by sha256 finds the earlier upload.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -25,8 +18,7 @@ def local_files(spec: dict[str, Any], base_dir: Path) -> dict[tuple[str, str], P
     a missing file is named by the absolute path tried. A path may be a folder (a
     transformers model, an image folder): `zip_folder` packs it for the upload.
     """
-    from akd_core.cli import file_source_path
-    from akd_core.errors import SpecError
+    from akd_core.cli import check_file_sources_exist, file_sources, with_absolute_file_sources
     from akd_core.models.names import check_arch_name, check_arch_options
     from akd_core.spec import parse_spec
 
@@ -34,19 +26,14 @@ def local_files(spec: dict[str, Any], base_dir: Path) -> dict[tuple[str, str], P
     # The server's own architecture checks (torch-free), so a wrong arch uploads nothing.
     check_arch_name(parsed.student.arch, "student.arch")
     check_arch_options(parsed.student.arch, parsed.student.options, "student.options")
-    found: dict[tuple[str, str], Path] = {}
-    for section, field in FILE_FIELDS:
-        source = spec[section].get(field)
-        if isinstance(source, str) and source.startswith("file:"):
-            path = file_source_path(source, base_dir)
-            if not path.exists():
-                raise SpecError(
-                    f"file {path} does not exist (a file, or a folder for an image folder or a "
-                    "transformers model)",
-                    field=f"{section}.{field}",
-                )
-            found[(section, field)] = path
-    return found
+    # The same resolution and existence check as `akd distill`: one rule, one message.
+    resolved = with_absolute_file_sources(parsed, base_dir)
+    check_file_sources_exist(resolved)
+    return {
+        (section, field): Path(value.removeprefix("file:"))
+        for section in ("teacher", "dataset")
+        for field, value in file_sources(resolved, section).items()
+    }
 
 
 def zip_folder(folder: Path, dest: Path) -> Path:
