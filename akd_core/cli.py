@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cache-max-gb",
-        type=cache_max_gb,
+        type=max_gb_type("--cache-max-gb"),
         help="after the run, remove least recently used cache entries until the cache folder "
         "is at most this many GiB (default: no cap)",
     )
@@ -56,12 +57,16 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def cache_max_gb(text: str) -> float | None:
-    """argparse type: a size in GiB >= 0, or 'unlimited'."""
-    try:
-        return parse_max_gb(text, "--cache-max-gb")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+def max_gb_type(flag: str) -> Callable[[str], float | None]:
+    """argparse type of a cache cap flag: a size in GiB >= 0, or 'unlimited'."""
+
+    def parse(text: str) -> float | None:
+        try:
+            return parse_max_gb(text, flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return parse
 
 
 def file_source_path(source: str, spec_dir: Path) -> Path:

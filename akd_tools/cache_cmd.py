@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from akd_core.cache_entries import list_entries
-from akd_core.cache_prune import gib_to_bytes, human_bytes, parse_max_gb, prune
+from akd_core.cache_prune import gib_to_bytes, human_bytes, prune
+from akd_core.cli import max_gb_type
 from akd_core.errors import AKDError
 from akd_core.exit_codes import EXIT_OK
 from akd_tools.tables import age_text, print_table
@@ -38,14 +39,6 @@ def _settings() -> Any:
 
 def _cache_dir(args: argparse.Namespace) -> Path:
     return Path(args.cache_dir) if args.cache_dir else _settings().cache
-
-
-def max_gb_arg(text: str) -> float | None:
-    """argparse type of --max-gb: a size in GiB >= 0, or 'unlimited'."""
-    try:
-        return parse_max_gb(text, "--max-gb")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -105,5 +98,7 @@ def add_cache_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_cache_ls)
     p = actions.add_parser("prune", help="remove least recently used entries over the cap")
     p.add_argument("--cache-dir", type=Path, help=where)
-    p.add_argument("--max-gb", type=max_gb_arg, help="cap in GiB (default: AKD_CACHE_MAX_GB, 50)")
+    p.add_argument(
+        "--max-gb", type=max_gb_type("--max-gb"), help="cap in GiB (default: AKD_CACHE_MAX_GB, 50)"
+    )
     p.set_defaults(func=cmd_cache_prune)
