@@ -163,14 +163,14 @@ def load_dataset(
         stored = store.open(key)
         if stored is None:
             make_room = room_maker(store_root, limits.cache_max_bytes, on_evict)
-            if make_room is not None:  # an .npz's size is in its headers; others tell later
-                make_room(npz_bytes(path) if fmt == "npz" else 0)
             if work_dir is not None:
                 Path(work_dir).mkdir(parents=True, exist_ok=True)
             # Extracted files are decoded into the cache, so a scratch folder can go after.
             scratch = Path(work_dir) if work_dir else Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="akd-data-")))  # fmt: skip
             sink = StoreSink(store, key, scratch, on_progress, make_room)
+            if fmt == "npz":  # its size is in its headers: room before decoding starts; the
+                sink.reserve(npz_bytes(path))  # other formats reserve once their size is known
             stored = _decode(spec, path, fmt, sink, limits)
     # (A private store's files are unlinked now; the mapping keeps the rows readable.)
     return _build(spec, seed, fmt, digest, stored, limits)
