@@ -20,9 +20,9 @@ from pathlib import Path
 
 from akd_core.cache_entries import KINDS, CacheEntry, list_entries
 from akd_core.cache_lease import LEASE_DIR, Lease, lease_path
+from akd_core.limits import GIB
 
 log = logging.getLogger(__name__)
-GIB = 1024**3
 UNLIMITED = "unlimited"
 EVICTING = ".evict."  # prefix of an evicted entry's folder until its bytes are deleted
 

@@ -9,10 +9,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from akd_core.errors import TeacherLoadError
+from akd_core.errors import TeacherLoadError, short_message
 from akd_core.models import build_model
 from akd_core.spec import TeacherSpec
-from akd_core.teacher_check import short_message
 
 _LIST_KEYS = 5  # how many offending keys an error message shows
 # BatchNorm's step counter is absent from some exports and unused in eval mode.

@@ -19,20 +19,14 @@ import torch
 from torch import nn
 
 from akd_core.archives import ArchiveLimits, check_archive
-from akd_core.errors import AKDError, TeacherLoadError
+from akd_core.errors import AKDError, TeacherLoadError, short_message
 from akd_core.fileio import sha256_of
 from akd_core.formats import infer_teacher_format
 from akd_core.models.onnx_runner import OnnxInput
 from akd_core.models.registry import count_params
-from akd_core.onnx_classifier import (  # ONNX_TEXT, read_onnx_graph: also imported from here
-    ONNX_FORMATS,
-    ONNX_TEXT,
-    OnnxModel,
-    open_onnx_model,
-    read_onnx_graph,
-)
+from akd_core.onnx_classifier import ONNX_FORMATS, ONNX_TEXT, OnnxModel, open_onnx_model
 from akd_core.spec import TeacherSpec
-from akd_core.teacher_check import check_teacher, short_message
+from akd_core.teacher_check import check_teacher
 from akd_core.teacher_weights import registry_model_with_weights
 from akd_core.torchscript_check import check_scripted_module, refuse_load_time_code
 
@@ -40,13 +34,11 @@ if TYPE_CHECKING:
     from akd_core.sandbox.proxy import SandboxPolicy
 
 __all__ = [
-    "ONNX_TEXT",
     "Teacher",
     "check_teacher",
     "load_teacher",
     "load_teacher_in_process",
     "open_teacher",
-    "read_onnx_graph",
 ]
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from akd_core.errors import TeacherLoadError
-from akd_core.teacher_check import short_message
+from akd_core.errors import TeacherLoadError, short_message
 from akd_core.teachers import Teacher
 from akd_core.text.batches import split_batch
 from akd_core.text.hf_folder import SUPPORTED_FAMILIES

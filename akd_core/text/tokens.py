@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from akd_core.errors import TeacherLoadError
-from akd_core.teacher_check import short_message
+from akd_core.errors import TeacherLoadError, short_message
 from akd_core.text.batches import CHANNELS
 
 ENCODE_CHUNK = 4096  # rows tokenised per call (bounds the lists held at once)
