@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,9 @@ from akd_core.text.names import is_text_arch
 from akd_service.config import Settings
 from akd_service.db.uploads import owned_upload_path
 from app.api.problems import ApiProblem
+
+if TYPE_CHECKING:
+    from akd_core.data.peek import Peek
 
 # Sniffed kinds that are zip or tar containers: each member is checked before anyone
 # extracts or decompresses it (an .npz or a TorchScript file is a zip, and np.load or
@@ -117,12 +121,14 @@ def check_worker_memory(
     data_path: Path | None,
     teacher_bytes: int,
     worker_memory_gb: float,
+    peeked: Peek | None = None,
 ) -> None:
     """Refuse a job whose peak memory, estimated from the dataset's headers, exceeds the
-    worker's (the worker's own pre-flight checks where the headers do not tell)."""
+    worker's (the worker's own pre-flight checks where the headers do not tell). `peeked`:
+    the dataset's sample shape and class count when the teacher check already read them."""
     from akd_core.preflight import GIB, check_memory, header_estimate  # numpy on first use
 
-    estimate = header_estimate(spec, dataset_format, data_path, teacher_bytes)
+    estimate = header_estimate(spec, dataset_format, data_path, teacher_bytes, peeked)
     if estimate is not None:
         where = f"a worker (AKD_WORKER_MEMORY_GB={worker_memory_gb:g})"
         # check_memory keeps the same headroom as the worker's own check.
@@ -131,19 +137,22 @@ def check_worker_memory(
 
 def check_onnx_teacher_shapes(
     spec: JobSpec, teacher_path: Path, dataset_format: str | None, data_path: Path | None
-) -> None:
+) -> Peek | None:
     """Refuse an ONNX teacher whose declared input or output shape cannot fit the dataset's
-    samples and classes (as far as its headers tell); the worker runs the model itself."""
+    samples and classes (as far as its headers tell); the worker runs the model itself.
+    Returns the dataset's (sample shape, class count) where it read them, for reuse."""
     from akd_core.data.peek import peek_exact  # numpy, loaded on first submit
     from akd_core.formats import ONNX_PARSE_MAX_BYTES
     from akd_core.onnx_shapes import check_declared_shapes, read_declared_shapes
 
     if teacher_path.stat().st_size > ONNX_PARSE_MAX_BYTES:
-        return  # not parsed in the API (memory); the worker's check on zeros tells
+        return None  # not parsed in the API (memory); the worker's check on zeros tells
     declared = read_declared_shapes(teacher_path)
-    if declared is not None:
-        shape, num_classes = peek_exact(spec.dataset, dataset_format, data_path)
-        check_declared_shapes(declared, shape, num_classes)
+    if declared is None:
+        return None
+    peeked = peek_exact(spec.dataset, dataset_format, data_path)
+    check_declared_shapes(declared, *peeked)
+    return peeked
 
 
 def check_hub_teacher(spec: JobSpec) -> str:
@@ -232,14 +241,17 @@ def validate_sources(
         )
         dataset_format = infer_dataset_format(data_path, spec.dataset.format)
     _check_limits(spec, dataset_format, data_path, limits or Limits())
+    peeked = None  # the dataset's headers, read once for both checks below
     if (
         teacher_format == "onnx"
         and teacher_path is not None
         and not is_text_arch(spec.student.arch)
     ):
-        check_onnx_teacher_shapes(spec, teacher_path, dataset_format, data_path)
+        peeked = check_onnx_teacher_shapes(spec, teacher_path, dataset_format, data_path)
     if worker_memory_gb is not None:
-        check_worker_memory(spec, dataset_format, data_path, teacher_bytes, worker_memory_gb)
+        check_worker_memory(
+            spec, dataset_format, data_path, teacher_bytes, worker_memory_gb, peeked
+        )
 
     # Store the resolved formats so the worker runs exactly what was validated here; parsing
     # again re-runs the cross-field rules (e.g. an inferred safetensors teacher needs an arch).
