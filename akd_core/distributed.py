@@ -174,9 +174,14 @@ def train_arm_parallel(job: ParallelArm, world: int, hooks: Hooks) -> ArmResult:
     result = ArmTrainer(job.arm, job.spec, job.model, job.data, cpu, job.out_dir, Hooks(),
                         job.progress, None, job.run_key).run(resume=True)  # fmt: skip
     # What the ranks trained with, for report.json's student.compile or baselines.<arm>.compile.
-    why = f"data-parallel on {world} processes: eager under DDP"
-    result.forward = ForwardChoice(job.spec.optimizer.compile, False, why)
+    result.forward = ddp_forward_choice(job.spec, world)
     return result
+
+
+def ddp_forward_choice(spec: JobSpec, world: int) -> ForwardChoice:
+    """The forward every data-parallel rank trains with: eager, DDP's hooks run around it."""
+    why = f"data-parallel on {world} processes: eager under DDP"
+    return ForwardChoice(spec.optimizer.compile, False, why)
 
 
 def _joined(procs: Any, cancel: Any) -> bool:

@@ -23,7 +23,7 @@ from akd_core.batches import EpochBatches
 from akd_core.checkpoint import checkpoint_path
 from akd_core.compile_forward import ForwardChoice, choose_forward
 from akd_core.device import channels_last_for
-from akd_core.distributed import Shard
+from akd_core.distributed import Shard, ddp_forward_choice
 from akd_core.errors import TrainingError
 from akd_core.evaluation import accuracy
 from akd_core.events import Hooks, ProgressEvent
@@ -250,9 +250,7 @@ class ArmTrainer:
         """Compile the training forward or not, as optimizer.compile says (once per arm)."""
         if self.shard.world > 1:  # DDP's own hooks run around the eager forward
             self.forward = self.shard.wrap(self.model, self.device)
-            mode = self.spec.optimizer.compile
-            why = f"data-parallel on {self.shard.world} processes: eager under DDP"
-            self.forward_choice = ForwardChoice(mode, False, why)
+            self.forward_choice = ddp_forward_choice(self.spec, self.shard.world)
             return
         n = min(len(self.data.x_train), self.spec.optimizer.resolved_micro_batch_size)
         first = torch.arange(n, device=self.device)
