@@ -175,8 +175,9 @@ def run_job(
     data = train_data(
         ds,
         logits,
-        dev if devices == 1 else torch.device("cpu"),  # data-parallel: each rank places its own
+        dev,
         needs_train,
+        devices=devices,
         teacher_fn=(lambda xb: teacher.predict(xb).float()) if per_batch else None,
         augment=crop_flip if random_aug else None,
     )
@@ -223,10 +224,15 @@ def train_data(
     dev: torch.device,
     needs_train: bool,
     *,
+    devices: int = 1,
     teacher_fn: TeacherFn | None = None,
     augment: Augment | None = None,
 ) -> TrainData:
-    """The run's train/val tensors on `dev`, with the cached train logits when an arm needs them."""
+    """The run's train/val tensors on `dev`, with the cached train logits when an arm needs them.
+
+    Data-parallel (`devices` > 1): they stay on the CPU and each rank places its own copy.
+    """
+    dev = dev if devices == 1 else torch.device("cpu")
     return TrainData(
         x_train=split_tensor(ds.x_train, dev),
         y_train=place(torch.from_numpy(ds.y_train), dev),

@@ -185,9 +185,7 @@ def run_text_job(spec: JobSpec, out_dir: Path, *, resolve: core.Resolver | None 
                         "input": None, "model_type": folder.model_type}  # fmt: skip
         teacher.release()  # the cache holds all the teacher knows about this data
 
-        # Data-parallel: the splits stay on the CPU and each rank places its own copy.
-        data = core.train_data(ds, logits, dev if devices == 1 else torch.device("cpu"),
-                               needs_train)  # fmt: skip
+        data = core.train_data(ds, logits, dev, needs_train, devices=devices)
         x_test, y_test = torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test)
         progress = Progress(total_epochs=spec.epoch_budget * len(spec.arms),
                             start=core.TRAIN_SPAN[0], end=core.TRAIN_SPAN[1])  # fmt: skip
