@@ -142,14 +142,11 @@ def _remove_leftovers(root: Path) -> None:
     """Delete what killed processes left behind: an evictor's renamed entry (nothing reads
     those folders, and two deleting one at once is harmless), a data writer's temp folder,
     a logit or token writer's temp file."""
-    for folder in {root / sub for sub, _ in KINDS.values()}:
-        for path in folder.glob(f"{EVICTING}*"):
-            shutil.rmtree(path, ignore_errors=True)
-    for sub, suffix in KINDS.values():
-        folder = root / sub if sub else root
-        for path in folder.glob(".*"):
-            entry = _written_entry(path, suffix)
-            if entry is not None:
+    for sub, suffix in KINDS.values():  # one folder per kind: one listing each
+        for path in (root / sub).glob(".*"):
+            if path.name.startswith(EVICTING):
+                shutil.rmtree(path, ignore_errors=True)
+            elif (entry := _written_entry(path, suffix)) is not None:
                 _remove_orphan(path, entry)
 
 
@@ -158,7 +155,7 @@ def _written_entry(tmp: Path, suffix: str | None) -> Path | None:
     of a writer: a data folder `.<key>.<random>/` (StoreWriter, or its `.<key>.old.*` trash)
     or a file `.<key><suffix>.<random>` (write_leased: an atomic write's mkstemp name)."""
     name = tmp.name
-    if name == LEASE_DIR or name.startswith(EVICTING):
+    if name == LEASE_DIR:
         return None
     if suffix is None:  # data entries are folders
         return tmp.parent / name[1:].split(".")[0] if tmp.is_dir() else None
